@@ -1,0 +1,325 @@
+/**
+ * Fuel for core Wasm: an admission-time rewrite that makes a module count its own steps.
+ *
+ * V8 has no fuel, so we meter inside the module. The pass (binaryen.js) adds:
+ *
+ * - an exported mutable i64 global {@link FUEL_EXPORT}: the fuel left. The host writes the
+ *   budget before a call and reads what is left after. Its initial value is 0, so an
+ *   instrumented module run by a host that forgot to set a budget stops at once.
+ * - an imported function {@link FUEL_IMPORT_MODULE}.{@link FUEL_IMPORT_NAME} `() -> ()`: called
+ *   when the global goes negative. The host's implementation should throw {@link OutOfFuel}
+ *   (see {@link fuelImports}); an `unreachable` follows the call as a backstop, so a host
+ *   that returns normally still gets a trap.
+ * - a charge at every function entry and at every loop header: subtract the static cost of
+ *   the code that follows up to the next loop header (every expression node counts 1, both
+ *   arms of an `if` included), then trap when the global is negative. Functions with neither
+ *   loops nor calls run a bounded number of steps and are left as they are (their cost is
+ *   not counted: cheaper, and still deterministic).
+ * - the start function (if any) is removed from the start section and exported as
+ *   {@link START_EXPORT}: the host calls it right after instantiation, with a budget. Otherwise
+ *   it would run inside `new WebAssembly.Instance()` before any budget could be set.
+ *
+ * Same module + same inputs => exactly the same fuel: the charges are static.
+ *
+ * Cost (see shared/notes/sandboxes.md): +26–33 % on a header filter, ~10 ms to instrument a
+ * 19 KB module; importing binaryen takes ~260 ms, so it is imported lazily and this runs at
+ * admission only (cache the result by digest: `module-cache.ts`).
+ *
+ * @example
+ * const { bytes } = await instrumentFuel(wasmBytes)
+ * const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { ...imports, ...fuelImports() })
+ * const meter = new FuelMeter(inst)
+ * meter.set(1_000_000)
+ * try { (inst.exports.run as () => void)() } catch (e) { if (isOutOfFuel(e)) ... }
+ * meter.used() // steps the call consumed
+ */
+import { stripStart } from './wasm-binary.ts'
+
+/** Export name of the fuel global (mutable i64, fuel left; negative once exhausted). */
+export const FUEL_EXPORT = '__omnirelay_fuel'
+/** Import module and field of the out-of-fuel function `() -> ()`. */
+export const FUEL_IMPORT_MODULE = '__omnirelay'
+export const FUEL_IMPORT_NAME = 'out_of_fuel'
+/** Export name the module's original start function moves to. */
+export const START_EXPORT = '__omnirelay_start'
+
+/** Thrown by the out-of-fuel import; hosts map it to `fuel_exhausted`. */
+export class OutOfFuel extends Error {
+  readonly code = 'fuel_exhausted'
+  constructor() {
+    super('out of fuel')
+    this.name = 'OutOfFuel'
+  }
+}
+
+/** One shared instance: throwing it allocates nothing, and the stack is useless anyway. */
+const OUT_OF_FUEL = new OutOfFuel()
+
+/** Whether `e` is what the out-of-fuel import threw. */
+export function isOutOfFuel(e: unknown): boolean {
+  return e === OUT_OF_FUEL || e instanceof OutOfFuel
+}
+
+function throwOutOfFuel(): never {
+  throw OUT_OF_FUEL
+}
+
+/** The import object part an instrumented module needs. Merge it into your imports. */
+export function fuelImports(): { [FUEL_IMPORT_MODULE]: { [FUEL_IMPORT_NAME]: () => never } } {
+  return { [FUEL_IMPORT_MODULE]: { [FUEL_IMPORT_NAME]: throwOutOfFuel } }
+}
+
+/** Sets and reads an instrumented instance's fuel. One per instance; cheap to keep. */
+export class FuelMeter {
+  readonly #global: WebAssembly.Global
+  #budget = 0
+
+  constructor(exports: WebAssembly.Exports) {
+    const g = exports[FUEL_EXPORT]
+    if (!(g instanceof WebAssembly.Global)) throw new Error(`module is not fuel-instrumented (no ${FUEL_EXPORT} export)`)
+    this.#global = g
+  }
+
+  /** Gives the instance `budget` steps from now on. */
+  set(budget: number): void {
+    this.#budget = budget
+    this.#global.value = BigInt(budget)
+  }
+
+  /** Fuel left (negative after exhaustion). */
+  remaining(): number {
+    return Number(this.#global.value as bigint)
+  }
+
+  /** Steps used since the last `set` (may exceed the budget by the last charge). */
+  used(): number {
+    return this.#budget - this.remaining()
+  }
+}
+
+export interface InstrumentOptions {
+  /** Charge leaf functions (no loop, no call) too. Default false: they are bounded anyway. */
+  meterLeafFunctions?: boolean
+}
+
+export interface InstrumentResult {
+  bytes: Uint8Array
+  /** Whether the module had a start function, now exported as `START_EXPORT`. */
+  hasStart: boolean
+  stats: { functions: number; meteredFunctions: number; loops: number; ms: number }
+}
+
+/** Why a module cannot be instrumented (malformed, unsupported feature, reserved names used). */
+export class InstrumentError extends Error {
+  readonly code: 'invalid_module' | 'unsupported_feature' | 'reserved_name'
+  constructor(code: InstrumentError['code'], message: string) {
+    super(message)
+    this.name = 'InstrumentError'
+    this.code = code
+  }
+}
+
+type Binaryen = typeof import('binaryen').default
+let binaryenPromise: Promise<Binaryen> | undefined
+
+/** Loads binaryen once (≈260 ms cold). Call early at admission to overlap it with other work. */
+export function loadBinaryen(): Promise<Binaryen> {
+  binaryenPromise ??= import('binaryen').then((m) => m.default)
+  return binaryenPromise
+}
+
+/**
+ * Features we accept. Each is one V8 in Node 20+ runs and that proxy-wasm toolchains emit;
+ * GC, strings and stack switching are refused (the walker below does not know their nodes).
+ */
+function acceptedFeatures(b: Binaryen): number {
+  const F = b.Features
+  return (
+    F.MutableGlobals |
+    F.NontrappingFPToInt |
+    F.SIMD128 |
+    F.BulkMemory |
+    F.BulkMemoryOpt |
+    F.SignExt |
+    F.ReferenceTypes |
+    F.Multivalue |
+    F.TailCall |
+    F.ExtendedConst
+  )
+}
+
+/**
+ * Rewrites `wasm` so it meters itself (see the file comment for the exact contract).
+ * Rejects with an `InstrumentError` for malformed modules, unsupported features, or modules
+ * that already use the reserved names.
+ */
+export async function instrumentFuel(wasm: Uint8Array, opts: InstrumentOptions = {}): Promise<InstrumentResult> {
+  const b = await loadBinaryen()
+  const t0 = performance.now()
+  if (!WebAssembly.validate(wasm)) throw new InstrumentError('invalid_module', 'not a valid WebAssembly module')
+  const mod0 = WebAssembly.Module.imports(new WebAssembly.Module(wasm))
+  for (const imp of mod0) {
+    if (imp.module === FUEL_IMPORT_MODULE) throw new InstrumentError('reserved_name', `module imports from the reserved module "${FUEL_IMPORT_MODULE}"`)
+  }
+  let m: InstanceType<Binaryen['Module']>
+  try {
+    m = b.readBinary(wasm)
+  } catch (e) {
+    throw new InstrumentError('invalid_module', `binaryen could not read the module: ${(e as Error).message}`)
+  }
+  try {
+    m.setFeatures(acceptedFeatures(b))
+    for (let i = 0; i < m.getNumExports(); i++) {
+      const name = b.getExportInfo(m.getExportByIndex(i)).name
+      if (name === FUEL_EXPORT || name === START_EXPORT) throw new InstrumentError('reserved_name', `module already exports "${name}"`)
+    }
+    if (!m.validate()) throw new InstrumentError('unsupported_feature', 'module uses a feature the fuel pass does not accept (GC, strings, threads, exceptions...)')
+
+    const fuelGlobal = uniqueName(m, '__omnirelay_fuel')
+    const oofFunc = uniqueName(m, '__omnirelay_out_of_fuel')
+    m.addGlobal(fuelGlobal, b.i64, true, m.i64.const(0n))
+    m.addGlobalExport(fuelGlobal, FUEL_EXPORT)
+    m.addFunctionImport(oofFunc, FUEL_IMPORT_MODULE, FUEL_IMPORT_NAME, b.none, b.none)
+
+    const charge = (cost: number) =>
+      m.block(null, [
+        m.global.set(fuelGlobal, m.i64.sub(m.global.get(fuelGlobal, b.i64), m.i64.const(BigInt(cost)))),
+        m.if(
+          m.i64.lt_s(m.global.get(fuelGlobal, b.i64), m.i64.const(0n)),
+          m.block(null, [m.call(oofFunc, [], b.none), m.unreachable()], b.auto),
+        ),
+      ], b.none)
+
+    const walker = new Walker(b, m, charge)
+    let meteredFunctions = 0
+    let functions = 0
+    for (let i = 0; i < m.getNumFunctions(); i++) {
+      const f = m.getFunctionByIndex(i)
+      const info = b.getFunctionInfo(f)
+      if (info.module || info.name === oofFunc) continue // an import: no body
+      functions++
+      walker.reset()
+      const cost = walker.visit(info.body)
+      if (!walker.hasLoop && !walker.hasCall && !opts.meterLeafFunctions) continue
+      meteredFunctions++
+      b.Function.setBody(f, m.block(null, [charge(cost), info.body], b.auto))
+    }
+
+    // binaryen cannot drop a start function: export it here, strip the section from the bytes.
+    const start = m.getStart()
+    if (start) m.addFunctionExport(b.getFunctionInfo(start).name, START_EXPORT)
+    if (!m.validate()) throw new InstrumentError('invalid_module', 'instrumented module failed validation')
+    const { bytes, hadStart: hasStart } = stripStart(m.emitBinary())
+    return { bytes, hasStart, stats: { functions, meteredFunctions, loops: walker.loops, ms: performance.now() - t0 } }
+  } finally {
+    m.dispose()
+  }
+}
+
+function uniqueName(m: { getGlobal(n: string): number; getFunction(n: string): number }, base: string): string {
+  let name = base
+  for (let i = 1; m.getGlobal(name) || m.getFunction(name); i++) name = `${base}_${i}`
+  return name
+}
+
+/**
+ * Walks one function body: returns the static cost of the code outside loops and instruments
+ * every loop header with the cost of its body (nested loops excluded: they charge themselves).
+ *
+ * Children are listed per expression id. An id not listed is refused rather than walked
+ * blindly: a loop hidden inside an unknown node would run unmetered.
+ */
+interface BlockBuilder {
+  block(name: string | null, children: number[], type?: number): number
+}
+
+class Walker {
+  hasLoop = false
+  hasCall = false
+  loops = 0
+  readonly #b: Binaryen
+  readonly #module: BlockBuilder
+  readonly #charge: (cost: number) => number
+  readonly #fields = new Map<number, readonly string[]>()
+  readonly #leaves = new Set<number>()
+  readonly #calls = new Set<number>()
+
+  constructor(b: Binaryen, m: BlockBuilder, charge: (cost: number) => number) {
+    this.#b = b
+    this.#module = m
+    this.#charge = charge
+    const f = (id: number, ...names: string[]) => this.#fields.set(id, names)
+    f(b.BlockId, 'children')
+    f(b.IfId, 'condition', 'ifTrue', 'ifFalse')
+    f(b.BreakId, 'condition', 'value')
+    f(b.SwitchId, 'condition', 'value')
+    f(b.CallId, 'operands')
+    f(b.CallIndirectId, 'target', 'operands')
+    f(b.LocalSetId, 'value')
+    f(b.GlobalSetId, 'value')
+    f(b.LoadId, 'ptr')
+    f(b.StoreId, 'ptr', 'value')
+    f(b.UnaryId, 'value')
+    f(b.BinaryId, 'left', 'right')
+    f(b.SelectId, 'ifTrue', 'ifFalse', 'condition')
+    f(b.DropId, 'value')
+    f(b.ReturnId, 'value')
+    f(b.MemoryGrowId, 'delta')
+    f(b.SIMDExtractId, 'vec')
+    f(b.SIMDReplaceId, 'vec', 'value')
+    f(b.SIMDShuffleId, 'left', 'right')
+    f(b.SIMDTernaryId, 'a', 'b', 'c')
+    f(b.SIMDShiftId, 'vec', 'shift')
+    f(b.SIMDLoadId, 'ptr')
+    f(b.SIMDLoadStoreLaneId, 'ptr', 'vec')
+    f(b.MemoryInitId, 'dest', 'offset', 'size')
+    f(b.MemoryCopyId, 'dest', 'source', 'size')
+    f(b.MemoryFillId, 'dest', 'value', 'size')
+    f(b.RefIsNullId, 'value')
+    f(b.RefAsId, 'value')
+    f(b.RefEqId, 'left', 'right')
+    f(b.TableGetId, 'index')
+    f(b.TableSetId, 'index', 'value')
+    f(b.TableGrowId, 'value', 'delta')
+    f(b.TupleMakeId, 'operands')
+    f(b.TupleExtractId, 'tuple')
+    for (const id of [
+      b.LocalGetId, b.GlobalGetId, b.ConstId, b.MemorySizeId, b.NopId, b.UnreachableId,
+      b.DataDropId, b.RefNullId, b.RefFuncId, b.TableSizeId,
+    ]) this.#leaves.add(id)
+    this.#calls.add(b.CallId)
+    this.#calls.add(b.CallIndirectId)
+  }
+
+  reset(): void {
+    this.hasLoop = false
+    this.hasCall = false
+  }
+
+  visit(expr: number): number {
+    const b = this.#b
+    const id = b.getExpressionId(expr)
+    if (this.#leaves.has(id)) return 1
+    if (id === b.LoopId) {
+      this.hasLoop = true
+      this.loops++
+      const body = b.Loop.getBody(expr)
+      const bodyCost = this.visit(body)
+      b.Loop.setBody(expr, this.#module.block(null, [this.#charge(bodyCost), body], b.auto))
+      return 1
+    }
+    const fields = this.#fields.get(id)
+    if (!fields) throw new InstrumentError('unsupported_feature', `expression kind ${id} is not supported by the fuel pass`)
+    if (this.#calls.has(id)) this.hasCall = true
+    const info = b.getExpressionInfo(expr) as unknown as Record<string, unknown>
+    let cost = 1
+    for (const name of fields) {
+      const v = info[name]
+      if (Array.isArray(v)) {
+        for (const c of v as number[]) if (c) cost += this.visit(c)
+      } else if (typeof v === 'number' && v !== 0) cost += this.visit(v)
+    }
+    return cost
+  }
+
+}
