@@ -51,7 +51,7 @@ export class Metric<C> {
     readonly kind: Kind,
     readonly labelNames: readonly string[],
     readonly buckets: readonly number[],
-    readonly #makeChild: (s: Series, buckets: readonly number[]) => C,
+    private readonly makeChild: (s: Series, buckets: readonly number[]) => C,
   ) {}
 
   /** The child for these label values (in `labelNames` order). Cache it; do not call per request. */
@@ -65,7 +65,7 @@ export class Metric<C> {
       s = new Series(values, this.buckets.length)
       this.#series.set(key, s)
     }
-    return this.#makeChild(s, this.buckets)
+    return this.makeChild(s, this.buckets)
   }
 
   /** Drops every series (e.g. gauges of a config that is gone). */
