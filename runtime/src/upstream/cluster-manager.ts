@@ -1,0 +1,67 @@
+/**
+ * All clusters of the running config. `update()` is called on every config epoch: clusters
+ * whose config did not change keep their pools, health and ejection state; changed and
+ * removed ones are replaced and closed gracefully (their in-flight requests finish on the
+ * old pools, new requests go to the new cluster).
+ */
+import { Cluster, type ClusterDeps } from './cluster.ts'
+import type { ClusterConfig, ClusterManager as ClusterManagerContract } from './types.ts'
+
+export class ClusterManager implements ClusterManagerContract {
+  readonly #deps: ClusterDeps
+  #clusters = new Map<string, { cluster: Cluster; key: string }>()
+  readonly #closing = new Set<Promise<void>>()
+  #closed = false
+
+  constructor(configs: ClusterConfig[], deps: ClusterDeps) {
+    this.#deps = deps
+    this.update(configs)
+  }
+
+  get(name: string): Cluster | undefined {
+    return this.#clusters.get(name)?.cluster
+  }
+
+  update(configs: ClusterConfig[]): void {
+    if (this.#closed) throw new Error('cluster manager is closed')
+    const next = new Map<string, { cluster: Cluster; key: string }>()
+    for (const cfg of configs) {
+      const key = canonical(cfg)
+      const old = this.#clusters.get(cfg.name)
+      if (old !== undefined && old.key === key) {
+        next.set(cfg.name, old)
+        continue
+      }
+      next.set(cfg.name, { cluster: new Cluster(cfg, this.#deps), key })
+    }
+    for (const [name, old] of this.#clusters) {
+      if (next.get(name) !== old) this.#retire(old.cluster)
+    }
+    this.#clusters = next
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    for (const { cluster } of this.#clusters.values()) this.#retire(cluster)
+    this.#clusters.clear()
+    await Promise.all(this.#closing)
+  }
+
+  #retire(cluster: Cluster): void {
+    const p = cluster.close().finally(() => this.#closing.delete(p))
+    this.#closing.add(p)
+    this.#deps.log.info('cluster retired', { cluster: cluster.name })
+  }
+}
+
+/** A key-order independent serialization, so a re-read config compares equal. */
+function canonical(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'undefined'
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`
+  const o = v as Record<string, unknown>
+  return `{${Object.keys(o)
+    .filter((k) => o[k] !== undefined)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
+    .join(',')}}`
+}

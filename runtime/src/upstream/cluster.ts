@@ -1,0 +1,121 @@
+/**
+ * One cluster: its endpoints, load balancer, health checker, outlier detector, circuit
+ * breaker counters and metrics. Built once per cluster config; `request()` is the hot path.
+ */
+import type { Logger } from '../observability/logger.ts'
+import type { MetricsRegistry } from '../observability/metrics.ts'
+import { clusterMetrics, type ClusterMetrics } from './cluster-metrics.ts'
+import { Endpoint } from './endpoint.ts'
+import { HealthChecker } from './health-checker.ts'
+import { createLoadBalancer, type LoadBalancer } from './load-balancer.ts'
+import { OutlierDetector } from './outlier-detector.ts'
+import { upgrade, type UpgradeRequest } from './upgrade-call.ts'
+import { UpstreamCall } from './upstream-call.ts'
+import {
+  UpstreamError,
+  UpstreamErrorCode,
+  type Cluster as ClusterContract,
+  type ClusterConfig,
+  type UpgradeResult,
+  type UpstreamRequest,
+  type UpstreamResponse,
+} from './types.ts'
+
+export interface ClusterDeps {
+  log: Logger
+  metrics: MetricsRegistry
+}
+
+export class Cluster implements ClusterContract {
+  readonly name: string
+  readonly config: ClusterConfig
+  readonly endpoints: readonly Endpoint[]
+  /** @internal read by calls */
+  readonly m: ClusterMetrics
+  /** @internal */
+  readonly outlier: OutlierDetector | undefined
+  /** @internal requests in flight (circuit breaker `maxConcurrent`). */
+  active = 0
+  /** @internal tries dispatched and still waiting for a connection (`maxPending`). */
+  pending = 0
+  /** @internal calls that have retried and are not finished (the retry budget). */
+  retriesInFlight = 0
+
+  #available: Endpoint[]
+  readonly #lb: LoadBalancer
+  readonly #health: HealthChecker | undefined
+  readonly #log: Logger
+  #closing: Promise<void> | undefined
+
+  constructor(config: ClusterConfig, deps: ClusterDeps) {
+    this.name = config.name
+    this.config = config
+    this.#log = deps.log.child({ cluster: config.name })
+    this.m = clusterMetrics(deps.metrics, config.name)
+    this.endpoints = config.endpoints.map((e) => new Endpoint(e, config, this.m.activeConnections))
+    this.#available = [...this.endpoints]
+    this.#lb = createLoadBalancer(config)
+    const onChange = () => this.#refresh()
+    this.outlier = config.outlierDetection
+      ? new OutlierDetector(config.outlierDetection, this.endpoints, onChange, this.m, this.#log)
+      : undefined
+    this.#health = config.healthCheck
+      ? new HealthChecker(config, config.healthCheck, this.endpoints, onChange, this.m, this.#log)
+      : undefined
+    this.m.availableEndpoints.set(this.#available.length)
+    this.#health?.start()
+  }
+
+  /**
+   * Sends a request to one endpoint; resolves at response headers with a streaming body.
+   * Rejects with an `UpstreamError` (`upstream_overflow` immediately when a breaker is full).
+   *
+   * @example
+   * const res = await cluster.request({ method: 'GET', path: '/', headers: ['host', 'api'], body: null,
+   *   policy: { requestTimeoutMs: 15_000, idleTimeoutMs: 60_000 } })
+   * res.body.pipe(downstream)
+   */
+  request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    const m = this.m
+    m.requests.inc()
+    const cb = this.config.circuitBreaker
+    if (this.active >= cb.maxConcurrent || this.pending >= cb.maxPending) {
+      m.overflows.inc()
+      m.errors[UpstreamErrorCode.Overflow].inc()
+      return Promise.reject(new UpstreamError(UpstreamErrorCode.Overflow, `cluster ${this.name}: circuit breaker open`))
+    }
+    return new UpstreamCall(this, req).start()
+  }
+
+  upgrade(req: UpgradeRequest): Promise<UpgradeResult> {
+    if (this.active >= this.config.circuitBreaker.maxConcurrent) {
+      this.m.overflows.inc()
+      return Promise.reject(new UpstreamError(UpstreamErrorCode.Overflow, `cluster ${this.name}: circuit breaker open`))
+    }
+    return upgrade(this, req)
+  }
+
+  /** @internal the endpoint for the next try, or undefined when none is available. */
+  pick(): Endpoint | undefined {
+    return this.#lb.pick(this.#available)
+  }
+
+  /** Stops health checks and ejection timers, then closes the pools once their requests finish. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.outlier?.stop()
+      await this.#health?.stop()
+      await Promise.all(this.endpoints.map((e) => e.pool.close().catch(() => {})))
+    })()
+    return this.#closing
+  }
+
+  /** Health or ejection changed: rebuild the list the balancer picks from (rare, off the hot path). */
+  #refresh(): void {
+    const next: Endpoint[] = []
+    for (const e of this.endpoints) if (e.available) next.push(e)
+    this.#available = next
+    this.m.availableEndpoints.set(next.length)
+    if (next.length === 0) this.#log.warn('no healthy upstream endpoint')
+  }
+}

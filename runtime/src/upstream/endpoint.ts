@@ -1,0 +1,76 @@
+/**
+ * One endpoint of a cluster: its undici pool and the state load balancing, health checking
+ * and outlier detection read and write. Plain mutable fields: they are touched per request.
+ */
+import { Pool } from 'undici'
+import type { ClusterConfig, EndpointConfig } from './types.ts'
+import type { GaugeChild } from '../observability/metrics.ts'
+
+export class Endpoint {
+  /** `host:port`, reported as `UpstreamResponse.endpoint`. */
+  readonly address: string
+  readonly origin: string
+  readonly weight: number
+  readonly pool: Pool
+
+  /** Attempts dispatched to this endpoint and not yet finished (least-request reads it). */
+  inflight = 0
+  /** Smooth weighted round-robin state. */
+  currentWeight = 0
+
+  /** Active health: false after `unhealthyThreshold` failed checks. */
+  healthy = true
+  hcFailures = 0
+  hcSuccesses = 0
+
+  /** Outlier detection. */
+  ejected = false
+  ejectionCount = 0
+  lastUnejectedAt = 0
+  consecutive5xx = 0
+  consecutiveConnectFailures = 0
+  ejectionTimer: NodeJS.Timeout | undefined
+
+  constructor(cfg: EndpointConfig, cluster: ClusterConfig, connections: GaugeChild) {
+    const host = cfg.host.includes(':') && !cfg.host.startsWith('[') ? `[${cfg.host}]` : cfg.host
+    this.address = `${host}:${cfg.port}`
+    this.origin = `${cluster.tls ? 'https' : 'http'}://${this.address}`
+    this.weight = cfg.weight !== undefined && cfg.weight > 0 ? cfg.weight : 1
+    this.pool = new Pool(this.origin, poolOptions(cluster))
+    this.pool.on('connect', () => connections.inc())
+    this.pool.on('disconnect', () => connections.dec())
+  }
+
+  /** Usable for new requests. */
+  get available(): boolean {
+    return this.healthy && !this.ejected
+  }
+}
+
+/** undici options shared by the traffic pool and the health-check client of an endpoint. */
+export function poolOptions(cluster: ClusterConfig): Pool.Options {
+  const tls = cluster.tls
+  const connect: Record<string, unknown> = {}
+  if (tls) {
+    if (tls.servername !== undefined) connect.servername = tls.servername
+    if (tls.ca !== undefined) connect.ca = tls.ca
+    if (tls.cert !== undefined) connect.cert = tls.cert
+    if (tls.key !== undefined) connect.key = tls.key
+    if (tls.rejectUnauthorized !== undefined) connect.rejectUnauthorized = tls.rejectUnauthorized
+  } else if (cluster.http2) {
+    // Cleartext HTTP/2 with prior knowledge (h2c): there is no ALPN to negotiate it.
+    connect.useH2c = true
+  }
+  return {
+    connections: Math.max(1, cluster.maxConnectionsPerEndpoint),
+    // On HTTP/2 one connection carries many streams; on HTTP/1.1 no pipelining (head-of-line).
+    pipelining: cluster.http2 ? 100 : 1,
+    allowH2: cluster.http2,
+    connectTimeout: cluster.connectTimeoutMs,
+    connect,
+    // Per-request timeouts are set on each dispatch from the route policy.
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    keepAliveTimeout: 4_000,
+  } as Pool.Options
+}

@@ -1,0 +1,365 @@
+/**
+ * One request through a cluster. The object is at once the undici dispatch handler (the
+ * callback API: onConnect/onHeaders/onData/onComplete/onError), the response body stream
+ * and the `UpstreamResponse` handed to the proxy, so a request costs one object of ours,
+ * one promise and undici's own request, whatever the number of tries.
+ *
+ * Lifecycle of an attempt: IDLE -> QUEUED (dispatched, waiting for a connection) -> SENT (on
+ * a connection) -> STREAMING (headers handed out) -> DONE. Retries go back to IDLE and only
+ * happen before STREAMING: once the proxy holds the response, nothing is replayed.
+ */
+import { Readable } from 'node:stream'
+import type { Dispatcher } from 'undici'
+import type { Cluster as UpstreamCluster } from './cluster.ts'
+import { responseClass } from './cluster-metrics.ts'
+import type { Endpoint } from './endpoint.ts'
+import { rawToFlat, trailersToFlat } from './raw-headers.ts'
+import { UpstreamError, UpstreamErrorCode, type UpstreamRequest, type UpstreamResponse } from './types.ts'
+
+const IDLE = 0
+const QUEUED = 1
+const SENT = 2
+const STREAMING = 3
+const DONE = 4
+
+const EMPTY: string[] = []
+/** Abort reason for a try we drop to retry it; never surfaces. */
+const RETRY_ABORT = new Error('retrying')
+
+const RETRY_CONNECT = 'connect-failure'
+const RETRY_RESET = 'reset'
+
+export class UpstreamCall extends Readable implements UpstreamResponse {
+  statusCode = 0
+  headers: string[] = EMPTY
+  endpoint = ''
+
+  readonly #cluster: UpstreamCluster
+  readonly #req: UpstreamRequest
+  #trailers: string[] = EMPTY
+  #ep: Endpoint | undefined = undefined
+  #phase = IDLE
+  #tries = 0
+  #abort: ((err?: Error) => void) | undefined = undefined
+  #resume: (() => void) | undefined = undefined
+  #resolve: ((r: UpstreamResponse) => void) | undefined = undefined
+  #reject: ((e: Error) => void) | undefined = undefined
+  #settled = false
+  #finished = false
+  #discard = false
+  #retrying = false
+  /** Set when we end the call ourselves (timeout, downstream abort); wins over undici's error. */
+  #failure: UpstreamError | undefined = undefined
+  #timer: NodeJS.Timeout | undefined = undefined
+  #backoff: NodeJS.Timeout | undefined = undefined
+  #sentAt = 0
+
+  constructor(cluster: UpstreamCluster, req: UpstreamRequest) {
+    super({ highWaterMark: 65_536 })
+    this.#cluster = cluster
+    this.#req = req
+  }
+
+  get body(): Readable {
+    return this
+  }
+
+  trailers(): string[] {
+    return this.#trailers
+  }
+
+  /** Starts the first try; resolves at response headers. */
+  start(): Promise<UpstreamResponse> {
+    const c = this.#cluster
+    c.active++
+    c.m.activeRequests.inc()
+    const p = new Promise<UpstreamResponse>((resolve, reject) => {
+      this.#resolve = resolve
+      this.#reject = reject
+    })
+    const req = this.#req
+    const signal = req.signal
+    if (signal !== undefined) {
+      if (signal.aborted) {
+        this.fail(new UpstreamError(UpstreamErrorCode.Reset, 'request aborted downstream'))
+        return p
+      }
+      signal.addEventListener('abort', this)
+    }
+    const ms = req.policy.requestTimeoutMs
+    if (ms > 0) this.#timer = setTimeout(onCallTimeout, ms, this, ms)
+    this.#dispatch()
+    return p
+  }
+
+  /** AbortSignal listener (an object listener: no closure per request). */
+  handleEvent(): void {
+    this.fail(new UpstreamError(UpstreamErrorCode.Reset, 'request aborted downstream'))
+  }
+
+  /** Ends the call from our side (timeout, downstream abort), whatever phase it is in. */
+  fail(err: UpstreamError): void {
+    if (this.#failure !== undefined || this.#phase === DONE || this.#finished) return
+    this.#failure = err
+    switch (this.#phase) {
+      case IDLE:
+        this.#rejectWith(err)
+        return
+      case QUEUED:
+        // undici cannot take it back from its queue; onConnect aborts it when it gets there.
+        this.#rejectWith(err)
+        return
+      default:
+        // SENT or STREAMING: onError runs synchronously and settles with #failure.
+        this.#abort?.(err)
+    }
+  }
+
+  /** @internal backoff timer. */
+  retryNow(): void {
+    this.#backoff = undefined
+    if (this.#failure === undefined && !this.#finished) this.#dispatch()
+  }
+
+  #dispatch(): void {
+    const c = this.#cluster
+    const ep = c.pick()
+    if (ep === undefined) {
+      this.#rejectWith(new UpstreamError(UpstreamErrorCode.NoHealthyUpstream, `cluster ${c.name}: no healthy endpoint`))
+      return
+    }
+    const req = this.#req
+    this.#ep = ep
+    ep.inflight++
+    c.pending++
+    this.#phase = QUEUED
+    this.#tries++
+    this.#sentAt = performance.now()
+    const idle = req.policy.idleTimeoutMs
+    ep.pool.dispatch(
+      {
+        path: req.path,
+        method: req.method,
+        headers: req.headers,
+        body: req.body as Dispatcher.DispatchOptions['body'],
+        headersTimeout: idle,
+        bodyTimeout: idle,
+      },
+      this as unknown as Dispatcher.DispatchHandler,
+    )
+  }
+
+  // ---- undici handler (callback API) ----
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.#phase !== QUEUED) return
+    this.#cluster.pending--
+    this.#phase = SENT
+    this.#abort = abort
+    if (this.#failure !== undefined) abort(this.#failure)
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+    if (status < 200 || this.#phase !== SENT) return true
+    const c = this.#cluster
+    const ep = this.#ep!
+    const od = c.outlier
+    if (status >= 500) {
+      if (od !== undefined) od.serverError(ep)
+      if (this.#canRetry(status === 502 || status === 503 || status === 504 ? 'gateway-error' : '5xx')) {
+        responseClass(c.m, status).inc()
+        this.#discard = true
+        this.#abort!(RETRY_ABORT)
+        this.#scheduleRetry()
+        return false
+      }
+    } else if (od !== undefined && (ep.consecutive5xx !== 0 || ep.consecutiveConnectFailures !== 0)) {
+      od.success(ep)
+    }
+    c.m.responseSeconds.observe((performance.now() - this.#sentAt) / 1000)
+    responseClass(c.m, status).inc()
+    this.statusCode = status
+    this.headers = rawToFlat(raw)
+    this.endpoint = ep.address
+    this.#resume = resume
+    this.#phase = STREAMING
+    this.#settled = true
+    this.#resolve!(this)
+    return true
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#phase !== STREAMING || this.destroyed) return true
+    return this.push(chunk)
+  }
+
+  onComplete(trailers: unknown): void {
+    if (this.#phase !== STREAMING) return
+    this.#trailers = trailersToFlat(trailers)
+    this.#endAttempt()
+    this.#phase = DONE
+    this.#finish()
+    this.push(null)
+  }
+
+  onError(err: Error): void {
+    if (this.#discard) {
+      this.#discard = false
+      this.#endAttempt()
+      return
+    }
+    const phase = this.#phase
+    const ep = this.#ep
+    this.#endAttempt()
+    const c = this.#cluster
+    if (phase === STREAMING) {
+      this.#phase = DONE
+      const e = this.#failure ?? midBodyError(err)
+      c.m.errors[e.code].inc()
+      this.#finish()
+      if (!this.destroyed) this.destroy(e)
+      return
+    }
+    if (this.#settled) return
+    if (this.#failure !== undefined) {
+      this.#rejectWith(this.#failure)
+      return
+    }
+    let e: UpstreamError
+    let kind: string
+    if (phase === QUEUED && (err as { code?: string }).code !== 'UND_ERR_INVALID_ARG') {
+      e = new UpstreamError(UpstreamErrorCode.ConnectFailure, `cluster ${c.name}: connect to ${ep?.address} failed`, {
+        cause: err,
+      })
+      kind = RETRY_CONNECT
+      if (ep !== undefined) c.outlier?.connectFailure(ep)
+    } else {
+      e = beforeHeadersError(err)
+      kind = RETRY_RESET
+      if (ep !== undefined && phase === SENT) c.outlier?.serverError(ep)
+    }
+    if (e.code !== UpstreamErrorCode.Idle && this.#canRetry(kind)) {
+      this.#scheduleRetry()
+      return
+    }
+    this.#rejectWith(e)
+  }
+
+  // ---- Readable ----
+
+  override _read(): void {
+    const r = this.#resume
+    if (r !== undefined) r()
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.#phase === STREAMING) {
+      // The consumer gave up mid-body: stop the upstream side too (undici closes the stream
+      // or, on HTTP/1.1, the connection, since the rest of the body is unread).
+      this.#failure ??= new UpstreamError(UpstreamErrorCode.Reset, 'response body abandoned downstream')
+      this.#abort?.(this.#failure)
+    }
+    cb(err)
+  }
+
+  // ---- internals ----
+
+  #canRetry(kind: string): boolean {
+    const req = this.#req
+    const p = req.policy.retry
+    if (p === undefined || this.#tries > p.maxRetries || this.#failure !== undefined) return false
+    if (req.body !== null && !(req.body instanceof Uint8Array)) return false
+    if (!isIdempotent(req.method)) return false
+    const on = p.retryOn
+    if (!on.includes(kind as never) && !(kind === 'gateway-error' && on.includes('5xx'))) return false
+    if (this.#retrying) return true // already holds a slot of the budget
+    const c = this.#cluster
+    const limit = Math.max(p.minRetryConcurrency, (c.active * p.budgetPercent) / 100)
+    return c.retriesInFlight < limit
+  }
+
+  #scheduleRetry(): void {
+    const c = this.#cluster
+    if (!this.#retrying) {
+      this.#retrying = true
+      c.retriesInFlight++
+    }
+    c.m.retries.inc()
+    const base = this.#req.policy.retry!.backoffMs * 2 ** (this.#tries - 1)
+    // Equal jitter: half fixed, half random, so retries spread without collapsing to zero.
+    const delay = base > 0 ? base / 2 + Math.random() * (base / 2) : 0
+    this.#backoff = setTimeout(retryCall, delay, this)
+  }
+
+  #endAttempt(): void {
+    const ep = this.#ep
+    if (ep === undefined) return
+    if (this.#phase === QUEUED) this.#cluster.pending--
+    ep.inflight--
+    this.#ep = undefined
+    this.#abort = undefined
+    this.#resume = undefined
+    this.#phase = IDLE
+  }
+
+  #rejectWith(e: UpstreamError): void {
+    if (this.#settled) return
+    this.#settled = true
+    this.#cluster.m.errors[e.code].inc()
+    this.#finish()
+    this.#reject!(e)
+  }
+
+  /** Once per call: releases the cluster's counters, timers and the abort listener. */
+  #finish(): void {
+    if (this.#finished) return
+    this.#finished = true
+    const c = this.#cluster
+    c.active--
+    c.m.activeRequests.dec()
+    if (this.#retrying) c.retriesInFlight--
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    if (this.#backoff !== undefined) clearTimeout(this.#backoff)
+    this.#timer = this.#backoff = undefined
+    this.#req.signal?.removeEventListener('abort', this)
+  }
+}
+
+function onCallTimeout(call: UpstreamCall, ms: number): void {
+  call.fail(new UpstreamError(UpstreamErrorCode.Timeout, `upstream request timed out after ${ms} ms`))
+}
+
+function retryCall(call: UpstreamCall): void {
+  call.retryNow()
+}
+
+function isIdempotent(method: string): boolean {
+  switch (method) {
+    case 'GET':
+    case 'HEAD':
+    case 'OPTIONS':
+    case 'PUT':
+    case 'DELETE':
+    case 'TRACE':
+      return true
+    default:
+      return false
+  }
+}
+
+function isIdleTimeout(err: Error): boolean {
+  const code = (err as { code?: string }).code
+  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT'
+}
+
+function beforeHeadersError(err: Error): UpstreamError {
+  if (err instanceof UpstreamError) return err
+  if (isIdleTimeout(err)) return new UpstreamError(UpstreamErrorCode.Idle, 'upstream sent nothing within the idle timeout', { cause: err })
+  return new UpstreamError(UpstreamErrorCode.Reset, 'upstream closed the connection before responding', { cause: err })
+}
+
+function midBodyError(err: Error): UpstreamError {
+  if (err instanceof UpstreamError) return err
+  if (isIdleTimeout(err)) return new UpstreamError(UpstreamErrorCode.Idle, 'upstream body stalled past the idle timeout', { cause: err })
+  return new UpstreamError(UpstreamErrorCode.Reset, 'upstream reset the response mid-body', { cause: err })
+}

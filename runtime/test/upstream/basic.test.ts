@@ -1,0 +1,158 @@
+import net from 'node:net'
+import { Readable } from 'node:stream'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createHttpCaller } from '../../src/upstream/index.ts'
+import type { ClusterManager } from '../../src/upstream/types.ts'
+import { clusterConfig, codeOf, deadPort, fetchText, get, header, manager, metricValue, readAll, startServer, type TestServer } from './helpers.ts'
+
+describe('basic cluster', () => {
+  const servers: TestServer[] = []
+  let clusters: ClusterManager | undefined
+  afterEach(async () => {
+    await clusters?.close()
+    clusters = undefined
+    await Promise.all(servers.splice(0).map((s) => s.close()))
+  })
+
+  it('forwards a GET and streams the response with flat lower-case headers', async () => {
+    const s = await startServer((req, res) => {
+      res.setHeader('X-Echo-Path', req.url!)
+      res.setHeader('X-Host', req.headers.host!)
+      res.setHeader('Set-Cookie', ['a=1', 'b=2'])
+      res.end('hello')
+    })
+    servers.push(s)
+    const m = manager([clusterConfig('api', [s.port])])
+    clusters = m.clusters
+    const r = await fetchText(clusters.get('api')!.request(get('/p?q=1')))
+    expect(r.status).toBe(200)
+    expect(r.text).toBe('hello')
+    expect(r.endpoint).toBe(`127.0.0.1:${s.port}`)
+    expect(header(r.res.headers, 'x-echo-path')).toBe('/p?q=1')
+    expect(header(r.res.headers, 'x-host')).toBe('test.local')
+    expect(r.res.headers.filter((_, i, a) => i % 2 === 0 && a[i] === 'set-cookie').length).toBe(2)
+    expect(metricValue(m.metrics, 'omnirelay_upstream_responses_total{cluster="api",class="2xx"}')).toBe(1)
+    expect(metricValue(m.metrics, 'omnirelay_upstream_requests_total{cluster="api"}')).toBe(1)
+    expect(metricValue(m.metrics, 'omnirelay_upstream_requests_active{cluster="api"}')).toBe(0)
+    expect(metricValue(m.metrics, 'omnirelay_upstream_connections_active{cluster="api"}')).toBe(1)
+  })
+
+  it('reuses keep-alive connections', async () => {
+    const sockets = new Set<unknown>()
+    const s = await startServer((req, res) => {
+      sockets.add(req.socket)
+      res.end('x')
+    })
+    servers.push(s)
+    clusters = manager([clusterConfig('api', [s.port])]).clusters
+    for (let i = 0; i < 50; i++) await fetchText(clusters.get('api')!.request(get()))
+    // undici may open a second connection while the first is between requests (drain is
+    // emitted on the next tick); it must not open one per request.
+    expect(sockets.size).toBeLessThanOrEqual(2)
+  })
+
+  it('streams a request body and response body both ways', async () => {
+    const s = await startServer((req, res) => {
+      res.writeHead(200)
+      req.pipe(res)
+    })
+    servers.push(s)
+    clusters = manager([clusterConfig('api', [s.port])]).clusters
+    async function* gen() {
+      for (let i = 0; i < 5; i++) yield Buffer.from(`chunk${i};`)
+    }
+    const r = await fetchText(
+      clusters.get('api')!.request({ ...get('/'), method: 'POST', body: Readable.from(gen()), headers: ['host', 'x'] }),
+    )
+    expect(r.text).toBe('chunk0;chunk1;chunk2;chunk3;chunk4;')
+  })
+
+  it('passes response trailers on HTTP/1.1', async () => {
+    const s = await startServer((_req, res) => {
+      res.writeHead(200, { Trailer: 'x-checksum' })
+      res.write('body')
+      res.addTrailers({ 'X-Checksum': 'abc' })
+      res.end()
+    })
+    servers.push(s)
+    clusters = manager([clusterConfig('api', [s.port])]).clusters
+    const r = await fetchText(clusters.get('api')!.request(get()))
+    expect(r.text).toBe('body')
+    expect(r.res.trailers()).toEqual(['x-checksum', 'abc'])
+  })
+
+  it('fails with upstream_connect_failure when nothing listens', async () => {
+    const port = await deadPort()
+    const m = manager([clusterConfig('api', [port])])
+    clusters = m.clusters
+    expect(await codeOf(clusters.get('api')!.request(get()))).toBe('upstream_connect_failure')
+    expect(metricValue(m.metrics, 'omnirelay_upstream_errors_total{cluster="api",code="upstream_connect_failure"}')).toBe(1)
+  })
+
+  it('tunnels a WebSocket-style upgrade', async () => {
+    const s = await startServer((_req, res) => res.end())
+    s.server.on('upgrade', (req, socket: net.Socket) => {
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: ' +
+          req.headers['sec-websocket-key'] +
+          '\r\n\r\n',
+      )
+      socket.pipe(socket)
+    })
+    servers.push(s)
+    clusters = manager([clusterConfig('ws', [s.port])]).clusters
+    const up = await clusters.get('ws')!.upgrade({
+      method: 'GET',
+      path: '/chat',
+      headers: ['host', 'x', 'upgrade', 'websocket', 'connection', 'Upgrade', 'sec-websocket-key', 'k1', 'sec-websocket-version', '13'],
+    })
+    expect(up.statusCode).toBe(101)
+    expect(header(up.headers, 'sec-websocket-accept')).toBe('k1')
+    up.socket.write('ping')
+    const echoed = await new Promise<string>((r) => up.socket.once('data', (d: Buffer) => r(d.toString())))
+    expect(echoed).toBe('ping')
+    up.socket.destroy()
+  })
+
+  it('relays a refused upgrade with its status and body', async () => {
+    const s = await startServer((_req, res) => {
+      res.writeHead(401, { 'content-type': 'text/plain' })
+      res.end('nope')
+    })
+    servers.push(s)
+    clusters = manager([clusterConfig('ws', [s.port])]).clusters
+    const up = await clusters.get('ws')!.upgrade({ method: 'GET', path: '/', headers: ['host', 'x', 'upgrade', 'websocket'] })
+    expect(up.statusCode).toBe(401)
+    expect(await readAll(up.socket as unknown as Readable)).toBe('nope')
+  })
+
+  it('httpCall buffers a callout and reports codes', async () => {
+    const s = await startServer((req, res) => {
+      let body = ''
+      req.on('data', (d) => (body += d))
+      req.on('end', () => {
+        res.writeHead(201, { 'x-method': req.method!, 'x-host': req.headers.host! })
+        res.end(`got:${body}:${req.url}`)
+      })
+    })
+    servers.push(s)
+    clusters = manager([clusterConfig('auth', [s.port])]).clusters
+    const call = createHttpCaller(clusters)
+    const res = await call({
+      cluster: 'auth',
+      headers: [
+        [':method', 'POST'],
+        [':path', '/check'],
+        [':authority', 'auth.internal'],
+        ['x-a', '1'],
+      ],
+      body: new TextEncoder().encode('payload'),
+      timeoutMs: 2_000,
+    })
+    expect(res.headers[0]).toEqual([':status', '201'])
+    expect(res.headers).toContainEqual(['x-method', 'POST'])
+    expect(res.headers).toContainEqual(['x-host', 'auth.internal'])
+    expect(Buffer.from(res.body).toString()).toBe('got:payload:/check')
+    expect(await codeOf(call({ cluster: 'nope', headers: [[':method', 'GET'], [':path', '/']], timeoutMs: 100 }))).toBe('unknown_cluster')
+  })
+})

@@ -1,0 +1,113 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Readable } from 'node:stream'
+import { silentLogger } from '../../src/observability/logger.ts'
+import { MetricsRegistry } from '../../src/observability/metrics.ts'
+import { createClusterManager } from '../../src/upstream/index.ts'
+import type { ClusterConfig, ClusterManager, RoutePolicy, UpstreamRequest, UpstreamResponse } from '../../src/upstream/types.ts'
+
+export interface TestServer {
+  server: http.Server
+  port: number
+  /** Requests handled so far. */
+  hits: number
+  close(): Promise<void>
+}
+
+/** A real node:http server on 127.0.0.1:0; `handler` may be swapped later. */
+export async function startServer(handler: http.RequestListener): Promise<TestServer & { handler: http.RequestListener }> {
+  const t = { hits: 0, handler } as TestServer & { handler: http.RequestListener }
+  const server = http.createServer((req, res) => {
+    t.hits++
+    t.handler(req, res)
+  })
+  server.keepAliveTimeout = 10_000
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.server = server
+  t.port = (server.address() as AddressInfo).port
+  t.close = () =>
+    new Promise<void>((r) => {
+      server.closeAllConnections()
+      server.close(() => r())
+    })
+  return t
+}
+
+/** A port nothing listens on (bound then released). */
+export async function deadPort(): Promise<number> {
+  const s = http.createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as AddressInfo).port
+  await new Promise<void>((r) => s.close(() => r()))
+  return port
+}
+
+export function clusterConfig(name: string, ports: number[], over: Partial<ClusterConfig> = {}): ClusterConfig {
+  return {
+    name,
+    endpoints: ports.map((port) => ({ host: '127.0.0.1', port })),
+    loadBalancing: 'round-robin',
+    http2: false,
+    maxConnectionsPerEndpoint: 8,
+    connectTimeoutMs: 1_000,
+    circuitBreaker: { maxConcurrent: 1_000, maxPending: 1_000 },
+    ...over,
+  }
+}
+
+export function manager(configs: ClusterConfig[]): { clusters: ClusterManager; metrics: MetricsRegistry } {
+  const metrics = new MetricsRegistry()
+  return { clusters: createClusterManager(configs, { log: silentLogger, metrics }), metrics }
+}
+
+export const NO_TIMEOUTS: RoutePolicy = { requestTimeoutMs: 0, idleTimeoutMs: 0 }
+
+export function get(path = '/', policy: RoutePolicy = NO_TIMEOUTS, extra: Partial<UpstreamRequest> = {}): UpstreamRequest {
+  return { method: 'GET', path, headers: ['host', 'test.local'], body: null, policy, ...extra }
+}
+
+export async function readAll(body: Readable): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const c of body) chunks.push(c as Buffer)
+  return Buffer.concat(chunks).toString()
+}
+
+/** Awaits the whole response; returns status, body and endpoint. */
+export async function fetchText(res: Promise<UpstreamResponse>): Promise<{ status: number; text: string; endpoint: string; res: UpstreamResponse }> {
+  const r = await res
+  return { status: r.statusCode, text: await readAll(r.body), endpoint: r.endpoint, res: r }
+}
+
+/** The upstream error code of a rejected promise (fails the test when it resolves). */
+export async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    const r = (await p) as UpstreamResponse | undefined
+    if (r && r.body) await readAll(r.body)
+  } catch (err) {
+    return String((err as { code?: unknown }).code)
+  }
+  throw new Error('expected a rejection')
+}
+
+export function header(flat: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < flat.length; i += 2) if (flat[i] === name) return flat[i + 1]
+  return undefined
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/** Polls `cond` every 10 ms, at most `ms`. */
+export async function waitFor(cond: () => boolean, ms = 3_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not reached in time')
+    await sleep(10)
+  }
+}
+
+export function metricValue(metrics: MetricsRegistry, line: string): number {
+  for (const l of metrics.render().split('\n')) {
+    if (l.startsWith(line + ' ')) return Number(l.slice(line.length + 1))
+  }
+  return 0
+}
