@@ -100,3 +100,24 @@ describe('instrumentFuel', () => {
     await expect(instrumentFuel(await wat(`(module (import "__omnirelay" "x" (func)))`))).rejects.toMatchObject({ code: 'reserved_name' })
   })
 })
+
+describe('instrumentFuel extras', () => {
+  it('records the pages a failed memory.grow asked for', async () => {
+    const { exports } = await load(`(module (memory 1 2) (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))`)
+    expect(exports.grow(1)).toBe(1)
+    expect((exports.__omnirelay_grow_request as WebAssembly.Global).value).toBe(2n)
+    expect(exports.grow(5)).toBe(-1)
+    expect((exports.__omnirelay_grow_request as WebAssembly.Global).value).toBe(7n)
+  })
+
+  it('exports internal mutable globals for snapshots, metered or not', async () => {
+    const bytes = await wat(`(module (global $a (mut i32) (i32.const 1)) (global $b i32 (i32.const 2)) (global $c (mut i64) (i64.const 3))
+      (func (export "bump") (global.set $a (i32.add (global.get $a) (i32.const 1)))))`)
+    const r = await instrumentFuel(bytes, { meter: false, exportMutableGlobals: true })
+    expect(r.mutableGlobals).toEqual(['__omnirelay_g0', '__omnirelay_g2'])
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(r.bytes))
+    expect(inst.exports[FUEL_EXPORT]).toBeUndefined()
+    ;(inst.exports.bump as () => void)()
+    expect((inst.exports.__omnirelay_g0 as WebAssembly.Global).value).toBe(2)
+  })
+})

@@ -42,6 +42,14 @@ export const FUEL_IMPORT_MODULE = '__omnirelay'
 export const FUEL_IMPORT_NAME = 'out_of_fuel'
 /** Export name the module's original start function moves to. */
 export const START_EXPORT = '__omnirelay_start'
+/**
+ * Export name of a mutable i64 global holding the page count the last `memory.grow` asked
+ * for (current pages + delta). After a trap, a value above the memory's maximum means the
+ * module ran out of its memory quota (`memory_exceeded`) rather than hitting a plain bug.
+ */
+export const GROW_EXPORT = '__omnirelay_grow_request'
+/** Prefix of the exports added for internal mutable globals (`exportMutableGlobals`), for snapshots. */
+export const GLOBAL_EXPORT_PREFIX = '__omnirelay_g'
 
 /** Thrown by the out-of-fuel import; hosts map it to `fuel_exhausted`. */
 export class OutOfFuel extends Error {
@@ -98,14 +106,23 @@ export class FuelMeter {
 }
 
 export interface InstrumentOptions {
+  /** Add the fuel charges. Default true; false still applies the other rewrites below. */
+  meter?: boolean
   /** Charge leaf functions (no loop, no call) too. Default false: they are bounded anyway. */
   meterLeafFunctions?: boolean
+  /**
+   * Export every internal mutable global as `GLOBAL_EXPORT_PREFIX + index`, so a host can
+   * snapshot and restore instance state (per-request isolation). Default false.
+   */
+  exportMutableGlobals?: boolean
 }
 
 export interface InstrumentResult {
   bytes: Uint8Array
   /** Whether the module had a start function, now exported as `START_EXPORT`. */
   hasStart: boolean
+  /** Export names of the mutable globals a snapshot must cover (with `exportMutableGlobals`). */
+  mutableGlobals: string[]
   stats: { functions: number; meteredFunctions: number; loops: number; ms: number }
 }
 
@@ -120,6 +137,14 @@ export class InstrumentError extends Error {
 }
 
 type Binaryen = typeof import('binaryen').default
+
+/** Expression wrappers binaryen.js has at runtime but its typings do not declare. */
+interface Wrappers {
+  Function: { setBody(func: number, body: number): void }
+  Loop: { getBody(expr: number): number; setBody(expr: number, body: number): void }
+  MemoryGrow: { getDelta(expr: number): number; setDelta(expr: number, delta: number): void }
+}
+const w = (b: Binaryen) => b as unknown as Wrappers
 let binaryenPromise: Promise<Binaryen> | undefined
 
 /** Loads binaryen once (≈260 ms cold). Call early at admission to overlap it with other work. */
@@ -171,15 +196,39 @@ export async function instrumentFuel(wasm: Uint8Array, opts: InstrumentOptions =
     m.setFeatures(acceptedFeatures(b))
     for (let i = 0; i < m.getNumExports(); i++) {
       const name = b.getExportInfo(m.getExportByIndex(i)).name
-      if (name === FUEL_EXPORT || name === START_EXPORT) throw new InstrumentError('reserved_name', `module already exports "${name}"`)
+      if (name === FUEL_EXPORT || name === START_EXPORT || name === GROW_EXPORT || name.startsWith(GLOBAL_EXPORT_PREFIX)) throw new InstrumentError('reserved_name', `module already exports "${name}"`)
     }
     if (!m.validate()) throw new InstrumentError('unsupported_feature', 'module uses a feature the fuel pass does not accept (GC, strings, threads, exceptions...)')
 
+    const meter = opts.meter ?? true
+    const mutableGlobals: string[] = []
+    if (opts.exportMutableGlobals) {
+      for (let i = 0; i < m.getNumGlobals(); i++) {
+        const g = b.getGlobalInfo(m.getGlobalByIndex(i))
+        if (!g.mutable || g.module) continue
+        const exportName = `${GLOBAL_EXPORT_PREFIX}${i}`
+        m.addGlobalExport(g.name, exportName)
+        mutableGlobals.push(exportName)
+      }
+    }
     const fuelGlobal = uniqueName(m, '__omnirelay_fuel')
     const oofFunc = uniqueName(m, '__omnirelay_out_of_fuel')
-    m.addGlobal(fuelGlobal, b.i64, true, m.i64.const(0n))
-    m.addGlobalExport(fuelGlobal, FUEL_EXPORT)
-    m.addFunctionImport(oofFunc, FUEL_IMPORT_MODULE, FUEL_IMPORT_NAME, b.none, b.none)
+    const growGlobal = uniqueName(m, '__omnirelay_grow_request')
+    const growProbe = uniqueName(m, '__omnirelay_grow_probe')
+    if (meter) {
+      m.addGlobal(fuelGlobal, b.i64, true, m.i64.const(0n))
+      m.addGlobalExport(fuelGlobal, FUEL_EXPORT)
+      m.addFunctionImport(oofFunc, FUEL_IMPORT_MODULE, FUEL_IMPORT_NAME, b.none, b.none)
+    }
+    if (m.hasMemory()) {
+      m.addGlobal(growGlobal, b.i64, true, m.i64.const(0n))
+      m.addGlobalExport(growGlobal, GROW_EXPORT)
+      // probe(delta) = (grow_request = memory.size + delta; delta): wraps every memory.grow delta.
+      m.addFunction(growProbe, b.i32, b.i32, [], m.block(null, [
+        m.global.set(growGlobal, m.i64.add(m.i64.extend_u(m.memory.size()), m.i64.extend_u(m.local.get(0, b.i32)))),
+        m.local.get(0, b.i32),
+      ], b.i32))
+    }
 
     const charge = (cost: number) =>
       m.block(null, [
@@ -190,19 +239,21 @@ export async function instrumentFuel(wasm: Uint8Array, opts: InstrumentOptions =
         ),
       ], b.none)
 
-    const walker = new Walker(b, m, charge)
+    const probe = m.hasMemory() ? (delta: number) => m.call(growProbe, [delta], b.i32) : undefined
+    const walker = new Walker(b, m, charge, probe)
+    walker.meter = meter
     let meteredFunctions = 0
     let functions = 0
     for (let i = 0; i < m.getNumFunctions(); i++) {
       const f = m.getFunctionByIndex(i)
       const info = b.getFunctionInfo(f)
-      if (info.module || info.name === oofFunc) continue // an import: no body
+      if (info.module || info.name === oofFunc || info.name === growProbe) continue // an import, or ours
       functions++
       walker.reset()
       const cost = walker.visit(info.body)
-      if (!walker.hasLoop && !walker.hasCall && !opts.meterLeafFunctions) continue
+      if (!meter || (!walker.hasLoop && !walker.hasCall && !opts.meterLeafFunctions)) continue
       meteredFunctions++
-      b.Function.setBody(f, m.block(null, [charge(cost), info.body], b.auto))
+      w(b).Function.setBody(f, m.block(null, [charge(cost), info.body], b.auto))
     }
 
     // binaryen cannot drop a start function: export it here, strip the section from the bytes.
@@ -210,7 +261,7 @@ export async function instrumentFuel(wasm: Uint8Array, opts: InstrumentOptions =
     if (start) m.addFunctionExport(b.getFunctionInfo(start).name, START_EXPORT)
     if (!m.validate()) throw new InstrumentError('invalid_module', 'instrumented module failed validation')
     const { bytes, hadStart: hasStart } = stripStart(m.emitBinary())
-    return { bytes, hasStart, stats: { functions, meteredFunctions, loops: walker.loops, ms: performance.now() - t0 } }
+    return { bytes, hasStart, mutableGlobals, stats: { functions, meteredFunctions, loops: walker.loops, ms: performance.now() - t0 } }
   } finally {
     m.dispose()
   }
@@ -237,6 +288,7 @@ class Walker {
   hasLoop = false
   hasCall = false
   loops = 0
+  meter = true
   readonly #b: Binaryen
   readonly #module: BlockBuilder
   readonly #charge: (cost: number) => number
@@ -244,9 +296,12 @@ class Walker {
   readonly #leaves = new Set<number>()
   readonly #calls = new Set<number>()
 
-  constructor(b: Binaryen, m: BlockBuilder, charge: (cost: number) => number) {
+  readonly #probe: ((delta: number) => number) | undefined
+
+  constructor(b: Binaryen, m: BlockBuilder, charge: (cost: number) => number, probe?: (delta: number) => number) {
     this.#b = b
     this.#module = m
+    this.#probe = probe
     this.#charge = charge
     const f = (id: number, ...names: string[]) => this.#fields.set(id, names)
     f(b.BlockId, 'children')
@@ -303,10 +358,16 @@ class Walker {
     if (id === b.LoopId) {
       this.hasLoop = true
       this.loops++
-      const body = b.Loop.getBody(expr)
+      const body = w(b).Loop.getBody(expr)
       const bodyCost = this.visit(body)
-      b.Loop.setBody(expr, this.#module.block(null, [this.#charge(bodyCost), body], b.auto))
+      if (this.meter) w(b).Loop.setBody(expr, this.#module.block(null, [this.#charge(bodyCost), body], b.auto))
       return 1
+    }
+    if (id === b.MemoryGrowId && this.#probe) {
+      const delta = w(b).MemoryGrow.getDelta(expr)
+      const cost = 1 + this.visit(delta)
+      w(b).MemoryGrow.setDelta(expr, this.#probe(delta))
+      return cost
     }
     const fields = this.#fields.get(id)
     if (!fields) throw new InstrumentError('unsupported_feature', `expression kind ${id} is not supported by the fuel pass`)

@@ -20,6 +20,8 @@ import { stripStart } from './wasm-binary.ts'
 export interface PrepareOptions {
   /** Instrument for fuel (see fuel.ts). */
   fuel: boolean
+  /** Export internal mutable globals so instances can be snapshotted (per-request isolation). */
+  snapshot?: boolean
   /** Cap every memory at this many 64 KiB pages; absent leaves memories as declared. */
   maxPages?: number
 }
@@ -35,6 +37,8 @@ export interface PreparedModule {
    */
   readonly hasStart: boolean
   readonly memories: readonly MemoryFacts[]
+  /** Export names of the mutable globals a snapshot must cover (with `snapshot`). */
+  readonly mutableGlobals: readonly string[]
   readonly imports: readonly WebAssembly.ModuleImportDescriptor[]
   readonly exports: readonly WebAssembly.ModuleExportDescriptor[]
   /** Milliseconds spent instrumenting and compiling (0 when served from cache). */
@@ -58,7 +62,7 @@ export class ModuleCache {
   /** Instruments (if asked), caps, compiles; or returns the cached result. */
   prepare(bytes: Uint8Array, opts: PrepareOptions): Promise<PreparedModule> {
     const digest = sha256Hex(bytes)
-    const key = `${digest}:${opts.fuel ? 'f' : 'u'}:${opts.maxPages ?? '-'}`
+    const key = `${digest}:${opts.fuel ? 'f' : 'u'}${opts.snapshot ? 's' : '-'}:${opts.maxPages ?? '-'}`
     let p = this.#compiled.get(key)
     if (p) return p.then((m) => (m.prepareMs === 0 ? m : { ...m, prepareMs: 0 }))
     p = this.#build(bytes, digest, opts)
@@ -79,15 +83,18 @@ export class ModuleCache {
     const t0 = performance.now()
     let out: Uint8Array
     let hasStart: boolean
-    if (opts.fuel) {
-      let ip = this.#instrumented.get(digest)
+    let mutableGlobals: string[] = []
+    if (opts.fuel || opts.snapshot) {
+      const ikey = `${digest}:${opts.fuel ? 'f' : 'u'}${opts.snapshot ? 's' : '-'}`
+      let ip = this.#instrumented.get(ikey)
       if (!ip) {
-        ip = instrumentFuel(bytes)
-        this.#remember(this.#instrumented, digest, ip)
+        ip = instrumentFuel(bytes, { meter: opts.fuel, exportMutableGlobals: opts.snapshot ?? false })
+        this.#remember(this.#instrumented, ikey, ip)
       }
       const r = await ip
       out = r.bytes
       hasStart = r.hasStart
+      mutableGlobals = r.mutableGlobals
     } else {
       const s = stripStart(bytes)
       out = s.bytes
@@ -106,6 +113,7 @@ export class ModuleCache {
       metered: opts.fuel,
       hasStart,
       memories,
+      mutableGlobals,
       imports: WebAssembly.Module.imports(module),
       exports: WebAssembly.Module.exports(module),
       prepareMs: performance.now() - t0,
