@@ -83,7 +83,7 @@ function versionOf(pkg: string, from: string): string | undefined {
   }
 }
 
-/** Compiles an AssemblyScript filter project with the SDK's builder. */
+/** Compiles an AssemblyScript filter project (entry `assembly/index.ts`) with the SDK's builder. */
 async function compileAsProject(dir: string): Promise<{ wasm: Uint8Array; tools: Record<string, string> }> {
   let mod: { buildFilter?: (...args: unknown[]) => Promise<unknown> }
   try {
@@ -98,7 +98,7 @@ async function compileAsProject(dir: string): Promise<{ wasm: Uint8Array; tools:
   }
   let out: unknown
   try {
-    out = await mod.buildFilter({ projectDir: dir })
+    out = await mod.buildFilter({ entry: join(dir, 'assembly', 'index.ts') })
   } catch (e) {
     throw new ArtifactError(BundleErrorCode.BuildFailed, `AssemblyScript build of ${dir} failed: ${(e as Error).message}`, { cause: e })
   }

@@ -15,8 +15,10 @@ const BY_IMPORT: Record<string, Capability | null> = {
   proxy_replace_header_map_value: 'headers:write',
   proxy_remove_header_map_value: 'headers:write',
   proxy_set_header_map_pairs: 'headers:write',
-  proxy_get_buffer_bytes: 'body:read',
-  proxy_get_buffer_status: 'body:read',
+  // Buffers also carry plugin configuration and callout responses: which buffer is read is
+  // only known per call, so the host checks body access at call time, not here.
+  proxy_get_buffer_bytes: null,
+  proxy_get_buffer_status: null,
   proxy_set_buffer_bytes: 'body:write',
   proxy_send_local_response: 'local-reply',
   proxy_get_property: 'properties',
