@@ -11,14 +11,20 @@ export interface TestServer {
   port: number
   /** Requests handled so far. */
   hits: number
+  /** Sockets that carried at least one request and are still open. */
+  busySockets: Set<import('node:net').Socket>
   close(): Promise<void>
 }
 
 /** A real node:http server on 127.0.0.1:0; `handler` may be swapped later. */
 export async function startServer(handler: http.RequestListener): Promise<TestServer & { handler: http.RequestListener }> {
-  const t = { hits: 0, handler } as TestServer & { handler: http.RequestListener }
+  const t = { hits: 0, handler, busySockets: new Set() } as TestServer & { handler: http.RequestListener }
   const server = http.createServer((req, res) => {
     t.hits++
+    if (!t.busySockets.has(req.socket)) {
+      t.busySockets.add(req.socket)
+      req.socket.once('close', () => t.busySockets.delete(req.socket))
+    }
     t.handler(req, res)
   })
   server.keepAliveTimeout = 10_000
@@ -97,9 +103,9 @@ export function header(flat: readonly string[], name: string): string | undefine
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 /** Polls `cond` every 10 ms, at most `ms`. */
-export async function waitFor(cond: () => boolean, ms = 3_000): Promise<void> {
+export async function waitFor(cond: () => boolean | Promise<boolean>, ms = 3_000): Promise<void> {
   const end = Date.now() + ms
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > end) throw new Error('condition not reached in time')
     await sleep(10)
   }

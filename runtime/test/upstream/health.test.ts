@@ -1,0 +1,90 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import type { ClusterManager, HealthCheckConfig } from '../../src/upstream/types.ts'
+import { clusterConfig, codeOf, fetchText, get, manager, metricValue, startServer, waitFor, type TestServer } from './helpers.ts'
+
+const hc = (over: Partial<HealthCheckConfig> = {}): HealthCheckConfig => ({
+  path: '/healthz',
+  intervalMs: 30,
+  timeoutMs: 100,
+  unhealthyThreshold: 2,
+  healthyThreshold: 2,
+  ...over,
+})
+
+/** A server whose /healthz answers `state.status` (or never, when 0). */
+async function healthServer(state: { status: number }) {
+  return startServer((req, res) => {
+    if (req.url === '/healthz') {
+      if (state.status === 0) return // never answers
+      res.writeHead(state.status)
+      res.end()
+      return
+    }
+    res.end('traffic')
+  })
+}
+
+describe('active health checks', () => {
+  const servers: TestServer[] = []
+  let clusters: ClusterManager | undefined
+  afterEach(async () => {
+    await clusters?.close()
+    clusters = undefined
+    await Promise.all(servers.splice(0).map((s) => s.close()))
+  })
+
+  it('takes a failing endpoint out of rotation and brings it back after healthy checks', async () => {
+    const a = { status: 200 }
+    const sa = await healthServer(a)
+    const sb = await healthServer({ status: 200 })
+    servers.push(sa, sb)
+    const m = manager([clusterConfig('hc', [sa.port, sb.port], { healthCheck: hc() })])
+    clusters = m.clusters
+    const avail = () => metricValue(m.metrics, 'omnirelay_upstream_endpoints_available{cluster="hc"}')
+    await waitFor(() => metricValue(m.metrics, 'omnirelay_upstream_health_checks_total{cluster="hc",result="success"}') >= 2)
+
+    a.status = 503
+    await waitFor(() => avail() === 1)
+    const before = sa.hits
+    for (let i = 0; i < 10; i++) {
+      const r = await fetchText(clusters.get('hc')!.request(get('/x')))
+      expect(r.endpoint).toBe(`127.0.0.1:${sb.port}`)
+    }
+    // Only health checks reached A meanwhile, no traffic.
+    expect(sa.hits - before).toBeLessThan(10)
+    expect(metricValue(m.metrics, 'omnirelay_upstream_health_checks_total{cluster="hc",result="failure"}')).toBeGreaterThanOrEqual(2)
+
+    a.status = 200
+    await waitFor(() => avail() === 2)
+    const seen = new Set<string>()
+    for (let i = 0; i < 4; i++) seen.add((await fetchText(clusters.get('hc')!.request(get('/x')))).endpoint)
+    expect(seen.size).toBe(2)
+  })
+
+  it('fails with no_healthy_upstream when every endpoint is unhealthy', async () => {
+    const s = await healthServer({ status: 500 })
+    servers.push(s)
+    const m = manager([clusterConfig('hc', [s.port], { healthCheck: hc({ unhealthyThreshold: 1 }) })])
+    clusters = m.clusters
+    await waitFor(() => metricValue(m.metrics, 'omnirelay_upstream_endpoints_available{cluster="hc"}') === 0)
+    expect(await codeOf(clusters.get('hc')!.request(get()))).toBe('no_healthy_upstream')
+  })
+
+  it('honours expected statuses', async () => {
+    const s = await healthServer({ status: 204 })
+    servers.push(s)
+    const m = manager([clusterConfig('hc', [s.port], { healthCheck: hc({ unhealthyThreshold: 1, expectedStatuses: [200, 200] }) })])
+    clusters = m.clusters
+    await waitFor(() => metricValue(m.metrics, 'omnirelay_upstream_endpoints_available{cluster="hc"}') === 0)
+  })
+
+  it('counts a check that does not answer within timeoutMs as failed, without piling up sockets', async () => {
+    const s = await healthServer({ status: 0 })
+    servers.push(s)
+    const m = manager([clusterConfig('hc', [s.port], { healthCheck: hc({ timeoutMs: 40, unhealthyThreshold: 3 }) })])
+    clusters = m.clusters
+    await waitFor(() => metricValue(m.metrics, 'omnirelay_upstream_endpoints_available{cluster="hc"}') === 0)
+    const conns = await new Promise<number>((r) => s.server.getConnections((_e, n) => r(n)))
+    expect(conns).toBeLessThanOrEqual(2)
+  })
+})

@@ -1,0 +1,55 @@
+import type http from 'node:http'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { ClusterManager } from '../../src/upstream/types.ts'
+import { clusterConfig, fetchText, get, manager, startServer, waitFor, type TestServer } from './helpers.ts'
+
+describe('load balancing over real endpoints', () => {
+  const servers: TestServer[] = []
+  let clusters: ClusterManager | undefined
+  afterEach(async () => {
+    await clusters?.close()
+    clusters = undefined
+    await Promise.all(servers.splice(0).map((s) => s.close()))
+  })
+
+  it('round-robin spreads requests evenly', async () => {
+    for (let i = 0; i < 3; i++) servers.push(await startServer((_q, r) => r.end('ok')))
+    clusters = manager([clusterConfig('rr', servers.map((s) => s.port))]).clusters
+    for (let i = 0; i < 30; i++) await fetchText(clusters.get('rr')!.request(get()))
+    expect(servers.map((s) => s.hits)).toEqual([10, 10, 10])
+  })
+
+  it('weighted round-robin follows the weights', async () => {
+    for (let i = 0; i < 2; i++) servers.push(await startServer((_q, r) => r.end('ok')))
+    const cfg = clusterConfig('w', [])
+    cfg.endpoints = [
+      { host: '127.0.0.1', port: servers[0]!.port, weight: 3 },
+      { host: '127.0.0.1', port: servers[1]!.port, weight: 1 },
+    ]
+    clusters = manager([cfg]).clusters
+    for (let i = 0; i < 40; i++) await fetchText(clusters.get('w')!.request(get()))
+    expect(servers.map((s) => s.hits)).toEqual([30, 10])
+  })
+
+  it('least-request steers away from an endpoint that holds its requests', async () => {
+    const held: http.ServerResponse[] = []
+    const slow = await startServer((_q, r) => void held.push(r))
+    const fast = await startServer((_q, r) => r.end('ok'))
+    servers.push(slow, fast)
+    clusters = manager([clusterConfig('lr', [slow.port, fast.port], { loadBalancing: 'least-request' })]).clusters
+    const c = clusters.get('lr')!
+    const pending: Promise<unknown>[] = []
+    for (let i = 0; i < 20; i++) {
+      const p = fetchText(c.request(get()))
+      pending.push(p)
+      // Let the fast endpoint answer before the next pick.
+      await waitFor(() => slow.hits + fast.hits === i + 1)
+      await new Promise((r) => setTimeout(r, 2))
+    }
+    // Once the slow endpoint holds one request, power-of-two always sees it as busier.
+    expect(slow.hits).toBe(1)
+    expect(fast.hits).toBe(19)
+    for (const r of held) r.end('late')
+    await Promise.all(pending)
+  })
+})

@@ -1,0 +1,80 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import type { ClusterManager, OutlierDetectionConfig } from '../../src/upstream/types.ts'
+import { clusterConfig, deadPort, fetchText, get, manager, metricValue, startServer, waitFor, codeOf, type TestServer } from './helpers.ts'
+
+const od = (over: Partial<OutlierDetectionConfig> = {}): OutlierDetectionConfig => ({
+  consecutive5xx: 3,
+  consecutiveConnectFailures: 2,
+  baseEjectionMs: 150,
+  maxEjectionPercent: 50,
+  ...over,
+})
+
+describe('outlier ejection', () => {
+  const servers: TestServer[] = []
+  let clusters: ClusterManager | undefined
+  afterEach(async () => {
+    await clusters?.close()
+    clusters = undefined
+    await Promise.all(servers.splice(0).map((s) => s.close()))
+  })
+
+  it('ejects after consecutive 5xx, for a time that doubles with each ejection', async () => {
+    const bad = await startServer((_q, r) => {
+      r.statusCode = 500
+      r.end('boom')
+    })
+    const good = await startServer((_q, r) => r.end('ok'))
+    servers.push(bad, good)
+    const m = manager([clusterConfig('od', [bad.port, good.port], { outlierDetection: od() })])
+    clusters = m.clusters
+    const c = clusters.get('od')!
+    const avail = () => metricValue(m.metrics, 'omnirelay_upstream_endpoints_available{cluster="od"}')
+
+    // Round-robin: every second request hits the bad endpoint; three of them eject it.
+    for (let i = 0; i < 6; i++) await fetchText(c.request(get()))
+    expect(bad.hits).toBe(3)
+    expect(avail()).toBe(1)
+    expect(metricValue(m.metrics, 'omnirelay_upstream_ejections_total{cluster="od"}')).toBe(1)
+    for (let i = 0; i < 6; i++) expect((await fetchText(c.request(get()))).status).toBe(200)
+    expect(bad.hits).toBe(3)
+
+    let t0 = Date.now()
+    await waitFor(() => avail() === 2)
+    const first = Date.now() - t0
+
+    // Second ejection right away: the multiplier has not decayed, so it lasts twice as long.
+    while (avail() === 2) await fetchText(c.request(get()))
+    t0 = Date.now()
+    await waitFor(() => avail() === 2)
+    const second = Date.now() - t0
+    expect(second).toBeGreaterThanOrEqual(250)
+    expect(second).toBeGreaterThan(first)
+  })
+
+  it('ejects after consecutive connect failures', async () => {
+    const good = await startServer((_q, r) => r.end('ok'))
+    servers.push(good)
+    const m = manager([clusterConfig('od', [await deadPort(), good.port], { outlierDetection: od() })])
+    clusters = m.clusters
+    const c = clusters.get('od')!
+    const codes: string[] = []
+    for (let i = 0; i < 4; i++) codes.push(await codeOf(c.request(get())).catch(() => 'ok'))
+    expect(codes).toEqual(['upstream_connect_failure', 'ok', 'upstream_connect_failure', 'ok'])
+    expect(metricValue(m.metrics, 'omnirelay_upstream_endpoints_available{cluster="od"}')).toBe(1)
+    for (let i = 0; i < 5; i++) expect((await fetchText(c.request(get()))).status).toBe(200)
+  })
+
+  it('never ejects more than maxEjectionPercent of the endpoints', async () => {
+    const handler = (_q: unknown, r: { statusCode: number; end(b: string): void }) => {
+      r.statusCode = 503
+      r.end('x')
+    }
+    for (let i = 0; i < 4; i++) servers.push(await startServer(handler as never))
+    const m = manager([clusterConfig('od', servers.map((s) => s.port), { outlierDetection: od({ consecutive5xx: 1, baseEjectionMs: 10_000 }) })])
+    clusters = m.clusters
+    for (let i = 0; i < 20; i++) await fetchText(clusters.get('od')!.request(get()))
+    expect(metricValue(m.metrics, 'omnirelay_upstream_endpoints_available{cluster="od"}')).toBe(2)
+    expect(metricValue(m.metrics, 'omnirelay_upstream_ejections_total{cluster="od"}')).toBe(2)
+  })
+})
