@@ -1,0 +1,95 @@
+/**
+ * Builds the filter factories of a config: for each definition, load (and verify) the
+ * artifact, pick the host for its kind, and let the host build a ready factory. Factories
+ * whose definition and artifact digest are unchanged are reused from the previous epoch
+ * (warm instances, compiled code and state survive a reload). One failing filter fails
+ * the whole build; nothing half-built is left behind.
+ */
+import { loadArtifact, type LoadArtifactOptions } from '../bundles/load-artifact.ts'
+import { ConfigError, ConfigErrorCode, type ConfigIssue } from '../config/errors.ts'
+import type { ProxyConfig } from '../config/types.ts'
+import type { HostServices } from '../hosts/host-services.ts'
+import { hostFor } from '../hosts/index.ts'
+import { FilterStats, type ChainEntry } from './chain.ts'
+import type { FilterDefinition, FilterFactory } from './filter.ts'
+
+export interface BuiltFilter {
+  key: string
+  entry: ChainEntry
+}
+
+/** The filters of one epoch, by name. */
+export type BuiltFilters = ReadonlyMap<string, BuiltFilter>
+
+export const NO_FILTERS: BuiltFilters = new Map()
+
+/**
+ * @param previous the running epoch's filters (for reuse), if any
+ * @throws ConfigError `config_filter_build` naming each filter that failed
+ */
+export async function buildFilters(cfg: ProxyConfig, services: HostServices, previous: BuiltFilters = NO_FILTERS): Promise<BuiltFilters> {
+  const out = new Map<string, BuiltFilter>()
+  const created: FilterFactory[] = []
+  const issues: ConfigIssue[] = []
+  const opts = { baseDir: cfg.baseDir, allowUnsigned: cfg.allowUnsigned } as LoadArtifactOptions
+  if (cfg.trustPolicy !== undefined) (opts as LoadArtifactOptions & { trustPolicy?: string }).trustPolicy = cfg.trustPolicy
+
+  await Promise.all(
+    cfg.filters.map(async (def, i) => {
+      try {
+        const artifact = await loadArtifact(def, opts)
+        const key = `${canonical(def)}#${artifact.digest}#${cfg.limits.maxBodyBytes}`
+        const prev = previous.get(def.name)
+        if (prev && prev.key === key) {
+          out.set(def.name, prev)
+          return
+        }
+        const host = await hostFor(def.kind)
+        const factory = await host.createFactory(def, artifact, services)
+        created.push(factory)
+        out.set(def.name, { key, entry: makeEntry(def, factory, cfg, services) })
+      } catch (e) {
+        const err = e as Error & { code?: unknown }
+        const code = typeof err.code === 'string' ? `${err.code}: ` : ''
+        issues.push({ path: `filters[${i}]`, message: `filter "${def.name}" failed to build: ${code}${err.message ?? String(e)}` })
+      }
+    }),
+  )
+  if (issues.length) {
+    await Promise.allSettled(created.map((f) => f.close()))
+    throw new ConfigError(ConfigErrorCode.FilterBuild, issues)
+  }
+  return out
+}
+
+/** Factories of `old` that `next` no longer uses: close them once the old epoch drained. */
+export function retiredFactories(old: BuiltFilters, next: BuiltFilters): FilterFactory[] {
+  const keep = new Set<FilterFactory>()
+  for (const b of next.values()) keep.add(b.entry.factory)
+  const out: FilterFactory[] = []
+  for (const b of old.values()) if (!keep.has(b.entry.factory)) out.push(b.entry.factory)
+  return out
+}
+
+function makeEntry(def: FilterDefinition, factory: FilterFactory, cfg: ProxyConfig, services: HostServices): ChainEntry {
+  const quota = def.quotas.maxBodyBytes
+  return {
+    factory,
+    name: def.name,
+    phases: factory.phases,
+    failurePolicy: factory.failurePolicy ?? def.failurePolicy,
+    maxBodyBytes: quota === undefined ? cfg.limits.maxBodyBytes : Math.min(quota, cfg.limits.maxBodyBytes),
+    stats: new FilterStats(services.metrics, def.name),
+  }
+}
+
+function canonical(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'undefined'
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`
+  const o = v as Record<string, unknown>
+  return `{${Object.keys(o)
+    .filter((k) => o[k] !== undefined)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
+    .join(',')}}`
+}

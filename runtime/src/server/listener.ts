@@ -1,0 +1,157 @@
+/**
+ * One downstream listener: the right node server for its protocol (HTTP/1.1, HTTPS, h2c,
+ * h2 over TLS with ALPN and HTTP/1.1 fallback), its limits against slow or oversized
+ * clients, clean answers to malformed input, and graceful drain.
+ */
+import { readFileSync } from 'node:fs'
+import http from 'node:http'
+import http2 from 'node:http2'
+import https from 'node:https'
+import type { AddressInfo, Socket } from 'node:net'
+import { resolve } from 'node:path'
+import type { Duplex } from 'node:stream'
+import type { ListenerConfig } from '../config/types.ts'
+import type { Logger } from '../observability/logger.ts'
+import type { CounterChild, MetricsRegistry } from '../observability/metrics.ts'
+import { handleRequest, type DownstreamRequest, type DownstreamResponse, type ServeContext } from './exchange.ts'
+import { handleUpgrade } from './upgrade.ts'
+
+type AnyServer = http.Server | https.Server | http2.Http2Server | http2.Http2SecureServer
+
+const CLIENT_ERROR_STATUS: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'headers_too_large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'request_timeout'],
+  ERR_HTTP_HEADERS_TIMEOUT: [408, 'request_timeout'],
+}
+
+const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }
+
+export class Listener {
+  readonly config: ListenerConfig
+  readonly ctx: ServeContext
+  readonly #server: AnyServer
+  readonly #sockets = new Set<Duplex>()
+  readonly #sessions = new Set<http2.Http2Session>()
+  readonly #log: Logger
+  readonly #protocolErrors: (code: string) => CounterChild
+  #closing: Promise<void> | undefined
+
+  constructor(config: ListenerConfig, ctx: ServeContext, baseDir: string, log: Logger, registry: MetricsRegistry) {
+    this.config = config
+    this.ctx = ctx
+    this.#log = log
+    const family = registry.counter('omnirelay_downstream_protocol_errors_total', 'Malformed, oversized or too slow downstream requests', [
+      'listener',
+      'code',
+    ])
+    this.#protocolErrors = (code) => family.labels(config.name, code)
+    const limits = ctx.limits
+    const onRequest = (req: DownstreamRequest, res: DownstreamResponse) => handleRequest(ctx, req, res)
+    const h1Options: http.ServerOptions = {
+      maxHeaderSize: limits.maxHeaderBytes,
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // Node checks the two timeouts above on this interval (default 30 s): keep it tight.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, limits.headersTimeoutMs >> 1)),
+    }
+    const tls = config.tls
+    if (tls) {
+      const tlsOpts = {
+        cert: readFileSync(resolve(baseDir, tls.cert)),
+        key: readFileSync(resolve(baseDir, tls.key)),
+        ca: tls.ca ? readFileSync(resolve(baseDir, tls.ca)) : undefined,
+        requestCert: tls.requestClientCert,
+        rejectUnauthorized: false,
+      }
+      this.#server = config.http2
+        ? http2.createSecureServer({ ...tlsOpts, allowHTTP1: true, settings: { maxHeaderListSize: limits.maxHeaderBytes } }, onRequest)
+        : https.createServer({ ...tlsOpts, ...h1Options }, onRequest)
+    } else {
+      this.#server = config.http2
+        ? http2.createServer({ settings: { maxHeaderListSize: limits.maxHeaderBytes } }, onRequest)
+        : http.createServer(h1Options, onRequest)
+    }
+    const server = this.#server
+    const track = (socket: Duplex) => {
+      this.#sockets.add(socket)
+      ctx.metrics.activeConnections.inc()
+      socket.once('close', () => {
+        this.#sockets.delete(socket)
+        ctx.metrics.activeConnections.dec()
+      })
+    }
+    server.on(tls ? 'secureConnection' : 'connection', track)
+    if (server instanceof http.Server) {
+      server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(err, socket))
+      server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(ctx, req, socket, head))
+    } else {
+      server.on('session', (s: http2.Http2Session) => {
+        this.#sessions.add(s)
+        s.once('close', () => this.#sessions.delete(s))
+        // A session that goes quiet is closed, like an idle keep-alive connection.
+        s.setTimeout(Math.max(limits.keepAliveTimeoutMs, limits.requestTimeoutMs), () => s.close())
+        s.on('error', () => {})
+      })
+      server.on('sessionError', () => {})
+      if ('setTimeout' in server) server.setTimeout(limits.requestTimeoutMs || 0)
+    }
+    server.on('tlsClientError', (_err: Error, socket: Socket) => {
+      this.#protocolErrors('tls_handshake').inc()
+      socket.destroy()
+    })
+  }
+
+  listen(): Promise<void> {
+    return new Promise((ok, fail) => {
+      const server = this.#server
+      const onError = (e: Error) => fail(e)
+      server.once('error', onError)
+      server.listen(this.config.port, this.config.address, () => {
+        server.off('error', onError)
+        server.on('error', (e) => this.#log.error('listener error', { listener: this.config.name, err: e }))
+        ok()
+      })
+    })
+  }
+
+  address(): AddressInfo {
+    return this.#server.address() as AddressInfo
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish, then destroys what is left after
+   * `deadlineMs`. Idle keep-alive connections close at once; busy HTTP/1.1 ones get
+   * `connection: close` on their next response; HTTP/2 sessions get GOAWAY.
+   */
+  close(deadlineMs: number): Promise<void> {
+    this.#closing ??= new Promise<void>((done) => {
+      this.ctx.draining = true
+      const server = this.#server
+      server.close(() => done())
+      if (server instanceof http.Server) server.closeIdleConnections()
+      for (const s of this.#sessions) s.close()
+      const timer = setTimeout(() => {
+        for (const s of this.#sessions) s.destroy()
+        for (const s of this.#sockets) s.destroy()
+      }, deadlineMs)
+      timer.unref()
+      server.once('close', () => clearTimeout(timer))
+    })
+    return this.#closing
+  }
+
+  #clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const [status, code] = CLIENT_ERROR_STATUS[err.code ?? ''] ?? [400, 'bad_request']
+    this.#protocolErrors(code).inc()
+    this.#log.debug('downstream protocol error', { listener: this.config.name, code, err: err.code })
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy()
+      return
+    }
+    const body = JSON.stringify({ error: code, status }) + '\n'
+    socket.end(
+      `HTTP/1.1 ${status} ${REASONS[status] ?? 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    )
+  }
+}
