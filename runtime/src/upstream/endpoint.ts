@@ -2,6 +2,7 @@
  * One endpoint of a cluster: its undici pool and the state load balancing, health checking
  * and outlier detection read and write. Plain mutable fields: they are touched per request.
  */
+import { isIP } from 'node:net'
 import { Pool } from 'undici'
 import type { ClusterConfig, EndpointConfig } from './types.ts'
 import type { GaugeChild } from '../observability/metrics.ts'
@@ -12,6 +13,13 @@ export class Endpoint {
   readonly origin: string
   readonly weight: number
   readonly pool: Pool
+  /**
+   * TLS server name sent with every request. undici otherwise derives it per request from
+   * the Host header and drops the connection whenever it changes; a fixed name keeps the
+   * pool warm. Undefined only for an IP endpoint without `tls.servername` (then the Host
+   * header decides, which is undici's own behaviour).
+   */
+  readonly servername: string | undefined
 
   /** Attempts dispatched to this endpoint and not yet finished (least-request reads it). */
   inflight = 0
@@ -35,6 +43,7 @@ export class Endpoint {
     const host = cfg.host.includes(':') && !cfg.host.startsWith('[') ? `[${cfg.host}]` : cfg.host
     this.address = `${host}:${cfg.port}`
     this.origin = `${cluster.tls ? 'https' : 'http'}://${this.address}`
+    this.servername = cluster.tls ? (cluster.tls.servername ?? (isIP(cfg.host) ? undefined : cfg.host)) : undefined
     this.weight = cfg.weight !== undefined && cfg.weight > 0 ? cfg.weight : 1
     this.pool = new Pool(this.origin, poolOptions(cluster))
     this.pool.on('connect', () => connections.inc())

@@ -5,7 +5,7 @@
  * consecutive successes bring it back. Endpoints start healthy so a fresh cluster serves
  * at once; the first probe runs immediately.
  */
-import { Client } from 'undici'
+import { Client, type Dispatcher } from 'undici'
 import type { Logger } from '../observability/logger.ts'
 import type { ClusterMetrics } from './cluster-metrics.ts'
 import { poolOptions, type Endpoint } from './endpoint.ts'
@@ -72,14 +72,16 @@ export class HealthChecker {
     let ok = false
     let detail: unknown
     try {
-      const res = await client.request({
+      const opts = {
         method: 'GET',
         path: cfg.path,
         headers: this.#headers,
+        servername: ep.servername,
         signal: AbortSignal.timeout(cfg.timeoutMs),
         headersTimeout: cfg.timeoutMs,
         bodyTimeout: cfg.timeoutMs,
-      })
+      } as Dispatcher.RequestOptions
+      const res = await client.request(opts)
       ok = res.statusCode >= lo && res.statusCode <= hi
       detail = res.statusCode
       await res.body.dump()

@@ -70,7 +70,7 @@ class UpgradeCall {
     }
     req.signal?.addEventListener('abort', this)
     this.#ep.pool.dispatch(
-      { path: req.path, method: req.method, headers, upgrade: protocol, body: null },
+      { path: req.path, method: req.method, headers, upgrade: protocol, body: null, servername: this.#ep.servername } as Dispatcher.DispatchOptions,
       this as unknown as Dispatcher.DispatchHandler,
     )
   }

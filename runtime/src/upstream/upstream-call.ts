@@ -144,7 +144,9 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
         body: req.body as Dispatcher.DispatchOptions['body'],
         headersTimeout: idle,
         bodyTimeout: idle,
-      },
+        // Supported by undici's Request though missing from its types.
+        servername: ep.servername,
+      } as Dispatcher.DispatchOptions,
       this as unknown as Dispatcher.DispatchHandler,
     )
   }
