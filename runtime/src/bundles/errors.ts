@@ -22,6 +22,7 @@ export const BundleErrorCode = {
   ArtifactMissing: 'artifact_missing',
   ArtifactDigestMismatch: 'artifact_digest_mismatch',
   ModuleInvalid: 'module_invalid',
+  UnknownImport: 'unknown_import',
   CapabilitiesExceedManifest: 'capabilities_exceed_manifest',
   // signature
   SignatureMissing: 'signature_missing',

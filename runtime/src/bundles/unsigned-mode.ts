@@ -6,8 +6,8 @@
 import type { Logger } from '../observability/logger.ts'
 import type { MetricsRegistry } from '../observability/metrics.ts'
 
-/** Gauge: 1 while the host accepts unsigned filter modules, else 0. */
-export const UNSIGNED_MODE_METRIC = 'omnirelay_unsigned_artifacts_allowed'
+/** Gauge: 1 while the host accepts unsigned filter modules, else 0 (the name the proxy exports). */
+export const UNSIGNED_MODE_METRIC = 'omnirelay_allow_unsigned'
 /** Counter, labelled by filter: unsigned modules actually loaded. */
 export const UNSIGNED_LOADED_METRIC = 'omnirelay_unsigned_artifacts_loaded_total'
 
@@ -21,7 +21,7 @@ export const UNSIGNED_WARNING =
  * announceUnsignedMode(config.allowUnsigned, log, metrics)
  */
 export function announceUnsignedMode(allowUnsigned: boolean, log: Logger, metrics: MetricsRegistry): void {
-  metrics.gauge(UNSIGNED_MODE_METRIC, 'Whether unsigned filter modules are allowed (development mode)').labels().set(allowUnsigned ? 1 : 0)
+  metrics.gauge(UNSIGNED_MODE_METRIC, '1 when unsigned filter modules may load (development mode: never in production)').labels().set(allowUnsigned ? 1 : 0)
   if (allowUnsigned) log.warn(UNSIGNED_WARNING, { allowUnsigned: true, metric: UNSIGNED_MODE_METRIC })
 }
 

@@ -5,7 +5,7 @@ import { sha256Digest } from '../../src/bundles/digest.ts'
 import { signBundle } from '../../src/bundles/sign.ts'
 import { verifyBundle } from '../../src/bundles/verify.ts'
 import { compileTrustPolicy } from '../../src/bundles/trust-policy.ts'
-import { manifestFor, newKey, policyDoc, policyFor, proxyWasm, signedFromManifest, signedWasmBundle } from './fixtures.ts'
+import { manifestFor, newKey, policyDoc, policyFor, proxyWasm, signedFromManifest, signedWasmBundle, wat } from './fixtures.ts'
 
 async function refusedWith(p: Promise<unknown>): Promise<string> {
   try {
@@ -140,6 +140,12 @@ describe('verifyBundle', () => {
     const m = manifestFor('wasm', 'filter.wasm', liar, { capabilities: ['headers:read'] })
     const file = await signedFromManifest(key, m, new Map([['filter.wasm', liar]]))
     expect(await refusedWith(verifyBundle(file, policy))).toBe(BundleErrorCode.CapabilitiesExceedManifest)
+  })
+
+  it('refuses a module importing what no host provides', async () => {
+    const evil = await wat('(module (import "env" "evil_syscall" (func)) (func (export "proxy_abi_version_0_2_1")))')
+    const file = await signedFromManifest(key, manifestFor('wasm', 'filter.wasm', evil), new Map([['filter.wasm', evil]]))
+    expect(await refusedWith(verifyBundle(file, policy))).toBe(BundleErrorCode.UnknownImport)
   })
 
   it('refuses an invalid module and an unsigned bundle', async () => {
