@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto'
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { Logger } from '../observability/logger.ts'
 import type { MetricsRegistry } from '../observability/metrics.ts'
 import type { Capability, FilterDefinition, LoadedArtifact, Quotas } from '../pipeline/filter.ts'
@@ -98,7 +99,7 @@ async function loadBundle(def: FilterDefinition, ref: { path: string; digest?: s
     throw new ArtifactError(BundleErrorCode.PolicyMissing, `filter "${def.name}": a trust policy is required to load bundles`)
   }
   const policy = await resolvePolicy(opts.trustPolicy, opts.baseDir)
-  const file = resolve(opts.baseDir, ref.path)
+  const file = bundleFile(ref.path, opts.baseDir, def.name)
   const bytes = await readBytes(file, def.name)
   let v
   try {
@@ -139,6 +140,15 @@ async function loadBundle(def: FilterDefinition, ref: { path: string; digest?: s
     quotas,
     neededCapabilities: v.neededCapabilities,
   }
+}
+
+// Local paths and file: URLs only; fetching from a registry happens before this, by digest.
+function bundleFile(path: string, baseDir: string, filter: string): string {
+  if (path.startsWith('file:')) return fileURLToPath(path)
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(path)) {
+    throw new ArtifactError(BundleErrorCode.ReadFailed, `filter "${filter}": bundle "${path}": only local paths and file: URLs load here`)
+  }
+  return resolve(baseDir, path)
 }
 
 function effectiveQuotas(def: FilterDefinition, m: BundleManifest, max: Quotas): Quotas {

@@ -1,5 +1,6 @@
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { loadArtifact, type BundleArtifact } from '../../src/bundles/load-artifact.ts'
 import { ArtifactError, BundleErrorCode } from '../../src/bundles/errors.ts'
@@ -74,6 +75,11 @@ describe('loadArtifact with bundles', () => {
 
   it('refuses when config does not grant what the module imports need', async () => {
     expect(await code(loadArtifact(def({ capabilities: ['log'] }), opts))).toBe(BundleErrorCode.CapabilitiesNotGranted)
+  })
+
+  it('accepts file: URLs and refuses remote URLs', async () => {
+    await expect(loadArtifact(def({ bundle: { path: pathToFileURL(join(dir, 'demo.orb')).href, digest } }), opts)).resolves.toBeTruthy()
+    expect(await code(loadArtifact(def({ bundle: { path: 'https://registry.example/demo.orb', digest } }), opts))).toBe(BundleErrorCode.ReadFailed)
   })
 
   it('accepts bare-hex pins and refuses a missing or wrong pin', async () => {
