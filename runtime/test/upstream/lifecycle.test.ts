@@ -1,0 +1,100 @@
+import type http from 'node:http'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { ClusterConfig, ClusterManager } from '../../src/upstream/types.ts'
+import { clusterConfig, codeOf, fetchText, get, manager, metricValue, readAll, startServer, waitFor, type TestServer } from './helpers.ts'
+
+describe('update() and close()', () => {
+  const servers: TestServer[] = []
+  let clusters: ClusterManager | undefined
+  afterEach(async () => {
+    await clusters?.close()
+    clusters = undefined
+    await Promise.all(servers.splice(0).map((s) => s.close()))
+  })
+
+  it('keeps an unchanged cluster (same instance, same health state) across updates', async () => {
+    const failing = { ok: true }
+    const a = await startServer((req, res) => {
+      res.statusCode = req.url === '/healthz' && !failing.ok ? 503 : 200
+      res.end('a')
+    })
+    const b = await startServer((_q, res) => res.end('b'))
+    servers.push(a, b)
+    const cfg = clusterConfig('api', [a.port, b.port], {
+      healthCheck: { path: '/healthz', intervalMs: 20, timeoutMs: 100, unhealthyThreshold: 1, healthyThreshold: 100 },
+    })
+    const m = manager([cfg])
+    clusters = m.clusters
+    const before = clusters.get('api')
+    failing.ok = false
+    await waitFor(() => metricValue(m.metrics, 'omnirelay_upstream_endpoints_available{cluster="api"}') === 1)
+
+    // The same config re-read from a file: other key order, fresh objects.
+    const reread = JSON.parse(JSON.stringify(cfg)) as ClusterConfig
+    const reordered = Object.fromEntries(Object.entries(reread).reverse()) as unknown as ClusterConfig
+    clusters.update([reordered, clusterConfig('other', [b.port])])
+    expect(clusters.get('api')).toBe(before)
+    for (let i = 0; i < 4; i++) expect((await fetchText(clusters.get('api')!.request(get()))).text).toBe('b')
+  })
+
+  it('replaces a changed cluster without dropping its in-flight request, then closes the old pool', async () => {
+    const held: http.ServerResponse[] = []
+    const s = await startServer((req, res) => {
+      if (req.url === '/hold') {
+        res.writeHead(200)
+        res.write('start-')
+        held.push(res)
+      } else res.end('new')
+    })
+    servers.push(s)
+    clusters = manager([clusterConfig('api', [s.port])]).clusters
+    const old = clusters.get('api')!
+    const inflight = await old.request(get('/hold'))
+    const body = readAll(inflight.body)
+
+    clusters.update([clusterConfig('api', [s.port], { maxConnectionsPerEndpoint: 4 })])
+    const fresh = clusters.get('api')!
+    expect(fresh).not.toBe(old)
+    expect((await fetchText(fresh.request(get('/x')))).text).toBe('new')
+
+    await waitFor(() => held.length === 1)
+    const oldSocket = held[0]!.socket!
+    held[0]!.end('end')
+    expect(await body).toBe('start-end')
+    // The old cluster's pool closes its connection once its last request is done.
+    await waitFor(() => oldSocket.destroyed)
+  })
+
+  it('retires a removed cluster after its in-flight request finishes', async () => {
+    const held: http.ServerResponse[] = []
+    const s = await startServer((_q, res) => void held.push(res))
+    servers.push(s)
+    clusters = manager([clusterConfig('gone', [s.port]), clusterConfig('stays', [s.port])]).clusters
+    const p = fetchText(clusters.get('gone')!.request(get()))
+    await waitFor(() => held.length === 1)
+    clusters.update([clusterConfig('stays', [s.port])])
+    expect(clusters.get('gone')).toBeUndefined()
+    held[0]!.end('finished')
+    expect((await p).text).toBe('finished')
+  })
+
+  it('close() lets in-flight requests finish, then resolves; later requests fail', async () => {
+    const held: http.ServerResponse[] = []
+    const s = await startServer((_q, res) => void held.push(res))
+    servers.push(s)
+    const m = manager([clusterConfig('api', [s.port])])
+    const c = m.clusters.get('api')!
+    const p = fetchText(c.request(get()))
+    await waitFor(() => held.length === 1)
+    let closed = false
+    const closing = m.clusters.close().then(() => (closed = true))
+    await new Promise((r) => setTimeout(r, 50))
+    expect(closed).toBe(false)
+    held[0]!.end('drained')
+    expect((await p).text).toBe('drained')
+    await closing
+    expect(closed).toBe(true)
+    await waitFor(() => s.busySockets.size === 0)
+    expect(await codeOf(c.request(get()))).toBe('upstream_connect_failure')
+  })
+})
