@@ -41,6 +41,8 @@ export interface StartOptions {
   metrics?: MetricsRegistry
   /** Honour `workers: auto | N` by forking (default true when started from the CLI; false here). */
   workers?: boolean
+  /** Overrides `workers` from the config (the CLI's `--workers`). */
+  workersOverride?: 'auto' | number
 }
 
 /** A running proxy. */
@@ -99,6 +101,7 @@ export async function startProxy(configOrPath: string | object, opts: StartOptio
   const baseDir = opts.baseDir ?? process.cwd()
   const path = typeof configOrPath === 'string' ? resolve(configOrPath) : undefined
   const config = await resolveConfig(configOrPath, baseDir)
+  if (opts.workersOverride !== undefined) config.workers = opts.workersOverride
   if (opts.workers && config.workers !== 1) {
     const { startPrimary } = await import('./server/workers.ts')
     return startPrimary(config, { path, log: opts.log, watch: opts.watch, sighup: opts.sighup })
