@@ -91,6 +91,11 @@ export interface LoadedArtifact {
   bundle?: { name: string; version: string; digest: string; signer: string }
   /** Capabilities the bundle (or, unsigned, the config alone) allows. */
   capabilities: Capability[]
+  /**
+   * Bundles only: the effective quotas (config over the manifest's defaults, checked against
+   * the manifest's and publisher's maximums). Hosts should prefer these over `def.quotas`.
+   */
+  quotas?: Quotas
   /** Whether this artifact was loaded without signature verification (development only). */
   unsigned: boolean
 }
