@@ -1,0 +1,109 @@
+/**
+ * Smoke run through the runtime's own Wasm host (runtime/src/hosts/wasm), so admission runs a
+ * filter exactly as a data plane would: same linking, capability checks, fuel meter, memory
+ * cap and watchdog. Each sample is a real `PipelineStream` driven through the filter's hooks.
+ */
+import { HeaderMap } from '@omnirelay/runtime/pipeline/header-map.ts'
+import { PipelineStream } from '@omnirelay/runtime/pipeline/stream.ts'
+import { FilterError, type FilterDefinition, type LoadedArtifact, type StreamFilter } from '@omnirelay/runtime/pipeline/filter.ts'
+import type { ExtensionHost, HostServices } from '@omnirelay/runtime/hosts/host-services.ts'
+import { silentLogger } from '@omnirelay/runtime/observability/logger.ts'
+import { MetricsRegistry } from '@omnirelay/runtime/observability/metrics.ts'
+import { createSharedData, createSharedQueues } from '@omnirelay/runtime/hosts/shared-state/index.ts'
+import { sha256Hex } from '@omnirelay/runtime/bundles/digest.ts'
+import { refusal, AdmissionStep, RegistryErrorCode } from '../../errors.ts'
+import type { SmokeInput, SmokeReport } from './runner.ts'
+
+const enc = new TextEncoder()
+
+const CODE_BY_FILTER_ERROR: Record<string, string> = {
+  fuel_exhausted: RegistryErrorCode.SmokeFuelExhausted,
+  memory_exceeded: RegistryErrorCode.SmokeMemoryExceeded,
+  timeout: RegistryErrorCode.SmokeTimeout,
+}
+
+function asRefusal(e: unknown, where: string): Error {
+  if (e instanceof FilterError) return refusal(AdmissionStep.Smoke, CODE_BY_FILTER_ERROR[e.code] ?? RegistryErrorCode.SmokeTrap, `${where}: ${e.code}: ${e.message}`, { cause: e })
+  return refusal(AdmissionStep.Smoke, RegistryErrorCode.SmokeTrap, `${where}: ${(e as Error)?.message ?? String(e)}`, { cause: e })
+}
+
+/** Returns a runner bound to `host`. */
+export function hostSmokeRunner(host: ExtensionHost): (input: SmokeInput) => Promise<SmokeReport> {
+  return async (input) => {
+    const t0 = performance.now()
+    const m = input.manifest
+    const def: FilterDefinition = {
+      name: `smoke:${m.name}`,
+      kind: 'wasm',
+      config: input.samples.config,
+      failurePolicy: 'fail-closed',
+      isolation: 'shared',
+      quotas: { ...m.quotas.default, fuel: input.fuel, memoryBytes: input.memoryBytes, timeoutMs: Math.min(m.quotas.default.timeoutMs ?? input.timeoutMs, input.timeoutMs) },
+      capabilities: [...m.capabilities],
+    }
+    const artifact: LoadedArtifact = {
+      kind: 'wasm',
+      bytes: input.entry,
+      digest: sha256Hex(input.entry),
+      bundle: input.bundle,
+      capabilities: [...m.capabilities],
+      unsigned: false,
+    }
+    const services: HostServices = {
+      log: silentLogger,
+      metrics: new MetricsRegistry(),
+      httpCall: () => Promise.reject(Object.assign(new Error('no callouts during admission'), { code: 'unavailable' })),
+      sharedData: createSharedData(),
+      sharedQueues: createSharedQueues(),
+      epoch: 0,
+    }
+    let factory
+    try {
+      factory = await host.createFactory(def, artifact, services)
+    } catch (e) {
+      if (e instanceof FilterError) throw asRefusal(e, 'start')
+      throw refusal(AdmissionStep.Smoke, RegistryErrorCode.SmokeInstantiateFailed, `start: ${(e as Error)?.message ?? String(e)}`, { cause: e })
+    }
+    let localReplies = 0
+    try {
+      for (const [i, req] of input.samples.requests.entries()) {
+        const where = `request ${i} ${req.method} ${req.path}`
+        const stream = new PipelineStream({
+          requestHeaders: HeaderMap.fromPairs([[':method', req.method], [':path', req.path], [':authority', req.authority], [':scheme', 'http'], ...req.headers]),
+        })
+        let f: StreamFilter | undefined
+        try {
+          f = factory.createStream(stream)
+          const body = req.body === undefined ? undefined : enc.encode(req.body)
+          f.onRequestHeaders?.(body === undefined)
+          if (body && !stream.localReply) {
+            stream.requestBody = body
+            f.onRequestBody?.(body.length, true)
+          }
+          if (!stream.localReply) {
+            stream.responseHeaders.set(':status', String(req.response.status))
+            for (const [k, v] of req.response.headers) stream.responseHeaders.add(k, v)
+            const rbody = req.response.body === undefined ? undefined : enc.encode(req.response.body)
+            f.onResponseHeaders?.(rbody === undefined)
+            if (rbody) {
+              stream.responseBody = rbody
+              f.onResponseBody?.(rbody.length, true)
+            }
+          }
+          f.onLog?.()
+        } catch (e) {
+          throw asRefusal(e, where)
+        } finally {
+          f?.onDone?.()
+        }
+        if (stream.localReply) localReplies++
+        if (performance.now() - t0 > input.timeoutMs) {
+          throw refusal(AdmissionStep.Smoke, RegistryErrorCode.SmokeTimeout, `${where}: smoke run took longer than ${input.timeoutMs} ms`)
+        }
+      }
+    } finally {
+      await factory.close()
+    }
+    return { runner: 'host', requests: input.samples.requests.length, maxFuel: null, localReplies, ms: performance.now() - t0 }
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * Picks the smoke runner: the runtime's Wasm host when it is installed (`auto`, `host`), the
+ * built-in ABI driver otherwise (`auto`, `abi`). The choice is made once per registry.
+ */
+import { runAbiSmoke } from './abi-runner.ts'
+import { hostSmokeRunner } from './host-runner.ts'
+import type { SmokeRunner } from './runner.ts'
+
+export type { SmokeInput, SmokeReport, SmokeRunner } from './runner.ts'
+
+export async function selectSmokeRunner(mode: 'auto' | 'host' | 'abi'): Promise<SmokeRunner> {
+  if (mode === 'abi') return runAbiSmoke
+  try {
+    const { hostFor } = await import('@omnirelay/runtime/hosts/index.ts')
+    return hostSmokeRunner(await hostFor('wasm'))
+  } catch (e) {
+    // Only a host that is not installed falls back; a host that fails to load is an error.
+    if (mode === 'host' || (e as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw e
+    return runAbiSmoke
+  }
+}
