@@ -1,0 +1,68 @@
+// Header and trailer maps of the current stream (and of a callout's response).
+
+import {
+  addHeaderMapValue, getHeaderMapPairs, getHeaderMapSize, getHeaderMapValue,
+  removeHeaderMapValue, replaceHeaderMapValue, setHeaderMapPairs,
+} from "./hostcalls";
+import { Header, MapType, Status } from "./types";
+
+/**
+ * One header map of the host (`proxy_map_type_t`). The host only lets a callback touch the
+ * maps of its phase (request headers in `onRequestHeaders`, ...); elsewhere calls return
+ * `Status.NotFound` or null rather than trapping.
+ *
+ * @example
+ * const ua = this.requestHeaders.get("user-agent");
+ * this.requestHeaders.set("x-seen-by", "omnirelay");
+ */
+export class HeaderMap {
+  constructor(public readonly type: MapType) {}
+
+  /** The value of `name` (lower-case), or null when absent. Several values are joined by the host. */
+  get(name: string): string | null {
+    return getHeaderMapValue(this.type, name);
+  }
+
+  /** Whether `name` is present. */
+  has(name: string): bool {
+    return getHeaderMapValue(this.type, name) !== null;
+  }
+
+  /** Appends a value, keeping existing ones. */
+  add(name: string, value: string): Status {
+    return addHeaderMapValue(this.type, name, value);
+  }
+
+  /** Sets `name` to exactly `value`, replacing existing values. */
+  set(name: string, value: string): Status {
+    return replaceHeaderMapValue(this.type, name, value);
+  }
+
+  /** Removes every value of `name`. */
+  remove(name: string): Status {
+    return removeHeaderMapValue(this.type, name);
+  }
+
+  /** Every pair, in order (pseudo-headers such as `:path` first). */
+  all(): Array<Header> {
+    return getHeaderMapPairs(this.type);
+  }
+
+  /** Replaces the whole map. */
+  replaceAll(headers: Array<Header>): Status {
+    return setHeaderMapPairs(this.type, headers);
+  }
+
+  /** Serialized size in bytes, or -1 when the map is not available in this callback. */
+  serializedSize(): i64 {
+    return getHeaderMapSize(this.type);
+  }
+}
+
+export const requestHeaders = new HeaderMap(MapType.HttpRequestHeaders);
+export const requestTrailers = new HeaderMap(MapType.HttpRequestTrailers);
+export const responseHeaders = new HeaderMap(MapType.HttpResponseHeaders);
+export const responseTrailers = new HeaderMap(MapType.HttpResponseTrailers);
+/** Headers of an HTTP callout's response; valid inside `onHttpCallResponse`. */
+export const callResponseHeaders = new HeaderMap(MapType.HttpCallResponseHeaders);
+export const callResponseTrailers = new HeaderMap(MapType.HttpCallResponseTrailers);
