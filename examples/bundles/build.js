@@ -10,6 +10,8 @@
 //   trust-policy.yaml        trusts dev-publisher for wasm and quickjs bundles
 //   <name>.orb               one signed bundle per example filter
 //   bundles.json             { "<name>": { "path": "<name>.orb" (relative to this folder), "digest": "sha256:…", … } } for configs to pin
+//   filters.json             { trustPolicy, filters: [FilterDefinition…] } with absolute paths, ready to merge into a
+//                            proxy config (the edge example does): digests change whenever the dev key is regenerated
 import { existsSync, readdirSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join, relative } from 'node:path'
@@ -124,6 +126,13 @@ async function main() {
     )
   }
   await writeFile(join(out, 'bundles.json'), JSON.stringify(index, null, 2) + '\n')
+  const filters = Object.entries(index).map(([name, b]) => ({
+    name,
+    kind: b.kind,
+    bundle: { path: join(out, b.path), digest: b.digest },
+    capabilities: b.capabilities,
+  }))
+  await writeFile(join(out, 'filters.json'), JSON.stringify({ trustPolicy: join(out, 'trust-policy.yaml'), filters }, null, 2) + '\n')
   console.log(`bundles: ${list.length} signed bundles and trust-policy.yaml in ${relative(process.cwd(), out) || out}`)
 }
 
