@@ -125,6 +125,8 @@ export const UpstreamErrorCode = {
   Timeout: 'upstream_timeout', // 504
   Idle: 'upstream_idle_timeout', // 504
   UnknownCluster: 'unknown_cluster', // 500
+  /** 400: the request cannot be sent as is (e.g. duplicate `host`/`content-length`, `expect`). */
+  InvalidRequest: 'upstream_invalid_request', // 400
 } as const
 export type UpstreamErrorCode = (typeof UpstreamErrorCode)[keyof typeof UpstreamErrorCode]
 

@@ -101,6 +101,7 @@ class UpgradeCall {
     this.#settled = true
     if (this.#timer) clearTimeout(this.#timer)
     const body = new PassThrough()
+    body.on('error', () => {}) // a reset mid-body must not crash an unlistened stream
     body.on('drain', () => this.#resume?.())
     body.on('close', () => {
       if (!this.#done) this.#abort?.(new Error('upgrade refusal body abandoned'))

@@ -53,11 +53,16 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
   #timer: NodeJS.Timeout | undefined = undefined
   #backoff: NodeJS.Timeout | undefined = undefined
   #sentAt = 0
+  /** True while inside `pool.dispatch()`: an error then comes from building the request. */
+  #dispatching = false
 
   constructor(cluster: UpstreamCluster, req: UpstreamRequest) {
     super({ highWaterMark: 65_536 })
     this.#cluster = cluster
     this.#req = req
+    // An upstream failing mid-body must never crash the process because the consumer had
+    // not attached an 'error' listener yet; consumers that listen still get the error.
+    this.on('error', ignore)
   }
 
   get body(): Readable {
@@ -136,6 +141,7 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
     this.#tries++
     this.#sentAt = performance.now()
     const idle = req.policy.idleTimeoutMs
+    this.#dispatching = true
     ep.pool.dispatch(
       {
         path: req.path,
@@ -149,6 +155,7 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
       } as Dispatcher.DispatchOptions,
       this as unknown as Dispatcher.DispatchHandler,
     )
+    this.#dispatching = false
   }
 
   // ---- undici handler (callback API) ----
@@ -229,7 +236,14 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
     }
     let e: UpstreamError
     let kind: string
-    if (phase === QUEUED && (err as { code?: string }).code !== 'UND_ERR_INVALID_ARG') {
+    const code = (err as { code?: string }).code
+    if (this.#dispatching && phase === QUEUED && code !== 'UND_ERR_CLOSED' && code !== 'UND_ERR_DESTROYED') {
+      // undici refused to build the request (bad headers from downstream): not the
+      // endpoint's fault, so no ejection streak and no retry.
+      this.#rejectWith(new UpstreamError(UpstreamErrorCode.InvalidRequest, 'request cannot be forwarded upstream', { cause: err }))
+      return
+    }
+    if (phase === QUEUED) {
       e = new UpstreamError(UpstreamErrorCode.ConnectFailure, `cluster ${c.name}: connect to ${ep?.address} failed`, {
         cause: err,
       })
@@ -326,6 +340,8 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
     this.#req.signal?.removeEventListener('abort', this)
   }
 }
+
+function ignore(): void {}
 
 function onCallTimeout(call: UpstreamCall, ms: number): void {
   call.fail(new UpstreamError(UpstreamErrorCode.Timeout, `upstream request timed out after ${ms} ms`))

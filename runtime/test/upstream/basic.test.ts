@@ -89,6 +89,36 @@ describe('basic cluster', () => {
     expect(metricValue(m.metrics, 'omnirelay_upstream_errors_total{cluster="api",code="upstream_connect_failure"}')).toBe(1)
   })
 
+  it('refuses a request undici cannot build with upstream_invalid_request, without blaming the endpoint', async () => {
+    const s = await startServer((_q, res) => res.end('ok'))
+    servers.push(s)
+    const m = manager([
+      clusterConfig('api', [s.port], {
+        outlierDetection: { consecutive5xx: 1, consecutiveConnectFailures: 1, baseEjectionMs: 10_000, maxEjectionPercent: 100 },
+      }),
+    ])
+    clusters = m.clusters
+    const c = clusters.get('api')!
+    expect(await codeOf(c.request({ ...get(), headers: ['host', 'a', 'host', 'b'] }))).toBe('upstream_invalid_request')
+    expect(await codeOf(c.request({ ...get(), headers: ['host', 'a', 'expect', '100-continue'] }))).toBe('upstream_invalid_request')
+    expect(s.hits).toBe(0)
+    expect((await fetchText(c.request(get()))).text).toBe('ok')
+    expect(metricValue(m.metrics, 'omnirelay_upstream_ejections_total{cluster="api"}')).toBe(0)
+  })
+
+  it('a mid-body reset with no error listener on the body does not crash', async () => {
+    const s = await startServer((req, res) => {
+      res.writeHead(200)
+      res.write('part')
+      setTimeout(() => req.socket.destroy(), 10)
+    })
+    servers.push(s)
+    clusters = manager([clusterConfig('api', [s.port])]).clusters
+    const res = await clusters.get('api')!.request(get())
+    await new Promise((r) => setTimeout(r, 100))
+    expect(res.body.destroyed).toBe(true)
+  })
+
   it('tunnels a WebSocket-style upgrade', async () => {
     const s = await startServer((_req, res) => res.end())
     s.server.on('upgrade', (req, socket: net.Socket) => {
