@@ -1,0 +1,6 @@
+export { capabilitiesOf, unmetRequirement, CapabilityKey, type ClientCapabilities, type Requirement } from './capabilities.ts'
+export { CacheErrorCode, XdsCacheError } from './errors.ts'
+export { makeResource, type MarshaledVariant, type ResourceMessage, type ResourceOptions, type XdsResource } from './resource.ts'
+export { referencesOf, type ResourceRef } from './references.ts'
+export { Snapshot, hashEntries, type TypeView } from './snapshot.ts'
+export { SnapshotCache, groupByLabel, groupByNodeId, type NodeGrouper, type SnapshotCacheOptions, type SnapshotListener } from './snapshot-cache.ts'

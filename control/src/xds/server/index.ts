@@ -1,0 +1,7 @@
+export type { AckEvent, CloseEvent, NackEvent, RequestEvent, ResponseEvent, WithheldEvent, XdsCallbacks } from './callbacks.ts'
+export { DataPlane, type ConfigState, type DataPlaneSummary, type TypeStatus } from './data-plane.ts'
+export { AdsStream, DEFAULT_NACK_BACKOFF, type AdsStreamOptions, type NackBackoff, type StreamTransport } from './stream-base.ts'
+export { SotwStream } from './sotw/stream.ts'
+export { DeltaStream } from './delta/stream.ts'
+export { addAdsService, adsServiceDefinition, StreamRegistry } from './grpc/ads-service.ts'
+export { startXdsServer, type XdsServer, type XdsServerOptions } from './xds-server.ts'

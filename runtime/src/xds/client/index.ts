@@ -1,0 +1,3 @@
+export { createXdsClient, type XdsClient, type XdsClientNode, type XdsClientOptions, type XdsClientStatus, type XdsConnectionState, type XdsUpdate, type ReceivedResource } from './xds-client.ts'
+export { Backoff, type BackoffOptions } from './backoff.ts'
+export { XdsClientError, XdsClientErrorCode } from './errors.ts'
