@@ -1,0 +1,435 @@
+/**
+ * A configured Wasm filter: module compiled once (digest cache), checked against its grant,
+ * initialized, and then serving streams.
+ *
+ * Isolation:
+ * - `shared`: one instance serves every request (proxy-wasm semantics; one context per
+ *   stream, state persists). After a failure the instance is dropped and the next request
+ *   builds a fresh one (with `reload`, only after an exponential backoff).
+ * - `per-request`: instances come from a pool; each starts from the snapshot (memory and
+ *   mutable globals) taken right after initialization, so no state crosses requests. A new
+ *   pool instance is instantiated and restored from the snapshot, never re-initialized.
+ *   Timers and queue callbacks run on a separate root instance that serves no request.
+ *
+ * Failure policy: the hook throws a FilterError and the pipeline answers (fail-closed: 5xx,
+ * fail-open: skip, reload: 5xx while the instance is rebuilt with backoff). Failures outside
+ * a hook (a callout's response callback) apply the same policy here. Every failure counts in
+ * `omnirelay_wasm_failures_total{filter,code}` and is logged (rate-limited: crash loops
+ * produce one line per second with a suppressed count).
+ */
+import type { Capability, FilterDefinition, FilterFactory, HttpStream, LoadedArtifact, StreamFilter } from '../../pipeline/filter.ts'
+import { FilterError, FilterErrorCode } from '../../pipeline/filter.ts'
+import { hostReply } from '../../pipeline/local-reply.ts'
+import { FilterStatus, Phase } from '../../pipeline/phases.ts'
+import type { CounterChild, GaugeChild, HistogramChild } from '../../observability/metrics.ts'
+import { moduleCache, type ModuleCache, type PreparedModule } from '../../sandbox/module-cache.ts'
+import { pagesFor } from '../../sandbox/memory-cap.ts'
+import type { HostServices } from '../host-services.ts'
+import { ABI_MARKERS } from './abi.ts'
+import { assertImportsGranted } from './capabilities.ts'
+import { GuestMetrics } from './guest-metrics.ts'
+import { WasmVm, type Callbacks, type FilterEnv, type Snapshot, type StreamBinding } from './vm.ts'
+
+/** Host defaults for absent quotas. */
+export const WASM_DEFAULTS = {
+  /** ≈ 4 ms of a tight loop on the reference machine (see notes/sandboxes.md). */
+  fuel: 20_000_000,
+  memoryBytes: 32 * 1024 * 1024,
+  timeoutMs: 50,
+  /** Initialization gets this many request budgets. */
+  initFuelFactor: 10,
+  /** Per-request isolation: most live instances per filter, and most kept idle. */
+  maxInstances: 256,
+  maxIdle: 32,
+  backoffBaseMs: 100,
+  backoffMaxMs: 30_000,
+} as const
+
+const FUEL_BUCKETS = [1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9]
+
+export interface WasmHostOptions {
+  /** Instrument for fuel. Default true; false only for trusted modules and benchmarks. */
+  meter?: boolean
+  cache?: ModuleCache
+}
+
+/** A module refused at load. `code` is stable: invalid_module, unknown_import, capability_denied, memory_exceeded, configure_rejected, or the FilterError code of a failed initialization. */
+export class WasmLoadError extends Error {
+  readonly code: string
+  readonly filter: string
+  constructor(filter: string, code: string, message: string, options?: { cause?: unknown }) {
+    super(`filter "${filter}": ${message}`, options)
+    this.name = 'WasmLoadError'
+    this.code = code
+    this.filter = filter
+  }
+}
+
+function configBytes(config: unknown): Uint8Array {
+  if (config === undefined || config === null) return new Uint8Array(0)
+  if (config instanceof Uint8Array) return config
+  return new TextEncoder().encode(typeof config === 'string' ? config : JSON.stringify(config))
+}
+
+/** Builds a ready factory (see the file comment). Rejects with `WasmLoadError`. */
+export async function createWasmFactory(
+  def: FilterDefinition,
+  artifact: LoadedArtifact,
+  services: HostServices,
+  opts: WasmHostOptions = {},
+): Promise<FilterFactory> {
+  const meter = opts.meter ?? true
+  const bundleCaps = new Set(artifact.capabilities)
+  const grants = new Set<Capability>(def.capabilities.filter((c) => bundleCaps.has(c)))
+  const maxPages = pagesFor(def.quotas.memoryBytes ?? WASM_DEFAULTS.memoryBytes)
+  if (!WebAssembly.validate(artifact.bytes)) throw new WasmLoadError(def.name, 'invalid_module', 'not a valid WebAssembly module')
+
+  let prepared: PreparedModule
+  try {
+    prepared = await (opts.cache ?? moduleCache).prepare(artifact.bytes, { fuel: meter, snapshot: def.isolation === 'per-request', maxPages })
+  } catch (e) {
+    const code = (e as { code?: string }).code === 'memory_exceeded' ? 'memory_exceeded' : 'invalid_module'
+    throw new WasmLoadError(def.name, code, (e as Error).message, { cause: e })
+  }
+  try {
+    assertImportsGranted(def.name, prepared.imports, grants)
+  } catch (e) {
+    throw new WasmLoadError(def.name, (e as { code: string }).code, (e as Error).message.replace(/^filter "[^"]*": /, ''), { cause: e })
+  }
+  const factory = new WasmFilterFactory(def, prepared, services, grants)
+  factory.start()
+  return factory
+}
+
+export class WasmFilterFactory implements FilterFactory {
+  readonly name: string
+  readonly kind = 'wasm' as const
+  readonly phases: number
+  readonly failurePolicy: FilterDefinition['failurePolicy']
+  readonly version: string | undefined
+  readonly env: FilterEnv
+  readonly fuelBudget: number
+  readonly metered: boolean
+  readonly #def: FilterDefinition
+  readonly #prepared: PreparedModule
+  readonly #services: HostServices
+  readonly #perRequest: boolean
+  /** Shared mode: the serving instance. Per-request mode: the root (timers, queues). */
+  #root: WasmVm | undefined
+  #snapshot: Snapshot | undefined
+  readonly #idle: WasmVm[] = []
+  #live = 0
+  #closed = false
+  // failure bookkeeping
+  #consecutive = 0
+  #lastFailureAt = 0
+  #retryAt = 0
+  #logWindowStart = 0
+  #logSuppressed = 0
+  readonly #failures = new Map<string, CounterChild>()
+  readonly fuelUsed: HistogramChild
+  readonly #instances: GaugeChild
+  readonly #created: CounterChild
+
+  constructor(def: FilterDefinition, prepared: PreparedModule, services: HostServices, grants: Set<Capability>) {
+    this.name = def.name
+    this.failurePolicy = def.failurePolicy
+    this.version = undefined
+    this.#def = def
+    this.#prepared = prepared
+    this.#services = services
+    this.#perRequest = def.isolation === 'per-request'
+    this.metered = prepared.metered
+    this.fuelBudget = def.quotas.fuel ?? WASM_DEFAULTS.fuel
+    const m = services.metrics
+    this.fuelUsed = m.histogram('omnirelay_filter_fuel_used', 'Fuel used per request by a filter', ['filter'], FUEL_BUCKETS).labels(def.name)
+    this.#instances = m.gauge('omnirelay_wasm_instances', 'Live Wasm instances per filter', ['filter']).labels(def.name)
+    this.#created = m.counter('omnirelay_wasm_instances_created_total', 'Wasm instances created (initial, pool growth, reloads)', ['filter']).labels(def.name)
+    this.env = {
+      name: def.name,
+      vmId: def.name,
+      version: undefined,
+      services,
+      log: services.log.child({ filter: def.name, kind: 'wasm' }),
+      grants,
+      calloutClusters: new Set(grants.has('http-callout') ? (def.calloutClusters ?? []) : []),
+      pluginConfig: configBytes(def.config),
+      vmConfig: new Uint8Array(0),
+      metrics: new GuestMetrics(m, def.name),
+      fuelBudget: this.fuelBudget,
+      initFuel: this.fuelBudget * WASM_DEFAULTS.initFuelFactor,
+      timeoutMs: def.quotas.timeoutMs ?? WASM_DEFAULTS.timeoutMs,
+      onFailure: (vm, err, binding) => this.#onFailure(vm, err, binding),
+    }
+    const exported = new Set(prepared.exports.map((e) => e.name))
+    if (!ABI_MARKERS.some((n) => exported.has(n))) {
+      this.env.log.warn('module exports no proxy_abi_version_* marker; assuming ABI v0.2.1', { filter: def.name })
+    }
+    const body = grants.has('body:read')
+    let phases = 0
+    if (exported.has('proxy_on_request_headers')) phases |= Phase.RequestHeaders
+    if (body && exported.has('proxy_on_request_body')) phases |= Phase.RequestBody
+    if (exported.has('proxy_on_request_trailers')) phases |= Phase.RequestTrailers
+    if (exported.has('proxy_on_response_headers')) phases |= Phase.ResponseHeaders
+    if (body && exported.has('proxy_on_response_body')) phases |= Phase.ResponseBody
+    if (exported.has('proxy_on_response_trailers')) phases |= Phase.ResponseTrailers
+    if (exported.has('proxy_on_log')) phases |= Phase.Log
+    this.phases = def.phases === undefined ? phases : phases & def.phases
+  }
+
+  /** Builds and initializes the first instance; throws WasmLoadError. */
+  start(): void {
+    let vm: WasmVm
+    try {
+      vm = this.#newVm(true)
+      vm.initialize()
+      if (this.#perRequest) this.#snapshot = vm.snapshot()
+    } catch (e) {
+      this.close()
+      if (e instanceof FilterError) {
+        const code = e.message.includes('configure_rejected') ? 'configure_rejected' : e.code
+        throw new WasmLoadError(this.name, code, `initialization failed: ${e.message}`, { cause: e })
+      }
+      throw new WasmLoadError(this.name, 'invalid_module', `initialization failed: ${(e as Error).message}`, { cause: e })
+    }
+    this.#root = vm
+  }
+
+  #newVm(isRoot: boolean): WasmVm {
+    const vm = new WasmVm(this.#prepared, this.env, isRoot)
+    this.#live++
+    this.#instances.set(this.#live)
+    this.#created.inc()
+    return vm
+  }
+
+  #drop(vm: WasmVm): void {
+    vm.dispose()
+    this.#live--
+    this.#instances.set(this.#live)
+  }
+
+  createStream(stream: HttpStream): StreamFilter {
+    return new WasmStreamFilter(this, stream)
+  }
+
+  /** An instance for a new stream; throws FilterError (unavailable during backoff or at the instance limit). */
+  acquire(): WasmVm {
+    if (this.#closed) throw new FilterError(this.name, FilterErrorCode.Unavailable, 'filter was closed')
+    if (performance.now() < this.#retryAt) {
+      throw new FilterError(this.name, FilterErrorCode.Unavailable, 'instance is being reloaded after a failure (backoff)')
+    }
+    if (!this.#perRequest) {
+      const cur = this.#root
+      if (cur && !cur.broken) return cur
+      return this.#rebuildShared()
+    }
+    const idle = this.#idle.pop()
+    if (idle) {
+      if (idle.dirty) idle.restore(this.#snapshot!)
+      return idle
+    }
+    if (this.#live >= WASM_DEFAULTS.maxInstances) {
+      throw new FilterError(this.name, FilterErrorCode.Unavailable, `instance limit reached (${WASM_DEFAULTS.maxInstances})`)
+    }
+    try {
+      const vm = this.#newVm(false)
+      vm.restore(this.#snapshot!)
+      return vm
+    } catch (e) {
+      throw new FilterError(this.name, FilterErrorCode.Unavailable, `could not create an instance: ${(e as Error).message}`, { cause: e })
+    }
+  }
+
+  #rebuildShared(): WasmVm {
+    const vm = this.#newVm(true)
+    try {
+      vm.initialize()
+    } catch (e) {
+      this.#drop(vm)
+      // Initialization failing again is a crash loop whatever the policy: back off.
+      this.#backoff()
+      throw e instanceof FilterError ? e : new FilterError(this.name, FilterErrorCode.Unavailable, String(e))
+    }
+    this.#root = vm
+    this.env.log.info('wasm instance reloaded', { filter: this.name, failures: this.#consecutive })
+    return vm
+  }
+
+  release(vm: WasmVm): void {
+    if (!this.#perRequest) return
+    if (vm.broken || this.#closed || this.#idle.length >= WASM_DEFAULTS.maxIdle) {
+      if (!vm.broken) this.#drop(vm)
+      return
+    }
+    this.#idle.push(vm)
+  }
+
+  #backoff(): void {
+    const now = performance.now()
+    if (now - this.#lastFailureAt > WASM_DEFAULTS.backoffMaxMs * 2) this.#consecutive = 0
+    this.#consecutive++
+    this.#lastFailureAt = now
+    const delay = Math.min(WASM_DEFAULTS.backoffMaxMs, WASM_DEFAULTS.backoffBaseMs * 2 ** (this.#consecutive - 1))
+    this.#retryAt = now + delay
+  }
+
+  #onFailure(vm: WasmVm, err: FilterError, binding: StreamBinding | undefined): void {
+    let c = this.#failures.get(err.code)
+    if (!c) {
+      c = this.#services.metrics.counter('omnirelay_wasm_failures_total', 'Wasm filter failures (instance discarded) by reason code', ['filter', 'code']).labels(this.name, err.code)
+      this.#failures.set(err.code, c)
+    }
+    c.inc()
+    if (this.failurePolicy === 'reload') this.#backoff()
+    // A broken instance is never reused: forget it (in-flight streams on it fail 'unavailable').
+    if (vm === this.#root) {
+      this.#root = undefined
+      if (this.#perRequest && !this.#closed) this.#scheduleRootRebuild()
+    }
+    this.#drop(vm)
+    this.#logFailure(err, binding)
+  }
+
+  #scheduleRootRebuild(): void {
+    const delay = Math.max(WASM_DEFAULTS.backoffBaseMs, this.#retryAt - performance.now())
+    setTimeout(() => {
+      if (this.#closed || this.#root) return
+      const vm = this.#newVm(true)
+      try {
+        vm.initialize()
+        this.#root = vm
+      } catch {
+        this.#drop(vm)
+        this.#backoff()
+        this.#scheduleRootRebuild()
+      }
+    }, delay).unref()
+  }
+
+  #logFailure(err: FilterError, binding: StreamBinding | undefined): void {
+    const now = performance.now()
+    if (now - this.#logWindowStart < 1000) {
+      this.#logSuppressed++
+      return
+    }
+    this.#logWindowStart = now
+    const suppressed = this.#logSuppressed
+    this.#logSuppressed = 0
+    this.env.log.warn('wasm filter failed; instance discarded', {
+      filter: this.name,
+      code: err.code,
+      error: err.message,
+      policy: this.failurePolicy,
+      isolation: this.#def.isolation,
+      requestId: binding?.stream.info.requestId,
+      consecutiveFailures: this.#consecutive,
+      ...(suppressed ? { suppressed } : {}),
+    })
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    this.#root?.dispose()
+    for (const vm of this.#idle) this.#drop(vm)
+    this.#idle.length = 0
+  }
+}
+
+type Pick = (f: Callbacks) => ((...a: number[]) => number | undefined) | undefined
+const REQ_HEADERS: Pick = (f) => f.onRequestHeaders
+const REQ_BODY: Pick = (f) => f.onRequestBody
+const REQ_TRAILERS: Pick = (f) => f.onRequestTrailers
+const RESP_HEADERS: Pick = (f) => f.onResponseHeaders
+const RESP_BODY: Pick = (f) => f.onResponseBody
+const RESP_TRAILERS: Pick = (f) => f.onResponseTrailers
+
+/** The per-request filter: one proxy-wasm HTTP context. */
+class WasmStreamFilter implements StreamFilter, StreamBinding {
+  readonly stream: HttpStream
+  contextId = 0
+  fuelLeft: number
+  props: Map<string, Uint8Array> | undefined = undefined
+  finished = false
+  readonly #f: WasmFilterFactory
+  #vm: WasmVm | undefined = undefined
+  #failed = false
+
+  constructor(f: WasmFilterFactory, stream: HttpStream) {
+    this.#f = f
+    this.stream = stream
+    this.fuelLeft = f.fuelBudget
+  }
+
+  onRequestHeaders(endOfStream: boolean): FilterStatus {
+    return this.#hook(REQ_HEADERS, this.stream.requestHeaders.size, endOfStream ? 1 : 0)
+  }
+  onRequestBody(bodySize: number, endOfStream: boolean): FilterStatus {
+    return this.#hook(REQ_BODY, bodySize, endOfStream ? 1 : 0)
+  }
+  onRequestTrailers(): FilterStatus {
+    return this.#hook(REQ_TRAILERS, this.stream.requestTrailers.size, 0)
+  }
+  onResponseHeaders(endOfStream: boolean): FilterStatus {
+    return this.#hook(RESP_HEADERS, this.stream.responseHeaders.size, endOfStream ? 1 : 0)
+  }
+  onResponseBody(bodySize: number, endOfStream: boolean): FilterStatus {
+    return this.#hook(RESP_BODY, bodySize, endOfStream ? 1 : 0)
+  }
+  onResponseTrailers(): FilterStatus {
+    return this.#hook(RESP_TRAILERS, this.stream.responseTrailers.size, 0)
+  }
+
+  onLog(): void {
+    const vm = this.#vm
+    if (!vm || this.#failed || this.contextId === 0 || !vm.fns.onLog) return
+    try {
+      vm.call(vm.fns.onLog, this, this.contextId)
+    } catch {
+      // Counted and logged by the factory; the response is already out.
+      this.#failed = true
+    }
+  }
+
+  onDone(): void {
+    if (this.finished) return
+    this.finished = true
+    const vm = this.#vm
+    if (!vm) return
+    if (this.contextId !== 0) vm.finishContext(this)
+    if (this.#f.metered) this.#f.fuelUsed.observe(Math.max(0, this.#f.fuelBudget - this.fuelLeft))
+    this.#f.release(vm)
+    this.#vm = undefined
+  }
+
+  #hook(pick: Pick, a: number, b: number): FilterStatus {
+    if (this.#failed || this.finished) return FilterStatus.Continue
+    try {
+      let vm = this.#vm
+      if (!vm) {
+        vm = this.#f.acquire()
+        this.#vm = vm
+        this.contextId = vm.nextContextId()
+        vm.createContext(this)
+      }
+      const fn = pick(vm.fns)
+      if (!fn) return FilterStatus.Continue
+      return vm.call(fn, this, this.contextId, a, b) === 0 ? FilterStatus.Continue : FilterStatus.Pause
+    } catch (e) {
+      this.#failed = true
+      throw e
+    }
+  }
+
+  onCalloutFailure(err: FilterError): void {
+    if (this.#failed) return
+    this.#failed = true
+    if (this.#f.failurePolicy === 'fail-open') {
+      this.stream.resume()
+      return
+    }
+    const status = err.code === FilterErrorCode.Unavailable ? 503 : err.code === FilterErrorCode.Timeout ? 504 : 500
+    const reply = hostReply(status, 'filter_failed', { code: err.code, filter: this.#f.name })
+    this.stream.sendLocalReply(reply.status, reply.body, reply.headers, `filter_failed:${this.#f.name}:${err.code}`)
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Reading and writing a module's linear memory from host calls, with bounds checks on every
+ * pointer the module hands us (a bad pointer is an `InvalidMemoryAccess` status, never a host
+ * exception). Views are rebuilt only when the memory's buffer changes (after `memory.grow`).
+ *
+ * Returned data is written proxy-wasm style: the host asks the module to allocate
+ * (`proxy_on_memory_allocate`, else `malloc`), copies the bytes in, and stores pointer and
+ * size at the module's return pointers. An empty value is returned as pointer 0, size 0
+ * (what Envoy's host does).
+ */
+
+export class GuestMemory {
+  readonly #memory: WebAssembly.Memory
+  #buffer: ArrayBuffer
+  #u8: Uint8Array
+  #dv: DataView
+  #node: Buffer
+  /** The module's allocator, bound once exports are known. */
+  alloc: ((size: number) => number) | undefined
+
+  constructor(memory: WebAssembly.Memory) {
+    this.#memory = memory
+    this.#buffer = memory.buffer
+    this.#u8 = new Uint8Array(this.#buffer)
+    this.#dv = new DataView(this.#buffer)
+    this.#node = Buffer.from(this.#buffer)
+  }
+
+  get memory(): WebAssembly.Memory {
+    return this.#memory
+  }
+
+  #sync(): void {
+    const b = this.#memory.buffer
+    if (b === this.#buffer) return
+    this.#buffer = b
+    this.#u8 = new Uint8Array(b)
+    this.#dv = new DataView(b)
+    this.#node = Buffer.from(b)
+  }
+
+  get u8(): Uint8Array {
+    this.#sync()
+    return this.#u8
+  }
+
+  get byteLength(): number {
+    this.#sync()
+    return this.#buffer.byteLength
+  }
+
+  /** Whether [ptr, ptr+len) lies inside memory. Pointers and sizes are u32 from the module. */
+  ok(ptr: number, len: number): boolean {
+    this.#sync()
+    return ptr >>> 0 === ptr && len >>> 0 === len && ptr + len <= this.#buffer.byteLength
+  }
+
+  /** A copy of the bytes (the module may overwrite its memory later). Caller checks bounds. */
+  bytes(ptr: number, len: number): Uint8Array {
+    this.#sync()
+    return this.#u8.slice(ptr, ptr + len)
+  }
+
+  /** UTF-8 string at [ptr, ptr+len). Caller checks bounds. */
+  string(ptr: number, len: number): string {
+    this.#sync()
+    return this.#node.toString('utf8', ptr, ptr + len)
+  }
+
+  u32(ptr: number): number {
+    this.#sync()
+    return this.#dv.getUint32(ptr, true)
+  }
+
+  setU32(ptr: number, v: number): void {
+    this.#sync()
+    this.#dv.setUint32(ptr, v >>> 0, true)
+  }
+
+  setU64(ptr: number, v: bigint): void {
+    this.#sync()
+    this.#dv.setBigUint64(ptr, BigInt.asUintN(64, v), true)
+  }
+
+  /**
+   * Copies `value` into module-allocated memory and writes pointer/size to the return slots.
+   * Returns false when a return slot is out of bounds or the module's allocator failed.
+   */
+  returnValue(value: string | Uint8Array, ptrPtr: number, sizePtr: number): boolean {
+    if (!this.ok(ptrPtr, 4) || !this.ok(sizePtr, 4)) return false
+    const size = typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length
+    let ptr = 0
+    if (size > 0) {
+      if (!this.alloc) return false
+      // The allocator runs module code: it may grow memory (views resync) or trap (propagates).
+      ptr = this.alloc(size) >>> 0
+      if (ptr === 0 || !this.ok(ptr, size)) return false
+      if (typeof value === 'string') this.#node.write(value, ptr, size, 'utf8')
+      else this.#u8.set(value, ptr)
+    }
+    this.setU32(ptrPtr, ptr)
+    this.setU32(sizePtr, size)
+    return true
+  }
+
+  /** Serializes a flat `[name, value, ...]` list as a proxy-wasm map into module memory. */
+  returnPairs(flat: readonly string[], ptrPtr: number, sizePtr: number): boolean {
+    if (!this.ok(ptrPtr, 4) || !this.ok(sizePtr, 4)) return false
+    const n = flat.length >>> 1
+    let size = 4 + n * 8
+    for (let i = 0; i < flat.length; i++) size += Buffer.byteLength(flat[i]!, 'utf8') + 1
+    if (!this.alloc) return false
+    const ptr = this.alloc(size) >>> 0
+    if (ptr === 0 || !this.ok(ptr, size)) return false
+    const dv = this.#dv
+    const node = this.#node
+    dv.setUint32(ptr, n, true)
+    let lp = ptr + 4
+    let dp = ptr + 4 + n * 8
+    for (let i = 0; i < flat.length; i++, lp += 4) {
+      const written = node.write(flat[i]!, dp, 'utf8')
+      dv.setUint32(lp, written, true)
+      node[dp + written] = 0
+      dp += written + 1
+    }
+    this.setU32(ptrPtr, ptr)
+    this.setU32(sizePtr, size)
+    return true
+  }
+
+  /**
+   * Parses a proxy-wasm serialized map at [ptr, ptr+len) into a flat list with lower-cased
+   * names. Undefined when malformed. An empty map may be 0 bytes or one 0x00 byte.
+   */
+  pairs(ptr: number, len: number): string[] | undefined {
+    if (len < 4) return len <= 1 ? [] : undefined
+    this.#sync()
+    const dv = this.#dv
+    const n = dv.getUint32(ptr, true)
+    const end = ptr + len
+    if (n > (len - 4) / 8) return undefined
+    const out = new Array<string>(n * 2)
+    let lp = ptr + 4
+    let dp = ptr + 4 + n * 8
+    for (let i = 0; i < n * 2; i++, lp += 4) {
+      const l = dv.getUint32(lp, true)
+      if (dp + l + 1 > end) return undefined
+      const s = this.#node.toString('utf8', dp, dp + l)
+      out[i] = i % 2 === 0 ? s.toLowerCase() : s
+      dp += l + 1
+    }
+    return out
+  }
+}

@@ -1,0 +1,183 @@
+import { describe, expect, it } from 'vitest'
+import { host } from '../../src/hosts/wasm/index.ts'
+import { FilterStatus } from '../../src/pipeline/phases.ts'
+import { CAPABILITIES, type Capability } from '../../src/pipeline/filter.ts'
+import { wat } from './wat.ts'
+import { makeArtifact, makeDef, makeServices, makeStream } from './fixtures.ts'
+import { bodyFilter, calloutFilter, denyFilter, goLike, headerFilter, misuseFilter, rustLike, stateFilter, tickFilter } from './modules.ts'
+
+const dec = new TextDecoder()
+
+async function load(src: string, over: Parameters<typeof makeDef>[1] = {}, services = makeServices(), caps?: Capability[]) {
+  const bytes = await wat(src)
+  const factory = await host.createFactory(makeDef('t', over), makeArtifact(bytes, caps), services)
+  return { factory, services }
+}
+
+describe('wasm host: proxy-wasm ABI', () => {
+  it('reads, adds, replaces and removes headers; logs; response headers', async () => {
+    const { factory, services } = await load(headerFilter)
+    const s = makeStream([[':method', 'GET'], [':path', '/'], ['x-in', 'abc'], ['x-replaced', 'no'], ['x-replaced', 'no2'], ['x-remove', '1']])
+    const f = factory.createStream(s)
+    expect(f.onRequestHeaders!(true)).toBe(FilterStatus.Continue)
+    expect(s.requestHeaders.get('x-out')).toBe('abc')
+    expect(s.requestHeaders.getAll('x-replaced')).toEqual(['yes'])
+    expect(s.requestHeaders.has('x-remove')).toBe(false)
+    expect(s.requestHeaders.get('x-count')).toBe('1')
+    s.responseHeaders.set(':status', '200')
+    expect(f.onResponseHeaders!(false)).toBe(FilterStatus.Continue)
+    expect(s.responseHeaders.get('x-resp')).toBe('1')
+    f.onDone!()
+    expect(services.lines.some((l) => l.msg === 'hello from wasm' && l.filter === 't')).toBe(true)
+    expect(services.metrics.render()).toMatch(/omnirelay_filter_fuel_used_count\{filter="t"\} 1/)
+    await factory.close()
+  })
+
+  it('shared isolation keeps state across requests; per-request restores the snapshot', async () => {
+    const shared = (await load(headerFilter)).factory
+    const per = (await load(headerFilter, { isolation: 'per-request' })).factory
+    const counts = (factory: typeof shared) =>
+      [1, 2, 3].map(() => {
+        const s = makeStream()
+        const f = factory.createStream(s)
+        f.onRequestHeaders!(true)
+        f.onDone!()
+        return s.requestHeaders.get('x-count')
+      })
+    expect(counts(shared)).toEqual(['1', '2', '3'])
+    expect(counts(per)).toEqual(['1', '1', '1'])
+  })
+
+  it('per-request: concurrent streams get separate instances', async () => {
+    const { factory } = await load(headerFilter, { isolation: 'per-request' })
+    const a = makeStream()
+    const b = makeStream()
+    const fa = factory.createStream(a)
+    const fb = factory.createStream(b)
+    fa.onRequestHeaders!(true)
+    fb.onRequestHeaders!(true)
+    expect([a.requestHeaders.get('x-count'), b.requestHeaders.get('x-count')]).toEqual(['1', '1'])
+    fa.onDone!()
+    fb.onDone!()
+  })
+
+  it('runs a Rust-SDK-shaped module: _initialize, configuration buffer, pairs round trip, properties, WASI', async () => {
+    const { factory, services } = await load(rustLike, { config: { greeting: 'hi' } })
+    const s = makeStream([[':method', 'GET'], [':path', '/p?q=1'], [':authority', 'a'], ['x-a', '1']])
+    const f = factory.createStream(s)
+    f.onRequestHeaders!(true)
+    expect(s.requestHeaders.get('x-path')).toBe('/p?q=1')
+    expect(s.requestHeaders.get('x-config')).toBe('{"greeting":"hi"}')
+    expect(s.requestHeaders.get('x-status-eff')).toBe('2')
+    expect(s.requestHeaders.get('x-a')).toBe('1')
+    expect(services.lines.some((l) => l.msg === 'configured' && l.level === 'info')).toBe(true)
+    f.onDone!()
+  })
+
+  it('refuses a configuration the module rejects (proxy_on_configure false)', async () => {
+    await expect(load(rustLike)).rejects.toMatchObject({ code: 'configure_rejected' })
+  })
+
+  it('runs a Go-shaped module: wasi_unstable, _start ending in proc_exit(0)', async () => {
+    const { factory, services } = await load(goLike)
+    const s = makeStream()
+    factory.createStream(s).onRequestHeaders!(true)
+    expect(s.requestHeaders.get('x-go')).toBe('tinygo')
+    expect(services.lines.some((l) => l.msg === 'started' && l.level === 'error')).toBe(true)
+  })
+
+  it('sends a local reply with status, body, headers and details', async () => {
+    const { factory } = await load(denyFilter)
+    const s = makeStream([[':method', 'GET'], [':path', '/deny/x']])
+    expect(factory.createStream(s).onRequestHeaders!(true)).toBe(FilterStatus.Pause)
+    expect(s.localReply!.status).toBe(403)
+    expect(dec.decode(s.localReply!.body)).toBe('forbidden path')
+    expect(s.localReply!.headers).toContainEqual(['x-why', 'denied-by-wasm'])
+    expect(s.localReply!.details).toBe('filter:t:nope')
+    const ok = makeStream([[':method', 'GET'], [':path', '/fine']])
+    expect(factory.createStream(ok).onRequestHeaders!(true)).toBe(FilterStatus.Continue)
+    expect(ok.localReply).toBeUndefined()
+  })
+
+  it('http callout: pauses, gets the response on the root context, continues', async () => {
+    const services = makeServices(async () => ({ headers: [[':status', '200']], body: new TextEncoder().encode('ok!'), trailers: [] }))
+    const { factory } = await load(calloutFilter, { calloutClusters: ['auth'] }, services)
+    const s = makeStream()
+    const f = factory.createStream(s)
+    expect(f.onRequestHeaders!(true)).toBe(FilterStatus.Pause)
+    expect(services.calls[0]).toMatchObject({ cluster: 'auth', timeoutMs: 500 })
+    expect(services.calls[0]!.headers).toContainEqual([':path', '/check'])
+    await new Promise((r) => setImmediate(r))
+    expect(s.resumeCalls).toBe(1)
+    expect(s.requestHeaders.get('x-auth-body')).toBe('ok!')
+    f.onDone!()
+  })
+
+  it('http callout: a denied answer becomes the filter local reply; an unlisted cluster is BadArgument', async () => {
+    const services = makeServices(async () => ({ headers: [[':status', '403']], body: new Uint8Array(0), trailers: [] }))
+    const { factory } = await load(calloutFilter, { calloutClusters: ['auth'] }, services)
+    const s = makeStream()
+    factory.createStream(s).onRequestHeaders!(true)
+    await new Promise((r) => setImmediate(r))
+    expect(s.localReply!.status).toBe(401)
+    const notListed = (await load(calloutFilter, { calloutClusters: ['other'] })).factory
+    const s2 = makeStream()
+    expect(notListed.createStream(s2).onRequestHeaders!(true)).toBe(FilterStatus.Continue)
+  })
+
+  it('shared data with CAS, metrics, queues and properties', async () => {
+    const services = makeServices()
+    const { factory } = await load(stateFilter, {}, services)
+    const run = () => {
+      const s = makeStream(undefined, { epoch: 7 })
+      const f = factory.createStream(s)
+      f.onRequestHeaders!(true)
+      f.onDone!()
+      return s.requestHeaders
+    }
+    const h1 = run()
+    expect(h1.get('x-hits')).toBe('1')
+    expect(h1.get('x-epoch')).toBe('7')
+    const h2 = run()
+    expect(h2.get('x-hits')).toBe('2')
+    expect(h2.get('x-cas-stale')).toBe('8')
+    expect(services.metrics.render()).toContain('omnirelay_wasm_requests{filter="t"} 2')
+    const q = services.sharedQueues.resolve('t', 'events')!
+    expect(dec.decode(services.sharedQueues.dequeue(q) as Uint8Array)).toBe('x-hits')
+  })
+
+  it('answers misuse with the spec status codes, never a host exception', async () => {
+    const caps = CAPABILITIES.filter((c) => c !== 'body:read')
+    const { factory } = await load(misuseFilter, { capabilities: caps }, makeServices(), caps)
+    const s = makeStream()
+    factory.createStream(s).onRequestHeaders!(true)
+    expect(s.requestHeaders.get('x-st')).toBe('1126112212')
+  })
+
+  it('body: buffers until end of stream, then rewrites the body', async () => {
+    const { factory } = await load(bodyFilter)
+    const s = makeStream()
+    const f = factory.createStream(s)
+    s.requestBody = new TextEncoder().encode('hello ')
+    expect(f.onRequestBody!(6, false)).toBe(FilterStatus.Pause)
+    s.requestBody = new TextEncoder().encode('hello world')
+    expect(f.onRequestBody!(11, true)).toBe(FilterStatus.Continue)
+    expect(dec.decode(s.requestBody)).toBe('HELLO WORLD')
+  })
+
+  it('body phases are only subscribed with body:read', async () => {
+    const caps = CAPABILITIES.filter((c) => c !== 'body:read' && c !== 'body:write')
+    await expect(load(bodyFilter, { capabilities: caps })).rejects.toMatchObject({ code: 'capability_denied' })
+    const { factory } = await load(headerFilter, { capabilities: caps })
+    expect(factory.phases & 2).toBe(0)
+  })
+
+  it('timers tick on the root instance', async () => {
+    const services = makeServices()
+    const { factory } = await load(tickFilter, {}, services)
+    await new Promise((r) => setTimeout(r, 60))
+    const ticks = services.sharedData.get('t\u0000ticks')
+    expect(ticks && new DataView(ticks.value.buffer).getUint32(0, true)).toBeGreaterThan(1)
+    await factory.close()
+  })
+})
