@@ -39,6 +39,8 @@ export const RegistryErrorCode = {
   SmokeInstantiateFailed: 'smoke_instantiate_failed',
   SamplesInvalid: 'samples_invalid',
   VersionExists: 'version_exists',
+  SignerRevoked: 'signer_revoked',
+  DigestRevoked: 'digest_revoked',
   // api
   Unauthorized: 'unauthorized',
   Forbidden: 'forbidden',

@@ -170,8 +170,16 @@ export class Registry {
 
   async #publishLocked(file: Uint8Array, digest: string, subject: string, who: Principal, refuse: (e: unknown) => never): Promise<PublishResult> {
     // Idempotent re-publish, and immutable versions, decided before any expensive step.
+    if (this.#meta.isRevoked('digest', digest)) {
+      return refuse(new RegistryError(RegistryErrorCode.DigestRevoked, `${digest} is revoked`, { status: 422, step: AdmissionStep.Signature }))
+    }
     const same = this.#meta.getByDigest(digest)
-    if (same) return this.#exists(same, who)
+    if (same) {
+      if (this.#meta.isRevoked('signer', same.signer.keyId)) {
+        return refuse(new RegistryError(RegistryErrorCode.SignerRevoked, `signer "${same.signer.keyId}" is revoked`, { status: 422, step: AdmissionStep.Signature }))
+      }
+      return this.#exists(same, who)
+    }
     if (subject !== '?') {
       const [name, version] = splitSubject(subject)
       const other = this.#meta.getBundle(name, version)
@@ -183,6 +191,9 @@ export class Registry {
     try {
       admitted = await admitBundle(file, { trustPolicy: this.#trust, policy: this.policy, smoke: this.#smoke, now: this.#now() })
       authorize(who, 'publish', admitted.verified.manifest.name)
+      if (this.#meta.isRevoked('signer', admitted.verified.signer.keyId)) {
+        throw new RegistryError(RegistryErrorCode.SignerRevoked, `signer "${admitted.verified.signer.keyId}" is revoked`, { status: 422, step: AdmissionStep.Signature })
+      }
     } catch (e) {
       return refuse(e)
     }
@@ -277,8 +288,11 @@ export class Registry {
     if (!digest) throw new RegistryError(RegistryErrorCode.BadRequest, `not a sha256 digest: ${digestText}`)
     const mediaType = this.#meta.blobMediaType(digest)
     if (!mediaType) throw new RegistryError(RegistryErrorCode.NotFound, `no blob ${digest}`, { status: 404 })
-    const owner = this.#meta.getByDigest(digest) ?? this.#meta.getByInstrumentedDigest(digest)
-    const rev = owner && this.#meta.revocationOf(owner)
+    const bundle = this.#meta.getByDigest(digest)
+    const owners = bundle ? [bundle] : this.#meta.byInstrumentedDigest(digest)
+    // A module shared by several bundles stays available while one of them is not revoked.
+    const revs = owners.map((o) => this.#meta.revocationOf(o))
+    const rev = revs.length > 0 && revs.every((r) => r !== undefined) ? revs[0] : undefined
     if (rev) throw new RegistryError(RegistryErrorCode.Revoked, `${digest} is revoked (${rev.kind} ${rev.target}: ${rev.reason})`, { status: 410 })
     const h = await this.#blobs.open(digest)
     if (!h) throw new RegistryError(RegistryErrorCode.StorageCorrupt, `blob ${digest} is recorded but missing on disk`, { status: 500 })

@@ -148,9 +148,9 @@ export class MetadataStore {
     return row && toRecord(row)
   }
 
-  getByInstrumentedDigest(digest: string): BundleRecord | undefined {
-    const row = this.#db.prepare<BundleRow>('SELECT * FROM bundles WHERE instrumented_digest = ?').get(digest)
-    return row && toRecord(row)
+  /** Bundles whose entry instruments to this module (identical modules are stored once). */
+  byInstrumentedDigest(digest: string): BundleRecord[] {
+    return this.#db.prepare<BundleRow>('SELECT * FROM bundles WHERE instrumented_digest = ?').all(digest).map(toRecord)
   }
 
   count(): number {
@@ -237,6 +237,10 @@ export class MetadataStore {
       list: rows.map((r) => ({ kind: r.target_kind, target: r.target, reason: r.reason, revokedBy: r.revoked_by, revokedAt: r.revoked_at })),
       serial: rows.length === 0 ? 0 : (rows[rows.length - 1] as { id: number }).id,
     }
+  }
+
+  isRevoked(kind: 'digest' | 'signer', target: string): boolean {
+    return this.#db.prepare('SELECT 1 FROM revocations WHERE target_kind = ? AND target = ?').get(kind, target) !== undefined
   }
 
   /** The revocation that applies to a bundle (its digest or its signer), if any. */
