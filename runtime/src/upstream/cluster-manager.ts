@@ -2,8 +2,10 @@
  * All clusters of the running config. `update()` is called on every config epoch: clusters
  * whose config did not change keep their pools, health and ejection state; changed and
  * removed ones are replaced and closed gracefully (their in-flight requests finish on the
- * old pools, new requests go to the new cluster).
+ * old pools, new requests go to the new cluster). A changed cluster keeps the endpoints
+ * (pools and state) whose connection settings are the same.
  */
+import { canonical } from './canonical.ts'
 import { Cluster, type ClusterDeps } from './cluster.ts'
 import type { ClusterConfig, ClusterManager as ClusterManagerContract } from './types.ts'
 
@@ -32,7 +34,9 @@ export class ClusterManager implements ClusterManagerContract {
         next.set(cfg.name, old)
         continue
       }
-      next.set(cfg.name, { cluster: new Cluster(cfg, this.#deps), key })
+      // A changed cluster adopts the old one's endpoints whose connection settings did not
+      // change: their pools stay warm and their health and ejection state carries over.
+      next.set(cfg.name, { cluster: new Cluster(cfg, this.#deps, old?.cluster), key })
     }
     for (const [name, old] of this.#clusters) {
       if (next.get(name) !== old) this.#retire(old.cluster)
@@ -52,16 +56,4 @@ export class ClusterManager implements ClusterManagerContract {
     this.#closing.add(p)
     this.#deps.log.info('cluster retired', { cluster: cluster.name })
   }
-}
-
-/** A key-order independent serialization, so a re-read config compares equal. */
-function canonical(v: unknown): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'undefined'
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`
-  const o = v as Record<string, unknown>
-  return `{${Object.keys(o)
-    .filter((k) => o[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
-    .join(',')}}`
 }

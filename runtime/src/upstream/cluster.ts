@@ -5,7 +5,7 @@
 import type { Logger } from '../observability/logger.ts'
 import type { MetricsRegistry } from '../observability/metrics.ts'
 import { clusterMetrics, type ClusterMetrics } from './cluster-metrics.ts'
-import { Endpoint } from './endpoint.ts'
+import { Endpoint, endpointPoolKey } from './endpoint.ts'
 import { HealthChecker } from './health-checker.ts'
 import { createLoadBalancer, type LoadBalancer } from './load-balancer.ts'
 import { OutlierDetector } from './outlier-detector.ts'
@@ -47,13 +47,38 @@ export class Cluster implements ClusterContract {
   readonly #log: Logger
   #closing: Promise<void> | undefined
 
-  constructor(config: ClusterConfig, deps: ClusterDeps) {
+  /**
+   * @param previous the cluster of the same name in the previous config: endpoints whose
+   *   connection settings are unchanged are taken over with their pool, health and ejection state.
+   */
+  constructor(config: ClusterConfig, deps: ClusterDeps, previous?: Cluster) {
     this.name = config.name
     this.config = config
     this.#log = deps.log.child({ cluster: config.name })
     this.m = clusterMetrics(deps.metrics, config.name)
-    this.endpoints = config.endpoints.map((e) => new Endpoint(e, config, this.m.activeConnections))
-    this.#available = [...this.endpoints]
+    const reusable = new Map<string, Endpoint>()
+    if (previous) for (const e of previous.endpoints) if (e.owner === previous) reusable.set(e.poolKey, e)
+    this.endpoints = config.endpoints.map((e) => {
+      const old = reusable.get(endpointPoolKey(e, config))
+      if (old === undefined) {
+        const ep = new Endpoint(e, config, this.m.activeConnections)
+        ep.owner = this
+        return ep
+      }
+      reusable.delete(old.poolKey)
+      old.owner = this
+      old.weight = e.weight !== undefined && e.weight > 0 ? e.weight : 1
+      old.currentWeight = 0
+      if (!config.healthCheck) old.healthy = true
+      if (!config.outlierDetection && old.ejected) {
+        old.ejected = false
+        old.ejectedBy = undefined
+        if (old.ejectionTimer) clearTimeout(old.ejectionTimer)
+        old.ejectionTimer = undefined
+      }
+      return old
+    })
+    this.#available = this.endpoints.filter((e) => e.available)
     this.#lb = createLoadBalancer(config)
     const onChange = () => this.#refresh()
     this.outlier = config.outlierDetection
@@ -105,7 +130,8 @@ export class Cluster implements ClusterContract {
     this.#closing ??= (async () => {
       this.outlier?.stop()
       await this.#health?.stop()
-      await Promise.all(this.endpoints.map((e) => e.pool.close().catch(() => {})))
+      // Endpoints adopted by a newer config keep their pools open.
+      await Promise.all(this.endpoints.filter((e) => e.owner === this).map((e) => e.pool.close().catch(() => {})))
     })()
     return this.#closing
   }

@@ -4,6 +4,7 @@
  */
 import { isIP } from 'node:net'
 import { Pool } from 'undici'
+import { canonical } from './canonical.ts'
 import type { ClusterConfig, EndpointConfig } from './types.ts'
 import type { GaugeChild } from '../observability/metrics.ts'
 
@@ -11,8 +12,13 @@ export class Endpoint {
   /** `host:port`, reported as `UpstreamResponse.endpoint`. */
   readonly address: string
   readonly origin: string
-  readonly weight: number
+  /** Mutable: a config change of only the weight keeps the endpoint. */
+  weight: number
   readonly pool: Pool
+  /** What the pool was built from; endpoints with the same key can move to a new cluster config. */
+  readonly poolKey: string
+  /** The cluster that closes this pool (changes when a new cluster config adopts it). */
+  owner: object | undefined
   /**
    * TLS server name sent with every request. undici otherwise derives it per request from
    * the Host header and drops the connection whenever it changes; a fixed name keeps the
@@ -38,6 +44,9 @@ export class Endpoint {
   consecutive5xx = 0
   consecutiveConnectFailures = 0
   ejectionTimer: NodeJS.Timeout | undefined
+  ejectedUntil = 0
+  /** The detector whose timer will restore this endpoint. */
+  ejectedBy: object | undefined
 
   constructor(cfg: EndpointConfig, cluster: ClusterConfig, connections: GaugeChild) {
     const host = cfg.host.includes(':') && !cfg.host.startsWith('[') ? `[${cfg.host}]` : cfg.host
@@ -45,6 +54,7 @@ export class Endpoint {
     this.origin = `${cluster.tls ? 'https' : 'http'}://${this.address}`
     this.servername = cluster.tls ? (cluster.tls.servername ?? (isIP(cfg.host) ? undefined : cfg.host)) : undefined
     this.weight = cfg.weight !== undefined && cfg.weight > 0 ? cfg.weight : 1
+    this.poolKey = endpointPoolKey(cfg, cluster)
     this.pool = new Pool(this.origin, poolOptions(cluster))
     this.pool.on('connect', () => connections.inc())
     this.pool.on('disconnect', () => connections.dec())
@@ -54,6 +64,11 @@ export class Endpoint {
   get available(): boolean {
     return this.healthy && !this.ejected
   }
+}
+
+/** Everything that shapes an endpoint's connections. */
+export function endpointPoolKey(cfg: EndpointConfig, cluster: ClusterConfig): string {
+  return canonical([cfg.host, cfg.port, cluster.http2, cluster.tls, cluster.maxConnectionsPerEndpoint, cluster.connectTimeoutMs])
 }
 
 /** undici options shared by the traffic pool and the health-check client of an endpoint. */

@@ -26,6 +26,9 @@ export class OutlierDetector {
     this.#onChange = onChange
     this.#m = m
     this.#log = log
+    // Endpoints adopted from a previous config may still be ejected: finish their time here.
+    const now = Date.now()
+    for (const ep of endpoints) if (ep.ejected) this.#arm(ep, Math.max(0, ep.ejectedUntil - now))
   }
 
   /** A response below 500 arrived: the streak is broken. */
@@ -49,8 +52,10 @@ export class OutlierDetector {
   stop(): void {
     this.#stopped = true
     for (const ep of this.#endpoints) {
+      if (ep.ejectedBy !== this) continue // adopted by a newer config's detector
       if (ep.ejectionTimer) clearTimeout(ep.ejectionTimer)
       ep.ejectionTimer = undefined
+      ep.ejectedBy = undefined
     }
   }
 
@@ -74,16 +79,25 @@ export class OutlierDetector {
     ep.ejectionCount++
     const ms = Math.min(base * 2 ** (ep.ejectionCount - 1), Math.max(base, MAX_EJECTION_MS))
     ep.ejected = true
-    ep.ejectionTimer = setTimeout(uneject, ms, this, ep)
-    ep.ejectionTimer.unref()
+    this.#arm(ep, ms)
     this.#m.ejections.inc()
     this.#log.warn('upstream endpoint ejected', { endpoint: ep.address, reason, ejectionMs: ms })
     this.#onChange()
   }
 
+  #arm(ep: Endpoint, ms: number): void {
+    if (ep.ejectionTimer) clearTimeout(ep.ejectionTimer)
+    ep.ejectedUntil = Date.now() + ms
+    ep.ejectedBy = this
+    ep.ejectionTimer = setTimeout(uneject, ms, this, ep)
+    ep.ejectionTimer.unref()
+  }
+
   /** @internal called by the ejection timer. */
   restore(ep: Endpoint): void {
+    if (ep.ejectedBy !== this) return
     ep.ejectionTimer = undefined
+    ep.ejectedBy = undefined
     if (this.#stopped || !ep.ejected) return
     ep.ejected = false
     ep.lastUnejectedAt = Date.now()

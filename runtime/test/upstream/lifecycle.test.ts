@@ -65,6 +65,39 @@ describe('update() and close()', () => {
     await waitFor(() => oldSocket.destroyed)
   })
 
+  it('a changed cluster keeps the pools and state of endpoints whose connection settings did not change', async () => {
+    const sockets = new Set<unknown>()
+    const bad = await startServer((_q, res) => {
+      res.statusCode = 500
+      res.end()
+    })
+    const good = await startServer((req, res) => {
+      sockets.add(req.socket)
+      res.end('good')
+    })
+    servers.push(bad, good)
+    const od = { consecutive5xx: 1, consecutiveConnectFailures: 1, baseEjectionMs: 300, maxEjectionPercent: 50 }
+    const m = manager([clusterConfig('api', [bad.port, good.port], { outlierDetection: od })])
+    clusters = m.clusters
+    const avail = () => metricValue(m.metrics, 'omnirelay_upstream_endpoints_available{cluster="api"}')
+    await fetchText(clusters.get('api')!.request(get()))
+    await fetchText(clusters.get('api')!.request(get()))
+    expect(avail()).toBe(1) // bad is ejected
+    const first = [...sockets][0] as import('node:net').Socket
+
+    // Only the breaker changes: same endpoints, same connection settings.
+    clusters.update([clusterConfig('api', [bad.port, good.port], { outlierDetection: od, circuitBreaker: { maxConcurrent: 50, maxPending: 50 } })])
+    expect(avail()).toBe(1)
+    for (let i = 0; i < 4; i++) expect((await fetchText(clusters.get('api')!.request(get()))).text).toBe('good')
+    // The connection opened before the update is still open (a replaced pool would close it).
+    await new Promise((r) => setTimeout(r, 50))
+    expect(first.destroyed).toBe(false)
+    const hitsBefore = bad.hits
+    expect(hitsBefore).toBe(1)
+    // The ejection runs out under the new config's detector.
+    await waitFor(() => avail() === 2)
+  })
+
   it('retires a removed cluster after its in-flight request finishes', async () => {
     const held: http.ServerResponse[] = []
     const s = await startServer((_q, res) => void held.push(res))
