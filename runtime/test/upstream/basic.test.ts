@@ -37,6 +37,30 @@ describe('basic cluster', () => {
     expect(metricValue(m.metrics, 'omnirelay_upstream_connections_active{cluster="api"}')).toBe(1)
   })
 
+  it('reaches an IPv6 literal endpoint', async () => {
+    const http = await import('node:http')
+    const server = http.createServer((_q, r) => r.end('v6'))
+    const listening = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false))
+      server.listen(0, '::1', () => resolve(true))
+    })
+    if (!listening) return // no IPv6 loopback on this machine
+    try {
+      const port = (server.address() as net.AddressInfo).port
+      const cfg = clusterConfig('v6', [])
+      cfg.endpoints = [{ host: '::1', port }]
+      clusters = manager([cfg]).clusters
+      const r = await fetchText(clusters.get('v6')!.request(get()))
+      expect(r.text).toBe('v6')
+      expect(r.endpoint).toBe(`[::1]:${port}`)
+    } finally {
+      await clusters?.close()
+      clusters = undefined
+      server.closeAllConnections()
+      server.close()
+    }
+  })
+
   it('reuses keep-alive connections', async () => {
     const sockets = new Set<unknown>()
     const s = await startServer((req, res) => {

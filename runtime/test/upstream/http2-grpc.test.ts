@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { PassThrough } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ClusterManager } from '../../src/upstream/types.ts'
-import { clusterConfig, fetchText, get, header, manager } from './helpers.ts'
+import { clusterConfig, fetchText, get, header, manager, metricValue, waitFor } from './helpers.ts'
 import { selfSigned } from './tls-certs.ts'
 
 /** gRPC length-prefixed message framing. */
@@ -102,6 +102,26 @@ describe('HTTP/2 upstreams', () => {
     const all = await Promise.all(Array.from({ length: 20 }, () => fetchText(clusters!.get('h2')!.request(get()))))
     expect(all.every((r) => r.text === 'v2.0')).toBe(true)
     expect(sessions).toBe(1)
+  })
+
+  it('health-checks h2c endpoints over HTTP/2', async () => {
+    const state = { status: 200 }
+    const server = http2.createServer((req, res) => {
+      res.statusCode = req.url === '/healthz' ? state.status : 200
+      res.end()
+    })
+    const port = await listen(server)
+    const m = manager([
+      clusterConfig('h2', [port], {
+        http2: true,
+        healthCheck: { path: '/healthz', intervalMs: 20, timeoutMs: 200, unhealthyThreshold: 1, healthyThreshold: 1 },
+      }),
+    ])
+    clusters = m.clusters
+    const ok = () => metricValue(m.metrics, 'omnirelay_upstream_health_checks_total{cluster="h2",result="success"}')
+    await waitFor(() => ok() >= 2)
+    state.status = 503
+    await waitFor(() => metricValue(m.metrics, 'omnirelay_upstream_endpoints_available{cluster="h2"}') === 0)
   })
 
   it('speaks h2 over TLS (ALPN) with a trusted self-signed certificate', async () => {
