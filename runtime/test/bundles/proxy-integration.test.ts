@@ -9,6 +9,8 @@ import { createLogger } from '../../src/observability/logger.ts'
 import { sha256Digest } from '../../src/bundles/digest.ts'
 import { packBundle, unpackBundle } from '../../src/bundles/format.ts'
 import { BundleErrorCode } from '../../src/bundles/errors.ts'
+import { buildBundle } from '../../src/bundles/build.ts'
+import { signBundle } from '../../src/bundles/sign.ts'
 import { json, request, startUpstream, type Upstream } from '../helpers/servers.ts'
 import { newKey, policyDoc, signedWasmBundle, tempDir, wat } from './fixtures.ts'
 
@@ -106,5 +108,39 @@ describe('proxy with signed bundles', () => {
     expect(json(await request(proxy.address('main').port, { path: '/x' })).headers['x-bundle']).toBe('v1')
     await proxy.reload(config({ path: 'tag-2.orb', digest: sha256Digest(v2) }))
     expect(json(await request(proxy.address('main').port, { path: '/x' })).headers['x-bundle']).toBe('v2')
+  })
+})
+
+describe('proxy with a signed QuickJS bundle', () => {
+  it('builds from a .js filter, signs, and serves it verified', async () => {
+    const { dir, cleanup } = await tempDir()
+    const up = await startUpstream()
+    let proxy: ProxyHandle | undefined
+    try {
+      const key = newKey('ecdsa-p256', 'js-1')
+      await writeFile(join(dir, 'filter.js'), "export function onRequestHeaders(req, ctx) { return ctx.reply(403, 'from a signed js bundle') }\n")
+      const built = await buildBundle({ source: join(dir, 'filter.js'), name: 'js-tag', version: '1.0.0', capabilities: ['headers:read', 'local-reply'] })
+      const file = await signBundle(built.file, key)
+      await writeFile(join(dir, 'js-tag.orb'), file)
+      await writeFile(join(dir, 'policy.json'), JSON.stringify(policyDoc([{ key }])))
+      proxy = await startProxy(
+        {
+          listeners: [{ name: 'main', address: '127.0.0.1', port: 0 }],
+          accessLog: 'off',
+          trustPolicy: 'policy.json',
+          clusters: [{ name: 'app', endpoints: [`127.0.0.1:${up.port}`] }],
+          filters: [{ name: 'js', kind: 'quickjs', bundle: { path: 'js-tag.orb', digest: sha256Digest(file) }, capabilities: ['headers:read', 'local-reply', 'log'] }],
+          routes: [{ name: 'app', match: { prefix: '/' }, cluster: 'app', filters: ['js'] }],
+        },
+        { baseDir: dir, log: quiet },
+      )
+      const r = await request(proxy.address('main').port, { path: '/' })
+      expect([r.status, r.body]).toEqual([403, 'from a signed js bundle'])
+      expect(up.seen).toHaveLength(0)
+    } finally {
+      await proxy?.close()
+      await up.close()
+      await cleanup()
+    }
   })
 })
