@@ -1,5 +1,7 @@
 import { readFile, stat, writeFile } from 'node:fs/promises'
+import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { bundleCommand } from '../../src/bundles/cli.ts'
 import { BundleErrorCode } from '../../src/bundles/errors.ts'
@@ -24,6 +26,12 @@ describe('omnirelay bundle', () => {
     expect((await run('frobnicate')).code).toBe(2)
     expect((await run('verify', 'x.orb')).code).toBe(2)
     expect((await run('build', 'x', '--bogus')).code).toBe(2)
+  })
+
+  it('is reachable through the omnirelay binary', () => {
+    const r = spawnSync(process.execPath, [fileURLToPath(new URL('../../bin/omnirelay.js', import.meta.url)), 'bundle', '--help'], { encoding: 'utf8', timeout: 30_000 })
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain('omnirelay bundle <command>')
   })
 
   it('keygen -> build (.wasm) -> sign -> verify -> inspect', async () => {
