@@ -46,6 +46,8 @@ process.on('message', (msg: ToWorker) => {
   }
 })
 
+send({ type: 'hello' })
+
 // The primary owns signals: a worker ignores SIGINT/SIGTERM sent to the process group and
 // waits for the primary's 'close' so in-flight requests drain.
 process.on('SIGINT', () => {})

@@ -9,6 +9,8 @@ export type ToWorker =
   | { type: 'close' }
 
 export type FromWorker =
+  /** The worker is listening for messages (anything sent before may be lost). */
+  | { type: 'hello' }
   | { type: 'ready'; addresses: Record<string, AddressInfo> }
   | { type: 'start-failed'; code: string; message: string }
   | { type: 'reloaded'; id: number; ok: boolean; code?: string; message?: string; addresses?: Record<string, AddressInfo> }

@@ -49,7 +49,8 @@ export async function startPrimary(initial: ProxyConfig, opts: PrimaryOptions): 
       workers.add(w)
       let ready = false
       w.on('message', (m: FromWorker) => {
-        if (m.type === 'ready') {
+        if (m.type === 'hello') w.send({ type: 'start', config, epoch } satisfies ToWorker)
+        else if (m.type === 'ready') {
           ready = true
           addresses = m.addresses
           ok()
@@ -63,7 +64,6 @@ export async function startPrimary(initial: ProxyConfig, opts: PrimaryOptions): 
         log.error('worker died; starting a new one', { pid: w.process.pid, code })
         setTimeout(() => void fork().catch((e: unknown) => log.error('worker restart failed', { err: e })), 500).unref()
       })
-      w.send({ type: 'start', config, epoch } satisfies ToWorker)
     })
 
   const ask = (w: Worker, msg: ToWorker & { id: number }, timeoutMs = 30_000): Promise<FromWorker | undefined> =>

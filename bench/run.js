@@ -1,0 +1,152 @@
+#!/usr/bin/env node
+// `npm run bench`: OmniRelay (no filters; 1 worker and workers: auto) vs the bare node:http +
+// undici baseline vs nginx (when installed), side by side on the same upstream, with wrk.
+// Short runs (BENCH_SECONDS, default 5) interleaved over BENCH_ROUNDS (default 2); medians.
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const here = fileURLToPath(new URL('.', import.meta.url))
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
+const CONNS = Number(process.env.BENCH_CONNECTIONS ?? 50)
+const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
+const children = new Set()
+
+function freePort() {
+  return new Promise((ok) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => ok(port))
+    })
+  })
+}
+
+function startNode(script, args, env = {}) {
+  return new Promise((ok, fail) => {
+    const child = spawn(process.execPath, [join(here, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } })
+    children.add(child)
+    let buf = ''
+    child.stdout.on('data', (d) => {
+      buf += d
+      const line = buf.split('\n')[0]
+      if (buf.includes('\n')) {
+        child.stdout.removeAllListeners('data')
+        child.stdout.resume()
+        ok({ child, port: JSON.parse(line).port })
+      }
+    })
+    child.once('exit', (code) => fail(new Error(`${script} exited ${code}`)))
+  })
+}
+
+async function startNginx(conf) {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-nginx-'))
+  const file = join(dir, 'nginx.conf')
+  writeFileSync(file, `worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;\nevents { worker_connections 4096; }\nhttp { access_log off; ${conf} }\n`)
+  const child = spawn('nginx', ['-c', file, '-p', dir], { stdio: 'ignore' })
+  children.add(child)
+  await new Promise((r) => setTimeout(r, 300))
+  return child
+}
+
+function stop(child) {
+  children.delete(child)
+  child.kill('SIGTERM')
+  return new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)))
+}
+
+function rssMb(pid) {
+  const out = spawnSync('sh', ['-c', `ps -o rss= -p ${pid}; ps -o rss= --ppid ${pid}`]).stdout.toString()
+  return Math.round(out.split(/\s+/).filter(Boolean).reduce((a, b) => a + Number(b), 0) / 1024)
+}
+
+function ms(v) {
+  const m = /([\d.]+)(us|ms|s)/.exec(v)
+  if (!m) return NaN
+  return Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1)
+}
+
+function wrk(port, seconds) {
+  const r = spawnSync('wrk', ['-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`])
+  const out = r.stdout.toString()
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN)
+  const p50 = ms(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '')
+  const p99 = ms(/\s99%\s+(\S+)/.exec(out)?.[1] ?? '')
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? '0'
+  return { rps, p50, p99, errors: Number(errors) }
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+async function main() {
+  if (!has('wrk')) {
+    console.log('bench: wrk is not installed (apt-get install wrk); skipping the benchmark.')
+    return
+  }
+  const nginx = has('nginx')
+  let upstreamPort
+  if (nginx) {
+    upstreamPort = await freePort()
+    await startNginx(`server { listen 127.0.0.1:${upstreamPort}; keepalive_requests 1000000; location / { return 200 '${'x'.repeat(100)}'; } }`)
+  } else {
+    upstreamPort = (await startNode('upstream.js', [])).port
+  }
+  console.log(`upstream: ${nginx ? 'nginx' : 'node:http'} on :${upstreamPort}; wrk -t1 -c${CONNS} -d${SECONDS}s, ${ROUNDS} round(s), medians\n`)
+
+  const contenders = [
+    { name: 'baseline (node:http + undici Pool)', start: () => startNode('baseline-proxy.js', [String(upstreamPort)]) },
+    { name: 'OmniRelay, no filters, 1 worker', start: () => startNode('omnirelay-proxy.js', [String(upstreamPort), '1']) },
+    { name: 'OmniRelay, no filters, workers: auto', start: () => startNode('omnirelay-proxy.js', [String(upstreamPort), 'auto']) },
+  ]
+  if (nginx) {
+    contenders.push({
+      name: 'nginx reverse proxy (1 worker)',
+      start: async () => {
+        const port = await freePort()
+        const child = await startNginx(
+          `upstream up { server 127.0.0.1:${upstreamPort}; keepalive 64; } server { listen 127.0.0.1:${port}; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
+        )
+        return { child, port }
+      },
+    })
+  } else console.log('(nginx not installed: skipping the nginx reference; apt-get install nginx)\n')
+
+  const results = new Map(contenders.map((c) => [c.name, []]))
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const c of contenders) {
+      const { child, port } = await c.start()
+      wrk(port, 1) // warm-up: JIT, pools
+      const r = wrk(port, SECONDS)
+      r.rss = rssMb(child.pid)
+      results.get(c.name).push(r)
+      await stop(child)
+      process.stdout.write(`  round ${round + 1}: ${c.name}: ${Math.round(r.rps)} req/s, p99 ${r.p99.toFixed(2)} ms\n`)
+    }
+  }
+  const rows = contenders.map((c) => {
+    const rs = results.get(c.name)
+    return { name: c.name, rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), rss: median(rs.map((r) => r.rss)), errors: rs.reduce((a, r) => a + r.errors, 0) }
+  })
+  const base = rows[0]
+  console.log('\n| proxy | req/s | p50 ms | p99 ms | RSS MB | req/s vs baseline | p99 vs baseline |')
+  console.log('|---|---|---|---|---|---|---|')
+  for (const r of rows) {
+    console.log(`| ${r.name} | ${Math.round(r.rps)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.rss} | ${(r.rps / base.rps * 100).toFixed(0)} % | ${(r.p99 / base.p99).toFixed(2)}x |${r.errors ? ` (${r.errors} non-2xx)` : ''}`)
+  }
+  const one = rows[1]
+  const ok = one.rps >= 0.9 * base.rps && one.p99 <= 1.2 * base.p99
+  console.log(`\ntarget (>= 90 % of baseline req/s, p99 <= 1.2x): ${ok ? 'met' : 'NOT met'}; workers: auto vs 1 worker: ${(rows[2].rps / one.rps).toFixed(2)}x`)
+}
+
+try {
+  await main()
+} finally {
+  for (const c of children) c.kill('SIGTERM')
+}
