@@ -16,7 +16,7 @@
 //   only `env.proxy_*`: no `env.abort`, no WASI.
 // - the SDK's transform drops entry points of hooks no class overrides.
 import { createHash } from 'node:crypto'
-import { readFile as fsReadFile, writeFile as fsWriteFile, mkdir } from 'node:fs/promises'
+import { readFile as fsReadFile, writeFile as fsWriteFile, mkdir, rename } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -137,10 +137,17 @@ export async function buildFilter({ entry, outFile, optimize = true, cache = fal
   const { imports, exports } = inspect(wasm, entryPath)
   if (outFile) {
     await mkdir(dirname(resolve(outFile)), { recursive: true })
-    await fsWriteFile(outFile, wasm)
-    if (stampFile) await fsWriteFile(stampFile, JSON.stringify({ settings, output: sha256(wasm), inputs }, null, 1))
+    await writeAtomically(outFile, wasm)
+    if (stampFile) await writeAtomically(stampFile, JSON.stringify({ settings, output: sha256(wasm), inputs }, null, 1))
   }
   return { wasm, imports, exports }
+}
+
+// Parallel builds (test workers) of the same filter must never expose a half-written file.
+async function writeAtomically(file, data) {
+  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`
+  await fsWriteFile(tmp, data)
+  await rename(tmp, file)
 }
 
 function sha256(data) {

@@ -70,6 +70,7 @@ function normalizePath(raw: string): string {
   if (end < 0) end = raw.length;
   const hash = raw.indexOf("#");
   if (hash >= 0 && hash < end) end = hash;
+  if (isCanonical(raw, end)) return end == raw.length ? raw : raw.substring(0, end);
   const decoded = decodeUnreserved(raw.substring(0, end));
   const segments = decoded.split("/");
   const out = new Array<string>();
@@ -86,6 +87,17 @@ function normalizePath(raw: string): string {
   const last = segments.length > 0 ? segments[segments.length - 1] : "";
   if (out.length > 0 && (last.length == 0 || last == "." || last == "..")) result += "/";
   return result;
+}
+
+/** Whether raw[0..end) is already normal: starts with "/", no "%", no "//", no "." segment. The common case: no allocation. */
+function isCanonical(raw: string, end: i32): bool {
+  if (end == 0 || raw.charCodeAt(0) != 0x2f) return false;
+  for (let i = 1; i < end; i++) {
+    const c = raw.charCodeAt(i);
+    if (c == 0x25) return false;
+    if (raw.charCodeAt(i - 1) == 0x2f && (c == 0x2f || c == 0x2e)) return false;
+  }
+  return true;
 }
 
 function decodeUnreserved(s: string): string {
