@@ -7,7 +7,6 @@
 import { readFile, stat } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { basename, extname, join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import type { Capability, FilterDefinition, Quotas } from '../pipeline/filter.ts'
 import { sha256Digest } from './digest.ts'
 import { ArtifactError, BundleErrorCode } from './errors.ts'
@@ -205,9 +204,4 @@ export async function buildBundle(input: BuildInput): Promise<BuildResult> {
   checkModule(manifest, bytes)
   const file = packBundle({ manifest: serializeManifest(manifest), artifacts: new Map([[artifactPath, bytes]]) })
   return { file, manifest, needed }
-}
-
-/** The URL of a module file, for dynamic import. */
-export function fileUrl(path: string): string {
-  return pathToFileURL(path).href
 }

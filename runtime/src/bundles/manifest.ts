@@ -4,6 +4,7 @@
  */
 import { Ajv, type ValidateFunction } from 'ajv'
 import { CAPABILITIES, type Capability, type FilterDefinition, type Quotas } from '../pipeline/filter.ts'
+import { sha256Digest } from './digest.ts'
 import { ArtifactError, BundleErrorCode } from './errors.ts'
 import { isArtifactPath } from './format.ts'
 
@@ -176,4 +177,24 @@ export function serializeManifest(m: BundleManifest): Uint8Array {
     if (v !== undefined) ordered[key] = v
   }
   return new TextEncoder().encode(JSON.stringify(ordered, null, 2) + '\n')
+}
+
+/** The artifacts in a file must be exactly those the manifest lists, in order, with those digests. */
+export function checkArtifactsMatchManifest(
+  artifacts: ReadonlyMap<string, Uint8Array>,
+  listed: readonly { path: string; digest: string; size: number }[],
+  digestOf: (b: Uint8Array) => string = sha256Digest,
+): void {
+  let i = 0
+  for (const [path, data] of artifacts) {
+    const want = listed[i++]
+    if (!want) throw new ArtifactError(BundleErrorCode.Malformed, `artifact "${path}" is not in the manifest`)
+    if (want.path !== path) throw new ArtifactError(BundleErrorCode.Malformed, `artifact "${path}" is out of manifest order`)
+    if (want.size !== data.length || want.digest !== digestOf(data)) {
+      throw new ArtifactError(BundleErrorCode.ArtifactDigestMismatch, `artifact "${path}" does not match the manifest digest`)
+    }
+  }
+  if (i !== listed.length) {
+    throw new ArtifactError(BundleErrorCode.ArtifactMissing, `artifact "${listed[i].path}" is listed in the manifest but missing`)
+  }
 }

@@ -5,11 +5,9 @@
 import { sign as cryptoSign } from 'node:crypto'
 import { DSSEBundleBuilder, type Signer } from '@sigstore/sign'
 import { bundleToJSON } from '@sigstore/bundle'
-import { sha256Digest as defaultDigest } from './digest.ts'
-import { ArtifactError, BundleErrorCode } from './errors.ts'
 import { packBundle, unpackBundle } from './format.ts'
 import type { SigningKey } from './keys.ts'
-import { parseManifest } from './manifest.ts'
+import { checkArtifactsMatchManifest, parseManifest } from './manifest.ts'
 import { buildStatement, IN_TOTO_PAYLOAD_TYPE } from './statement.ts'
 
 function signerFor(key: SigningKey): Signer {
@@ -40,24 +38,4 @@ export async function signBundle(file: Uint8Array, key: SigningKey, now: Date = 
   })
   const signature = new TextEncoder().encode(JSON.stringify(bundleToJSON(bundle)))
   return packBundle({ manifest: contents.manifest, artifacts: contents.artifacts, signature })
-}
-
-/** The artifacts in a file must be exactly those the manifest lists, in order, with those digests. */
-export function checkArtifactsMatchManifest(
-  artifacts: ReadonlyMap<string, Uint8Array>,
-  listed: readonly { path: string; digest: string; size: number }[],
-  digestOf: (b: Uint8Array) => string = defaultDigest,
-): void {
-  let i = 0
-  for (const [path, data] of artifacts) {
-    const want = listed[i++]
-    if (!want) throw new ArtifactError(BundleErrorCode.Malformed, `artifact "${path}" is not in the manifest`)
-    if (want.path !== path) throw new ArtifactError(BundleErrorCode.Malformed, `artifact "${path}" is out of manifest order`)
-    if (want.size !== data.length || want.digest !== digestOf(data)) {
-      throw new ArtifactError(BundleErrorCode.ArtifactDigestMismatch, `artifact "${path}" does not match the manifest digest`)
-    }
-  }
-  if (i !== listed.length) {
-    throw new ArtifactError(BundleErrorCode.ArtifactMissing, `artifact "${listed[i].path}" is listed in the manifest but missing`)
-  }
 }

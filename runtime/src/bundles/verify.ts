@@ -10,9 +10,8 @@ import type { Capability, Quotas } from '../pipeline/filter.ts'
 import { normalizeDigest, sha256Digest } from './digest.ts'
 import { ArtifactError, BundleErrorCode } from './errors.ts'
 import { unpackBundle, type BundleContents } from './format.ts'
-import { parseManifest, type BundleManifest } from './manifest.ts'
+import { checkArtifactsMatchManifest, parseManifest, type BundleManifest } from './manifest.ts'
 import { checkModule } from './module-check.ts'
-import { checkArtifactsMatchManifest } from './sign.ts'
 import { checkStatement, type BundleStatement } from './statement.ts'
 import {
   checkKeyWindow,
