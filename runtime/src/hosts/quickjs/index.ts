@@ -1,0 +1,20 @@
+/**
+ * The QuickJS extension host: JavaScript filter modules run in quickjs-emscripten
+ * (release-sync), each filter in its own metered, memory-capped engine instance.
+ * See docs/quickjs-filters.md for the filter author's API.
+ *
+ * @example
+ * const factory = await host.createFactory(def, { kind: 'quickjs', bytes, digest, capabilities, unsigned: true }, services)
+ * const filter = factory.createStream(stream)
+ * filter.onRequestHeaders?.(true)
+ */
+import type { ExtensionHost } from '../host-services.ts'
+import { QuickJsFilterFactory } from './factory.ts'
+
+export { QUICKJS_DEFAULTS, QuickJsFilterFactory, QuickJsLoadError } from './factory.ts'
+export { meteredEngineModule } from './engine.ts'
+
+export const host: ExtensionHost = {
+  kind: 'quickjs',
+  createFactory: (def, artifact, services) => QuickJsFilterFactory.create(def, artifact, services),
+}

@@ -1,0 +1,257 @@
+/**
+ * The trusted JavaScript that runs inside every QuickJS context, once, before any request:
+ * it builds the views filters see (`req`, `res`, `ctx`) over the host calls the grant allows,
+ * and returns the dispatcher the host calls per hook.
+ *
+ * Why a prelude rather than host functions per method: crossing the Wasm boundary costs about
+ * a microsecond per call plus handle bookkeeping, and header rules make dozens of reads and
+ * writes. Here a header map crosses once, on first use in a turn, as one string joined by U+0001 (no header may contain control characters; strings cross
+ * the boundary as C strings, so NUL cannot be the separator);
+ * rules run on a plain array inside QuickJS; changes cross back once, at the end of the turn.
+ * Every stream effect (headers, body, local reply) is held by the host until the turn ended
+ * cleanly, so a hook that fails (throws, runs out of fuel or memory) leaves the stream as it was.
+ *
+ * Views are singletons re-pointed at the current stream by the host: they are valid during a
+ * hook (and its async continuations), like proxy-wasm's context-bound calls.
+ *
+ * Dispatcher protocol, `dispatch(op, size, eos)`:
+ *   op 0..6   run the hook of that phase index (see PHASE_INDEX); returns 0 Continue, 1 Pause,
+ *             2 pending (the hook returned a promise: the host holds the stream until the
+ *             promise settles through `h.settle(status)` / `h.fail(message, stack)`)
+ *   op 7      a new turn begins (the host is about to run promise jobs)
+ *   op 8      end of a job turn: flush buffered header changes
+ */
+export const PHASE_OP = {
+  RequestHeaders: 0,
+  RequestBody: 1,
+  RequestTrailers: 2,
+  ResponseHeaders: 3,
+  ResponseBody: 4,
+  ResponseTrailers: 5,
+  Log: 6,
+  BeginJobs: 7,
+  EndJobs: 8,
+} as const
+
+/** Returned by the dispatcher when the hook returned a promise that has not settled yet. */
+export const PENDING = 2
+
+/** Header map kinds, as the host calls number them. */
+export const HEADER_KIND = { request: 0, response: 1, requestTrailers: 2, responseTrailers: 3 } as const
+
+/** Hook export names, by op. */
+export const HOOK_NAMES = [
+  'onRequestHeaders',
+  'onRequestBody',
+  'onRequestTrailers',
+  'onResponseHeaders',
+  'onResponseBody',
+  'onResponseTrailers',
+  'onLog',
+] as const
+
+/** Removes the routes to run host-supplied or filter-built strings as code, before the module loads. */
+export const HARDEN_SOURCE = `(() => {
+  'use strict';
+  const refuse = function () { throw new TypeError('code generation from strings is disabled in filters') };
+  const protos = [
+    Function.prototype,
+    Object.getPrototypeOf(function* () {}),
+    Object.getPrototypeOf(async function () {}),
+    Object.getPrototypeOf(async function* () {}),
+  ];
+  for (const p of protos) Object.defineProperty(p, 'constructor', { value: refuse, writable: false, configurable: false });
+  Object.defineProperty(globalThis, 'Function', { value: refuse, writable: false, configurable: false });
+  delete globalThis.eval;
+})()`
+
+/**
+ * `(h, ns, grants, filterName, configJson) => dispatch`; `dispatch.mask` is the bitmask of
+ * `Phase` values the module has hooks for.
+ */
+export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson) {
+  'use strict';
+  const G = new Set(grants === '' ? [] : grants.split(','));
+  const SEP = '\\u0001';
+  const BAD = /[\\u0000-\\u0002\\r\\n]/;
+  let turn = 0;
+  let dirty = [];
+
+  const deepFreeze = (o) => {
+    if (o && typeof o === 'object' && !Object.isFrozen(o)) { Object.freeze(o); for (const k of Object.keys(o)) deepFreeze(o[k]); }
+    return o;
+  };
+  const lc = (n) => String(n).toLowerCase();
+  const check = (s, what) => { if (BAD.test(s)) throw new TypeError('invalid header ' + what); return s; };
+
+  function Headers(kind) { this._k = kind; this._f = null; this._t = -1; this._d = false; }
+  Headers.prototype._load = function () {
+    if (this._t !== turn) { const s = h.hget(this._k); this._f = s === '' ? [] : s.split(SEP); this._t = turn; this._d = false; }
+    return this._f;
+  };
+  Headers.prototype._touch = function () { if (!this._d) { this._d = true; dirty.push(this); } };
+  const readers = {
+    get(name) { name = lc(name); const f = this._load(); for (let i = 0; i < f.length; i += 2) if (f[i] === name) return f[i + 1]; return undefined; },
+    getAll(name) { name = lc(name); const f = this._load(); const out = []; for (let i = 0; i < f.length; i += 2) if (f[i] === name) out.push(f[i + 1]); return out; },
+    has(name) { return this.get(name) !== undefined; },
+    entries() { const f = this._load(); const out = []; for (let i = 0; i < f.length; i += 2) out.push([f[i], f[i + 1]]); return out; },
+    keys() { const f = this._load(); const out = []; for (let i = 0; i < f.length; i += 2) out.push(f[i]); return out; },
+  };
+  const writers = {
+    set(name, value) {
+      name = check(lc(name), 'name'); value = check(String(value), 'value');
+      const f = this._load(); let found = false;
+      for (let i = 0; i < f.length;) {
+        if (f[i] === name) { if (!found) { f[i + 1] = value; found = true; i += 2; } else f.splice(i, 2); } else i += 2;
+      }
+      if (!found) f.push(name, value);
+      this._touch();
+    },
+    add(name, value) { const f = this._load(); f.push(check(lc(name), 'name'), check(String(value), 'value')); this._touch(); },
+    remove(name) {
+      name = lc(name); const f = this._load(); let removed = false;
+      for (let i = 0; i < f.length;) { if (f[i] === name) { f.splice(i, 2); removed = true; } else i += 2; }
+      if (removed) this._touch();
+      return removed;
+    },
+  };
+  if (G.has('headers:read')) Object.assign(Headers.prototype, readers);
+  if (G.has('headers:write')) Object.assign(Headers.prototype, writers);
+  Object.defineProperty(Headers.prototype, 'size', { get() { return this._load().length >>> 1; } });
+  if (!G.has('headers:read') && !G.has('headers:write')) delete Headers.prototype.size;
+
+  const flush = () => {
+    const d = dirty;
+    if (d.length === 0) return;
+    dirty = [];
+    for (const v of d) { if (v._d && v._t === turn) h.hset(v._k, v._f.join(SEP)); v._d = false; }
+  };
+
+  function Message(kind, trailerKind, isRequest) {
+    this.headers = new Headers(kind);
+    this.trailers = new Headers(trailerKind);
+    this._b = isRequest ? 0 : 1;
+  }
+  if (G.has('headers:read')) {
+    Object.defineProperties(Message.prototype, {
+      method: { get() { return this.headers.get(':method'); } },
+      path: { get() { return this.headers.get(':path'); } },
+      authority: { get() { return this.headers.get(':authority'); } },
+      scheme: { get() { return this.headers.get(':scheme'); } },
+      status: { get() { const s = this.headers.get(':status'); return s === undefined ? undefined : Number(s); } },
+    });
+  }
+  if (G.has('body:read')) {
+    Object.defineProperty(Message.prototype, 'body', { get() { return new Uint8Array(h.body(this._b)); } });
+    Message.prototype.text = function () { return h.bodyText(this._b); };
+    Message.prototype.json = function () { return JSON.parse(h.bodyText(this._b)); };
+  }
+  if (G.has('body:write')) {
+    Message.prototype.setBody = function (b) {
+      if (typeof b === 'string') h.setBody(this._b, b, 0);
+      else if (b instanceof Uint8Array) h.setBody(this._b, b.slice().buffer, 1);
+      else if (b instanceof ArrayBuffer) h.setBody(this._b, b.slice(0), 1);
+      else h.setBody(this._b, JSON.stringify(b), 0);
+    };
+  }
+
+  const request = new Message(0, 2, true);
+  const response = new Message(1, 3, false);
+  const config = deepFreeze(configJson === '' ? undefined : JSON.parse(configJson));
+
+  const encodePairs = (hs) => {
+    if (hs === undefined || hs === null) return '';
+    const out = [];
+    const list = Array.isArray(hs) ? hs : Object.entries(hs);
+    for (const [k, v] of list) out.push(check(lc(k), 'name'), check(String(v), 'value'));
+    return out.join(SEP);
+  };
+  const pairsView = (flat) => ({
+    get(n) { n = lc(n); for (let i = 0; i < flat.length; i += 2) if (flat[i] === n) return flat[i + 1]; return undefined; },
+    getAll(n) { n = lc(n); const o = []; for (let i = 0; i < flat.length; i += 2) if (flat[i] === n) o.push(flat[i + 1]); return o; },
+    entries() { const o = []; for (let i = 0; i < flat.length; i += 2) o.push([flat[i], flat[i + 1]]); return o; },
+  });
+
+  const ctx = { filterName, config, request, response, endOfStream: false, bodySize: 0 };
+  if (G.has('local-reply')) {
+    ctx.reply = (status, body, headers) => {
+      let hs = encodePairs(headers);
+      if (body === undefined || body === null) h.reply(status | 0, '', 0, hs);
+      else if (typeof body === 'string') h.reply(status | 0, body, 0, hs);
+      else if (body instanceof Uint8Array) h.reply(status | 0, body.slice().buffer, 1, hs);
+      else if (body instanceof ArrayBuffer) h.reply(status | 0, body.slice(0), 1, hs);
+      else {
+        const lower = hs.split(SEP);
+        if (!lower.some((n, i) => i % 2 === 0 && n === 'content-type')) hs = hs === '' ? 'content-type' + SEP + 'application/json' : hs + SEP + 'content-type' + SEP + 'application/json';
+        h.reply(status | 0, JSON.stringify(body), 0, hs);
+      }
+      return 0;
+    };
+  }
+  if (G.has('properties')) ctx.property = (path) => h.prop(Array.isArray(path) ? path.map(String).join('.') : String(path));
+  if (G.has('metrics')) {
+    ctx.metrics = Object.freeze({
+      increment(name, by) { h.metric(0, String(name), by === undefined ? 1 : Number(by)); },
+      set(name, v) { h.metric(1, String(name), Number(v)); },
+      observe(name, v) { h.metric(2, String(name), Number(v)); },
+    });
+  }
+  if (G.has('log')) {
+    const log = (lvl) => (...args) => h.log(lvl, args.map((a) => typeof a === 'string' ? a : JSON.stringify(a)).join(' '));
+    ctx.log = Object.freeze({ debug: log(0), info: log(1), warn: log(2), error: log(3) });
+  }
+  if (G.has('shared-data')) {
+    ctx.sharedData = Object.freeze({
+      get(key) { const s = h.sget(String(key)); if (s === undefined) return undefined; const i = s.indexOf(SEP); return { cas: Number(s.slice(0, i)), value: s.slice(i + 1) }; },
+      set(key, value, cas) { return h.sset(String(key), String(value), cas === undefined ? 0 : Number(cas)); },
+    });
+  }
+  if (G.has('http-callout')) {
+    ctx.httpCall = (cluster, opts) => {
+      opts = opts || {};
+      const hs = [':method', String(opts.method || 'GET'), ':path', String(opts.path || '/')];
+      const extra = encodePairs(opts.headers);
+      const body = opts.body === undefined ? '' : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+      const p = h.call(String(cluster), hs.join(SEP) + (extra === '' ? '' : SEP + extra), body, opts.timeoutMs === undefined ? 5000 : Number(opts.timeoutMs));
+      return p.then((s) => {
+        const cut = s.indexOf('\\u0002');
+        const flat = cut === 0 ? [] : s.slice(0, cut).split(SEP);
+        const headers = pairsView(flat);
+        return { status: Number(headers.get(':status')), headers, body: s.slice(cut + 1) };
+      });
+    };
+  }
+  deepFreeze(ctx.request.constructor.prototype);
+  Object.freeze(Headers.prototype);
+  Object.seal(ctx);
+
+  const hooks = [];
+  const names = ${JSON.stringify(HOOK_NAMES)};
+  let mask = 0;
+  for (let i = 0; i < names.length; i++) {
+    const f = ns[names[i]];
+    hooks.push(typeof f === 'function' ? f : undefined);
+    if (typeof f === 'function') mask |= 1 << i;
+  }
+  const status = (r) => (r === 1 || r === 'pause' ? 1 : 0);
+  const settleOk = (r) => { flush(); h.settle(status(r)); };
+  const settleErr = (e) => { dirty = []; h.fail(e && e.message !== undefined ? String(e.name) + ': ' + String(e.message) : String(e), e && e.stack !== undefined ? String(e.stack) : ''); };
+
+  const dispatch = function (op, size, eos) {
+    turn++;
+    if (op >= 7) { if (op === 8) flush(); return 0; }
+    dirty = [];
+    ctx.endOfStream = eos;
+    ctx.bodySize = size;
+    const r = hooks[op](op < 3 ? request : response, ctx);
+    if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
+      flush();
+      r.then(settleOk, settleErr);
+      return 2;
+    }
+    flush();
+    return status(r);
+  };
+  dispatch.mask = mask;
+  return dispatch;
+})`

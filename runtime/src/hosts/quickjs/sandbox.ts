@@ -1,0 +1,420 @@
+/**
+ * One QuickJS filter instance: a metered engine with its own capped heap, one runtime, one
+ * context, the filter module loaded, and the prelude's dispatcher. The host calls `run()` per
+ * hook; the sandbox charges the request's fuel, classifies every way the call can fail into a
+ * `FilterError` code, and applies the turn's stream effects only when the turn ended cleanly.
+ *
+ * Failure classes:
+ * - clean (the filter threw, or QuickJS stopped it itself: interrupt, `stack overflow`): the
+ *   instance stays usable;
+ * - poisoned (the metered engine trapped on fuel, V8 overflowed its own stack inside the
+ *   engine, the engine aborted, or the heap hit its hard cap): QuickJS's C state may be
+ *   half-updated, so the instance is never used again (`poisoned`), and the factory swaps in
+ *   a fresh one.
+ *
+ * Fuel: the engine's wasm is metered (see engine.ts). The budget is per request, summed over
+ * every hook and async continuation of that request. The global is set to what is left plus
+ * a reserve: QuickJS's interrupt handler stops ordinary JS loops cleanly once the request's
+ * own budget is gone (no rebuild needed), and the reserve bounds what built-ins can do
+ * between interrupt checks before the hard trap. Either way, a turn that used more than what
+ * was left fails with `fuel_exhausted`: the outcome depends only on the fuel used, which is
+ * deterministic.
+ */
+import type { QuickJSContext, QuickJSDeferredPromise, QuickJSHandle, QuickJSRuntime } from 'quickjs-emscripten-core'
+import { FilterError, FilterErrorCode, type FilterErrorCode as Code } from '../../pipeline/filter.ts'
+import { FilterStatus } from '../../pipeline/phases.ts'
+import { isOutOfFuel } from '../../sandbox/fuel.ts'
+import { createEngine, type Engine } from './engine.ts'
+import { createHostcalls, encodeCalloutResponse, type HostcallEnv, type HostcallTarget } from './hostcalls.ts'
+import { HARDEN_SOURCE, PENDING, PHASE_OP, PRELUDE_SOURCE } from './prelude.ts'
+import { StreamState } from './stream-state.ts'
+
+const SEP = '\u0001'
+const EMPTY = new Uint8Array(0)
+
+export interface SandboxOptions {
+  env: HostcallEnv
+  /** The filter module's source. */
+  source: string
+  /** Shown in JS stacks. */
+  filename: string
+  memoryBytes: number
+  stackBytes: number
+  /** Fuel for loading the module (its top-level code) and the prelude. */
+  loadFuel: number
+  /** The filter's config as JSON ('' for none). */
+  configJson: string
+  /** Called when an async hook's continuation ran (a callout completed). */
+  onAsync: (state: StreamState, outcome: AsyncOutcome) => void
+}
+
+export type AsyncOutcome =
+  /** The hook's promise settled; effects were applied. */
+  | { kind: 'settled'; status: number }
+  /** The hook failed (threw, fuel, memory...). */
+  | { kind: 'failed'; error: FilterError }
+  /** Still waiting (e.g. a second callout). */
+  | { kind: 'pending' }
+
+/** A JS error as the filter raised it: for logs only, never for replies. */
+export interface JsErrorInfo {
+  name: string
+  message: string
+  stack: string
+}
+
+/** Minimum fuel kept between QuickJS's interrupt checks (about 10,000 ticks of the interpreter). */
+const MIN_RESERVE = 2e9
+
+export class Sandbox implements HostcallTarget {
+  current: StreamState | undefined = undefined
+  /** Never run again: the factory replaces it. */
+  poisoned = false
+  /** Streams created on this instance and not done yet. */
+  refs = 0
+  /** The factory no longer hands it to new streams; dispose once `refs` is 0. */
+  retired = false
+  /** Bitmask of `Phase` values the module has hooks for. */
+  phases = 0
+
+  readonly #opts: SandboxOptions
+  readonly #name: string
+  #engine!: Engine
+  #rt!: QuickJSRuntime
+  #ctx!: QuickJSContext
+  #dispatch!: QuickJSHandle
+  #ops: QuickJSHandle[] = []
+  #zero!: QuickJSHandle
+  #reserve = MIN_RESERVE
+  #interrupted = false
+  #trapped = false
+  #disposed = false
+  readonly #deferreds = new Set<QuickJSDeferredPromise>()
+
+  private constructor(opts: SandboxOptions) {
+    this.#opts = opts
+    this.#name = opts.env.name
+  }
+
+  /**
+   * Builds an instance and loads the module. Rejects with a `FilterError` (code `thrown` for a
+   * module that fails to parse or whose top-level code throws, or the quota's code) naming
+   * the problem, and leaves nothing behind.
+   */
+  static async create(opts: SandboxOptions): Promise<Sandbox> {
+    const sb = new Sandbox(opts)
+    await sb.#init()
+    return sb
+  }
+
+  /** Sets the per-request budget so the reserve scales with it. */
+  setBudget(budget: number): void {
+    this.#reserve = Math.max(MIN_RESERVE, Math.ceil(budget / 4))
+  }
+
+  async #init(): Promise<void> {
+    const o = this.#opts
+    this.#engine = await createEngine(o.memoryBytes)
+    const rt = (this.#rt = this.#engine.qjs.newRuntime())
+    rt.setMaxStackSize(o.stackBytes)
+    rt.setMemoryLimit(this.#engine.maxBytes)
+    rt.setInterruptHandler(() => {
+      if (this.#engine.meter.remaining() < this.#reserve) {
+        this.#interrupted = true
+        return true
+      }
+      return false
+    })
+    const ctx = (this.#ctx = rt.newContext())
+    const load = new LoadState(o.loadFuel)
+    try {
+      this.current = undefined
+      this.#unwrap(load, this.#enter(load, () => ctx.evalCode(HARDEN_SOURCE, 'omnirelay:harden.js'))).dispose()
+      let ns = this.#unwrap(load, this.#enter(load, () => ctx.evalCode(o.source, o.filename, { type: 'module', strict: true })))
+      if (ctx.typeof(ns) === 'object' && ctx.getPromiseState(ns).type !== 'fulfilled') {
+        // Top-level await: settle it now, under the same load budget.
+        this.#jobsResult(load, this.#enter(load, () => rt.executePendingJobs()))
+        const st = ctx.getPromiseState(ns)
+        ns.dispose()
+        if (st.type === 'pending') throw new FilterError(this.#name, FilterErrorCode.Thrown, 'module top-level await did not settle at load')
+        ns = this.#unwrap(load, st.type === 'fulfilled' ? { value: st.value } : { error: st.error })
+      }
+      const h = createHostcalls(ctx, o.env, this)
+      const fn = this.#unwrap(load, this.#enter(load, () => ctx.evalCode(PRELUDE_SOURCE, 'omnirelay:prelude.js')))
+      const grants = ctx.newString([...o.env.grants].join(','))
+      const name = ctx.newString(this.#name)
+      const cfg = ctx.newString(o.configJson)
+      const r = this.#enter(load, () => ctx.callFunction(fn, ctx.undefined, h, ns, grants, name, cfg))
+      for (const x of [fn, h, ns, grants, name, cfg]) x.dispose()
+      this.#dispatch = this.#unwrap(load, r)
+      const mask = ctx.getProp(this.#dispatch, 'mask')
+      this.phases = ctx.getNumber(mask)
+      mask.dispose()
+      for (let i = 0; i <= PHASE_OP.EndJobs; i++) this.#ops.push(ctx.newNumber(i))
+      this.#zero = ctx.newNumber(0)
+    } catch (e) {
+      this.poisoned = true
+      this.dispose()
+      throw e instanceof FilterError ? e : this.#hostFailure(e, load)
+    }
+  }
+
+  /**
+   * Runs the hook for phase op `op`. Returns `FilterStatus` (Pause also while an async hook is
+   * pending). Throws `FilterError` on failure; the stream is then untouched by this turn.
+   */
+  run(state: StreamState, op: number, size: number, eos: boolean): number {
+    if (this.poisoned) throw new FilterError(this.#name, FilterErrorCode.Unavailable, 'instance is being replaced')
+    const ctx = this.#ctx
+    this.current = state
+    state.clearEffects()
+    state.settled = undefined
+    state.failed = undefined
+    const sizeH = size === 0 ? this.#zero : ctx.newNumber(size)
+    let result
+    try {
+      result = this.#enter(state, () => ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[op]!, sizeH, eos ? ctx.true : ctx.false))
+    } finally {
+      if (sizeH !== this.#zero && sizeH.alive) sizeH.dispose()
+    }
+    const v = this.#unwrap(state, result)
+    const status = ctx.getNumber(v)
+    v.dispose()
+    this.#endTurn(state)
+    if (status !== PENDING) return status === FilterStatus.Pause ? FilterStatus.Pause : FilterStatus.Continue
+    if (op === PHASE_OP.Log) return FilterStatus.Continue
+    state.pending = true
+    this.#jobs(state, true)
+    if (state.failed) {
+      state.pending = false
+      throw this.#thrown(state.failed)
+    }
+    if (state.settled !== undefined) {
+      state.pending = false
+      return FilterStatus.Continue
+    }
+    return FilterStatus.Pause
+  }
+
+  // ---- HostcallTarget ----
+
+  startCallout(state: StreamState, cluster: string, headers: [string, string][], body: Uint8Array | undefined, timeoutMs: number): QuickJSHandle {
+    const d = this.#ctx.newPromise()
+    this.#deferreds.add(d)
+    state.inflight++
+    let p: Promise<{ headers: [string, string][]; body: Uint8Array }>
+    try {
+      p = this.#opts.env.services.httpCall({ cluster, headers, body, timeoutMs })
+    } catch (e) {
+      p = Promise.reject(e)
+    }
+    p.then(
+      (r) => this.#calloutDone(state, d, encodeCalloutResponse(r.headers, r.body ?? EMPTY), undefined),
+      (e: unknown) => this.#calloutDone(state, d, undefined, e),
+    )
+    return d.handle.dup()
+  }
+
+  #calloutDone(state: StreamState, d: QuickJSDeferredPromise, ok: string | undefined, err: unknown): void {
+    state.inflight--
+    if (!this.#deferreds.delete(d)) return // disposed with the sandbox
+    if (this.poisoned || this.#disposed) {
+      d.dispose()
+      return
+    }
+    const ctx = this.#ctx
+    const code = (err as { code?: unknown } | undefined)?.code
+    const v =
+      ok !== undefined
+        ? ctx.newString(ok)
+        : ctx.newError({ name: 'CalloutError', message: typeof code === 'string' ? code : 'callout_failed' })
+    if (ok !== undefined) d.resolve(v)
+    else d.reject(v)
+    v.dispose()
+    d.dispose()
+    let outcome: AsyncOutcome
+    try {
+      this.#jobs(state, !state.done)
+      if (state.failed) outcome = { kind: 'failed', error: this.#thrown(state.failed) }
+      else if (state.settled !== undefined) outcome = { kind: 'settled', status: state.settled }
+      else outcome = { kind: 'pending' }
+    } catch (e) {
+      outcome = { kind: 'failed', error: e instanceof FilterError ? e : this.#hostFailure(e, state) }
+    }
+    if (outcome.kind !== 'pending') state.pending = false
+    if (!state.done) this.#opts.onAsync(state, outcome)
+  }
+
+  /** One job turn: begin marker, promise jobs, end marker (flushes buffered header changes). */
+  #jobs(state: StreamState, apply: boolean): void {
+    const ctx = this.#ctx
+    this.current = state
+    state.clearEffects()
+    this.#unwrap(state, this.#enter(state, () => ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[PHASE_OP.BeginJobs]!, this.#zero, ctx.false))).dispose()
+    this.#jobsResult(state, this.#enter(state, () => this.#rt.executePendingJobs()))
+    this.#unwrap(state, this.#enter(state, () => ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[PHASE_OP.EndJobs]!, this.#zero, ctx.false))).dispose()
+    if (apply) this.#endTurn(state)
+    else state.clearEffects()
+  }
+
+  // ---- fuel, errors, effects ----
+
+  /** Calls into the engine with the request's fuel; a host-level exception poisons the instance. */
+  #enter<T>(state: FuelAccount, fn: () => T): T {
+    const m = this.#engine.meter
+    m.set(Math.max(0, state.fuelLeft) + this.#reserve)
+    this.#interrupted = false
+    const traps = this.#engine.traps
+    let r: T
+    try {
+      r = fn()
+    } catch (e) {
+      state.fuelLeft -= m.used()
+      this.#trapped = true
+      throw this.#hostFailure(e, state)
+    }
+    state.fuelLeft -= m.used()
+    // Out of fuel inside a host call is turned into a JS exception by quickjs-emscripten's
+    // trampoline; the engine still trapped mid-way, so the instance is done for.
+    this.#trapped = this.#engine.traps !== traps
+    if (this.#trapped) this.poisoned = true
+    return r
+  }
+
+  /** A VM call result: the value, or a thrown FilterError classifying the VM's exception. */
+  #unwrap(state: FuelAccount, r: { value: QuickJSHandle; error?: undefined } | { error: QuickJSHandle; value?: undefined } | { value?: QuickJSHandle; error?: QuickJSHandle }): QuickJSHandle {
+    if (r.error === undefined) {
+      if (state.fuelLeft < 0) {
+        r.value?.dispose()
+        if (state instanceof StreamState) state.clearEffects()
+        throw new FilterError(this.#name, FilterErrorCode.FuelExhausted, 'fuel budget exhausted')
+      }
+      return r.value!
+    }
+    const interrupted = this.#interrupted
+    const info = this.#errorInfo(r.error)
+    r.error.dispose()
+    if (state instanceof StreamState) state.clearEffects()
+    if (this.poisoned || this.#trapped) {
+      this.poisoned = true
+      throw new FilterError(this.#name, FilterErrorCode.FuelExhausted, 'fuel budget exhausted (engine trapped)')
+    }
+    if (interrupted || state.fuelLeft < 0) throw new FilterError(this.#name, FilterErrorCode.FuelExhausted, 'fuel budget exhausted')
+    const code = classifyVmError(info)
+    if (code === FilterErrorCode.MemoryExceeded || info.message.includes('Maximum call stack size exceeded')) this.poisoned = true
+    if (code !== FilterErrorCode.Thrown) return throwCode(this.#name, code, info)
+    throw this.#thrown(info)
+  }
+
+  #jobsResult(state: FuelAccount, r: { error?: QuickJSHandle }): void {
+    if (r.error !== undefined) this.#unwrap(state, { error: r.error })
+    else this.#unwrap(state, { value: this.#ctx.undefined })
+  }
+
+  #thrown(info: { message: string; stack: string; name?: string }): FilterError {
+    const err = new FilterError(this.#name, FilterErrorCode.Thrown, 'filter code threw', { cause: { ...info } })
+    return err
+  }
+
+  /** Reads name/message/stack of a VM exception, with a little fuel of its own (getters run JS). */
+  #errorInfo(h: QuickJSHandle): JsErrorInfo {
+    const ctx = this.#ctx
+    const m = this.#engine.meter
+    const info: JsErrorInfo = { name: 'Error', message: '', stack: '' }
+    try {
+      m.set(this.#reserve)
+      if (ctx.typeof(h) !== 'object') {
+        info.message = String(ctx.dump(h)).slice(0, 1024)
+        return info
+      }
+      for (const k of ['name', 'message', 'stack'] as const) {
+        const p = ctx.getProp(h, k)
+        if (ctx.typeof(p) === 'string') info[k] = ctx.getString(p).slice(0, 4096)
+        p.dispose()
+      }
+    } catch {
+      this.poisoned = true
+    }
+    return info
+  }
+
+  /** An exception that escaped the engine (not a VM exception): the instance is done for. */
+  #hostFailure(e: unknown, state: FuelAccount): FilterError {
+    this.poisoned = true
+    if (isOutOfFuel(e) || this.#trapped || state.fuelLeft < 0) return new FilterError(this.#name, FilterErrorCode.FuelExhausted, 'fuel budget exhausted (engine trapped)', { cause: e })
+    if (e instanceof RangeError) return new FilterError(this.#name, FilterErrorCode.StackOverflow, 'stack overflow in the engine', { cause: e })
+    if (this.#engine && this.#engine.memory.buffer.byteLength >= this.#engine.maxBytes) {
+      return new FilterError(this.#name, FilterErrorCode.MemoryExceeded, 'memory cap reached', { cause: e })
+    }
+    return new FilterError(this.#name, FilterErrorCode.Trap, 'the QuickJS engine trapped', { cause: e })
+  }
+
+  /** Applies a clean turn's effects to the stream. */
+  #endTurn(state: StreamState): void {
+    if (!state.hasEffects) return
+    const s = state.stream
+    const hs = state.headers
+    for (let k = 0; k < 4; k++) {
+      const flat = hs[k]
+      if (flat === undefined) continue
+      const map = k === 0 ? s.requestHeaders : k === 1 ? s.responseHeaders : k === 2 ? s.requestTrailers : s.responseTrailers
+      map.replaceAll(flat === '' ? [] : flat.split(SEP))
+    }
+    if (state.bodies[0]) s.requestBody = state.bodies[0]
+    if (state.bodies[1]) s.responseBody = state.bodies[1]
+    const reply = state.reply
+    state.clearEffects()
+    if (reply) s.sendLocalReply(reply.status, reply.body, reply.headers)
+  }
+
+  /** Heap bytes the engine has grown to (Wasm memory cannot shrink). */
+  get memoryBytes(): number {
+    return this.#engine?.memory.buffer.byteLength ?? 0
+  }
+
+  /** Frees the instance. Poisoned instances are dropped without touching their C state. */
+  dispose(): void {
+    if (this.#disposed) return
+    this.#disposed = true
+    this.current = undefined
+    if (this.poisoned || !this.#ctx) {
+      this.#deferreds.clear()
+      return
+    }
+    try {
+      for (const d of this.#deferreds) d.dispose()
+      this.#deferreds.clear()
+      for (const o of this.#ops) o.dispose()
+      this.#zero?.dispose()
+      this.#dispatch?.dispose()
+      this.#ctx.dispose()
+      this.#rt.dispose()
+    } catch {
+      // A leak check failing inside QuickJS must not take the host down: the heap goes with the engine.
+    }
+  }
+}
+
+/** Anything that carries a fuel balance (a request, or the load of a module). */
+interface FuelAccount {
+  fuelLeft: number
+}
+
+class LoadState implements FuelAccount {
+  fuelLeft: number
+  constructor(fuel: number) {
+    this.fuelLeft = fuel
+  }
+}
+
+function classifyVmError(info: JsErrorInfo): Code {
+  if (info.name === 'InternalError' || info.name === 'RangeError') {
+    if (info.message === 'out of memory') return FilterErrorCode.MemoryExceeded
+    if (info.message === 'stack overflow' || info.message.includes('Maximum call stack size exceeded')) return FilterErrorCode.StackOverflow
+  }
+  return FilterErrorCode.Thrown
+}
+
+function throwCode(name: string, code: Code, info: JsErrorInfo): never {
+  throw new FilterError(name, code, code === FilterErrorCode.MemoryExceeded ? 'memory cap reached' : 'stack limit reached', { cause: { ...info } })
+}
