@@ -45,6 +45,7 @@ export const BundleErrorCode = {
   CapabilitiesNotGranted: 'capabilities_not_granted',
   QuotaExceedsMaximum: 'quota_exceeds_maximum',
   ConfigInvalid: 'filter_config_invalid',
+  NativeDirUnsafe: 'native_dir_unsafe',
   // keys and tooling
   KeyInvalid: 'key_invalid',
   BuildFailed: 'build_failed',

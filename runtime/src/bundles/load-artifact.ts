@@ -3,7 +3,7 @@
  * reads filter code from disk: signed bundles are verified here before anything loads.
  */
 import { createHash } from 'node:crypto'
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
+import { lstat, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -186,6 +186,13 @@ function checkFilterConfig(def: FilterDefinition, m: BundleManifest): void {
 async function materializeNative(bytes: Uint8Array, hex: string, entryName: string, dir?: string): Promise<string> {
   const base = dir ?? join(tmpdir(), `omnirelay-native-${process.getuid?.() ?? 'user'}`)
   await mkdir(base, { recursive: true, mode: 0o700 })
+  // The default path is predictable: refuse a dir someone else made, or a symlink to one, since
+  // whoever can write there could swap the verified module before it is imported.
+  const st = await lstat(base)
+  const uid = process.getuid?.()
+  if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (process.platform !== 'win32' && (st.mode & 0o077) !== 0)) {
+    throw new ArtifactError(BundleErrorCode.NativeDirUnsafe, `native module dir ${base} must be a private (0700) directory owned by this user`)
+  }
   const ext = entryName.endsWith('.cjs') ? '.cjs' : '.mjs'
   const file = join(base, hex + ext)
   const existing = await stat(file).catch(() => undefined)

@@ -1,4 +1,4 @@
-import { readFile, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -133,6 +133,13 @@ describe('loadArtifact with bundles', () => {
     expect((await stat(nativeDir)).mode & 0o777).toBe(0o700)
     const mod = (await import(a.entry as string)) as { hello: number }
     expect(mod.hello).toBe(42)
+    // A shared (group/world-accessible) dir is refused: anyone who can write there could swap the module.
+    const shared = join(dir, 'shared')
+    await mkdir(shared, { mode: 0o777 })
+    await chmod(shared, 0o777)
+    expect(await code(loadArtifact(d, { ...opts, nativeDir: shared, trustPolicy: policyDoc([{ key }], { kinds: ['native'] }) }))).toBe(
+      BundleErrorCode.NativeDirUnsafe,
+    )
   })
 })
 
