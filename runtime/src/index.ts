@@ -108,7 +108,16 @@ export async function startProxy(configOrPath: string | object, opts: StartOptio
   }
   const proxy = await Proxy.start(config, { log: opts.log, metrics: opts.metrics })
   let watcher: ConfigWatcher | undefined
-  const reload = async (next?: unknown): Promise<number> => proxy.reload(await resolveConfig(next ?? path, baseDir))
+  const reload = async (next?: unknown): Promise<number> => {
+    let cfg: ProxyConfig
+    try {
+      cfg = await resolveConfig(next ?? path, baseDir)
+    } catch (e) {
+      proxy.rejected(e)
+      throw e
+    }
+    return proxy.reload(cfg)
+  }
   if (path && (opts.watch || opts.sighup)) {
     watcher = watchConfig(path, () => void reload().catch(() => {}), { file: opts.watch ?? false, sighup: opts.sighup })
   }

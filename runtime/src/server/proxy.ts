@@ -132,16 +132,21 @@ export class Proxy {
         return e
       },
       (err: unknown) => {
-        this.pm.reloadFailures.inc()
-        this.log.error('config rejected; the running config keeps serving', {
-          epoch: this.#snapshot?.epoch,
-          code: (err as { code?: string }).code,
-          issues: err instanceof ConfigError ? err.issues : undefined,
-          err,
-        })
+        this.rejected(err)
         throw err
       },
     )
+  }
+
+  /** Logs and counts a config that will not be applied (unreadable, invalid, or failed to build). */
+  rejected(err: unknown): void {
+    this.pm.reloadFailures.inc()
+    this.log.error('config rejected; the running config keeps serving', {
+      epoch: this.#snapshot?.epoch,
+      code: (err as { code?: string }).code,
+      issues: err instanceof ConfigError ? err.issues : undefined,
+      err,
+    })
   }
 
   async #apply(config: ProxyConfig, epoch?: number): Promise<number> {
