@@ -125,6 +125,27 @@ describe('wasm host: proxy-wasm ABI', () => {
     expect(notListed.createStream(s2).onRequestHeaders!(true)).toBe(FilterStatus.Continue)
   })
 
+  it('a closed factory (filter reload) lets its in-flight streams finish', async () => {
+    let answer: (r: { headers: [string, string][]; body: Uint8Array; trailers: [string, string][] }) => void = () => {}
+    const services = makeServices(() => new Promise((r) => (answer = r)))
+    const { factory } = await load(calloutFilter, { calloutClusters: ['auth'] }, services)
+    const s = makeStream()
+    const f = factory.createStream(s)
+    expect(f.onRequestHeaders!(true)).toBe(FilterStatus.Pause)
+    await factory.close()
+    answer({ headers: [[':status', '200']], body: new Uint8Array(0), trailers: [] })
+    await new Promise((r) => setImmediate(r))
+    expect(s.resumeCalls).toBe(1)
+    f.onDone!()
+    expect(() => factory.createStream(makeStream()).onRequestHeaders!(true)).toThrow(expect.objectContaining({ code: 'unavailable' }))
+  })
+
+  it('refuses a module without a memory as invalid_module', async () => {
+    await expect(load('(module (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0)))')).rejects.toMatchObject({
+      code: 'invalid_module',
+    })
+  })
+
   it('shared data with CAS, metrics, queues and properties', async () => {
     const services = makeServices()
     const { factory } = await load(stateFilter, {}, services)

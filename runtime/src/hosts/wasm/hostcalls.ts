@@ -96,7 +96,8 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
     proxy_log(level: number, ptr: number, len: number) {
       if (level < LogLevel.Trace || level > LogLevel.Critical) return R.BadArgument
       if (!m().ok(ptr, len)) return R.InvalidMemoryAccess
-      vm.guestLog(level, str(ptr, len))
+      // Decode at most what the log line keeps: a module must not make the host copy megabytes.
+      vm.guestLog(level, str(ptr, Math.min(len, 4097)))
       return R.Ok
     },
     proxy_get_log_level(retPtr: number) {

@@ -143,7 +143,7 @@ export class WasmVm {
     const instance = new WebAssembly.Instance(prepared.module, imports)
     this.exports = instance.exports
     const mem = memory ?? instance.exports.memory
-    if (!(mem instanceof WebAssembly.Memory)) throw new FilterError(env.name, FilterErrorCode.Trap, 'module exports no memory named "memory"')
+    if (!(mem instanceof WebAssembly.Memory)) throw new Error('module exports no memory named "memory" (proxy-wasm modules must)')
     this.mem = new GuestMemory(mem)
     const e = instance.exports as Record<string, unknown>
     const fn = (name: string) => (typeof e[name] === 'function' ? (e[name] as Export) : undefined)
@@ -439,12 +439,14 @@ export class WasmVm {
     this.dirty = false
   }
 
-  /** Stops timers and queue subscriptions. */
+  /**
+   * Stops timers and queue subscriptions. In-flight callouts still complete for their streams
+   * (a closed factory drains); a broken instance drops them in `#settle`.
+   */
   dispose(): void {
     if (this.#tick) clearInterval(this.#tick)
     this.#tick = undefined
     for (const off of this.#queueSubs.values()) off()
     this.#queueSubs.clear()
-    this.#callouts.clear()
   }
 }

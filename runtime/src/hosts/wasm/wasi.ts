@@ -43,7 +43,7 @@ export function wasiImports(vm: WasmVm): Record<string, (...args: any[]) => numb
         const ptr = mem.u32(iovs + i * 8)
         const len = mem.u32(iovs + i * 8 + 4)
         if (!mem.ok(ptr, len)) return E.Fault
-        text += mem.string(ptr, len)
+        if (text.length < 4097) text += mem.string(ptr, Math.min(len, 4097))
         total += len
       }
       const trimmed = text.endsWith('\n') ? text.slice(0, -1) : text
