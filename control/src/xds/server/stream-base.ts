@@ -37,6 +37,8 @@ export interface AdsStreamOptions {
   nackBackoff?: NackBackoff
 }
 
+const PROCESS_NONCE = randomBytes(6).toString('base64url')
+
 export const DEFAULT_NACK_BACKOFF: NackBackoff = { baseMs: 500, maxMs: 30_000 }
 
 /** Per-type NACK bookkeeping shared by both protocols. */
@@ -54,8 +56,9 @@ export abstract class AdsStream {
   #dp: DataPlane | undefined
   #unwatch: (() => void) | undefined
   #nonceSeq = 0
-  // Nonces carry a per-stream random prefix so one from a previous stream can never match.
-  readonly #noncePrefix = randomBytes(6).toString('base64url')
+  // Nonces carry a per-process random prefix and the stream id, so one from a
+  // previous stream (or a previous server process) can never match.
+  readonly #noncePrefix: string
   readonly #streamId: string
   #closed = false
   readonly #reportedWithheld = new Set<string>()
@@ -71,6 +74,7 @@ export abstract class AdsStream {
     this.transport = transport
     this.log = opts.logger ?? silentLogger
     this.#streamId = streamId
+    this.#noncePrefix = `${PROCESS_NONCE}${streamId}`
     this.#backoff = opts.nackBackoff ?? DEFAULT_NACK_BACKOFF
   }
 
