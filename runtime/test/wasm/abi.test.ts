@@ -4,7 +4,7 @@ import { FilterStatus } from '../../src/pipeline/phases.ts'
 import { CAPABILITIES, type Capability } from '../../src/pipeline/filter.ts'
 import { wat } from './wat.ts'
 import { makeArtifact, makeDef, makeServices, makeStream } from './fixtures.ts'
-import { bodyFilter, calloutFilter, denyFilter, goLike, headerFilter, misuseFilter, rustLike, stateFilter, tickFilter } from './modules.ts'
+import { lifecycleFilter, bodyFilter, calloutFilter, denyFilter, goLike, headerFilter, misuseFilter, rustLike, stateFilter, tickFilter } from './modules.ts'
 
 const dec = new TextDecoder()
 
@@ -191,6 +191,28 @@ describe('wasm host: proxy-wasm ABI', () => {
     await expect(load(bodyFilter, { capabilities: caps })).rejects.toMatchObject({ code: 'capability_denied' })
     const { factory } = await load(headerFilter, { capabilities: caps })
     expect(factory.phases & 2).toBe(0)
+  })
+
+  it('lifecycle: malloc, _initialize then main, queue readiness on the root context, deferred proxy_done', async () => {
+    const services = makeServices()
+    const u32 = (k: string) => {
+      const v = services.sharedData.get(`t\u0000${k}`)
+      return v && new DataView(v.value.buffer, v.value.byteOffset).getUint32(0, true)
+    }
+    const { factory } = await load(lifecycleFilter, {}, services)
+    expect(u32('main')).toBe(42)
+    const s = makeStream([[':method', 'GET'], [':path', '/copied']])
+    const f = factory.createStream(s)
+    f.onRequestHeaders!(true)
+    expect(s.requestHeaders.get('x-path-copy')).toBe('/copied')
+    f.onDone!()
+    expect(services.sharedData.get('t\u0000deleted')).toBeUndefined() // proxy_on_done said "not yet"
+    const q = services.sharedQueues.resolve('t', 'jobs')!
+    services.sharedQueues.enqueue(q, new TextEncoder().encode('job-1'))
+    await new Promise((r) => setImmediate(r))
+    expect(dec.decode(services.sharedData.get('t\u0000job')!.value)).toBe('job-1')
+    expect(u32('deleted')).toBe(1) // proxy_done from the queue callback -> proxy_on_delete
+    await factory.close()
   })
 
   it('timers tick on the root instance', async () => {

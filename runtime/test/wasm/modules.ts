@@ -342,3 +342,48 @@ export const tickFilter = `(module
     (global.set $n (i32.add (global.get $n) (i32.const 1)))
     (i32.store (i32.const 2000) (global.get $n))
     (drop (call $sset (i32.const 1024) (i32.const 5) (i32.const 2000) (i32.const 4) (i32.const 0)))))`
+
+/**
+ * Lifecycle corner cases: `malloc` instead of proxy_on_memory_allocate, `_initialize` then
+ * `main`, a shared queue whose readiness calls back the root context, and proxy_on_done
+ * returning false until the module calls proxy_done (from the queue callback).
+ * Shared data: "main" = value main saw, "job" = last dequeued item, "deleted" = deletes seen.
+ */
+export const lifecycleFilter = `(module
+  (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_register_shared_queue" (func $qreg (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_dequeue_shared_queue" (func $qget (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_shared_data" (func $sset (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_effective_context" (func $eff (param i32) (result i32)))
+  (import "env" "proxy_done" (func $done (result i32)))
+  ${PRELUDE.replace('(export "proxy_on_memory_allocate")', '(export "malloc")')}
+  ${data(1024, ':path')} ${data(1040, 'x-path-copy')} ${data(1056, 'jobs')} ${data(1072, 'main')} ${data(1088, 'job')} ${data(1104, 'deleted')}
+  (global $init (mut i32) (i32.const 0))
+  (global $main (mut i32) (i32.const 0))
+  (global $pending (mut i32) (i32.const 0))
+  (global $deleted (mut i32) (i32.const 0))
+  (func (export "_initialize") (global.set $init (i32.const 21)))
+  (func (export "main") (param i32 i32) (result i32) (global.set $main (i32.mul (global.get $init) (i32.const 2))) (i32.const 0))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+    (drop (call $qreg (i32.const 1056) (i32.const 4) (i32.const 2000)))
+    (i32.store (i32.const 2004) (global.get $main))
+    (drop (call $sset (i32.const 1072) (i32.const 4) (i32.const 2004) (i32.const 4) (i32.const 0)))
+    (i32.const 1))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (if (i32.eqz (call $get (i32.const 0) (i32.const 1024) (i32.const 5) (i32.const 2048) (i32.const 2052)))
+      (then (drop (call $add (i32.const 0) (i32.const 1040) (i32.const 11) (i32.load (i32.const 2048)) (i32.load (i32.const 2052))))))
+    (i32.const 0))
+  (func (export "proxy_on_done") (param $ctx i32) (result i32) (global.set $pending (local.get $ctx)) (i32.const 0))
+  (func (export "proxy_on_delete") (param i32)
+    (global.set $deleted (i32.add (global.get $deleted) (i32.const 1)))
+    (i32.store (i32.const 2008) (global.get $deleted))
+    (drop (call $sset (i32.const 1104) (i32.const 7) (i32.const 2008) (i32.const 4) (i32.const 0))))
+  (func (export "proxy_on_queue_ready") (param $root i32) (param $q i32)
+    (if (i32.eqz (call $qget (local.get $q) (i32.const 2056) (i32.const 2060)))
+      (then (drop (call $sset (i32.const 1088) (i32.const 3) (i32.load (i32.const 2056)) (i32.load (i32.const 2060)) (i32.const 0)))))
+    (if (global.get $pending) (then
+      (drop (call $eff (global.get $pending)))
+      (drop (call $done))
+      (global.set $pending (i32.const 0))))))`

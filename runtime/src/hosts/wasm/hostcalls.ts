@@ -160,19 +160,19 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
       if (type !== StreamType.HttpRequest && type !== StreamType.HttpResponse) return R.BadArgument
       const s = vm.current?.stream
       if (!s) return R.NotFound
-      s.resume()
+      vm.streamOp(() => s.resume())
       return R.Ok
     },
     proxy_continue_request() {
       const s = vm.current?.stream
       if (!s) return R.NotFound
-      s.resume()
+      vm.streamOp(() => s.resume())
       return R.Ok
     },
     proxy_continue_response() {
       const s = vm.current?.stream
       if (!s) return R.NotFound
-      s.resume()
+      vm.streamOp(() => s.resume())
       return R.Ok
     },
     proxy_close_stream(type: number) {
@@ -181,7 +181,7 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
       if (!s) return R.NotFound
       // No stream reset in the HttpStream contract: end it with a stable local reply instead.
       const r = hostReply(503, 'stream_closed_by_filter', { filter: env.name })
-      s.sendLocalReply(r.status, r.body, r.headers, `filter_closed:${env.name}`)
+      vm.streamOp(() => s.sendLocalReply(r.status, r.body, r.headers, `filter_closed:${env.name}`))
       return R.Ok
     },
     proxy_clear_route_cache() {
@@ -280,7 +280,8 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
       const headers: [string, string][] = []
       for (let i = 0; i < flat.length; i += 2) if (flat[i]!.charCodeAt(0) !== 58) headers.push([flat[i]!, flat[i + 1]!])
       const details = detLen ? str(detPtr, detLen) : ''
-      s.sendLocalReply(status, m().bytes(bodyPtr, bodyLen), headers, `filter:${env.name}${details ? `:${details}` : ''}`)
+      const body = m().bytes(bodyPtr, bodyLen)
+      vm.streamOp(() => s.sendLocalReply(status, body, headers, `filter:${env.name}${details ? `:${details}` : ''}`))
       return R.Ok
     },
 

@@ -126,6 +126,8 @@ export class WasmVm {
   readonly #callouts = new Map<number, StreamBinding | undefined>()
   readonly #pendingDone = new Set<number>()
   #tick: ReturnType<typeof setInterval> | undefined
+  /** Stream operations (resume, local reply) requested inside a callback that runs outside any hook. */
+  #deferred: (() => void)[] | undefined
   readonly #queueSubs = new Map<number, () => void>()
 
   /** Instantiates (no module code runs: the start function was moved to an export). */
@@ -326,6 +328,17 @@ export class WasmVm {
     return true
   }
 
+  /**
+   * Runs a stream operation (resume, local reply) now, or, inside a callout response callback,
+   * right after the callback returns. Resuming synchronously there could finish the stream
+   * and call back into the module (proxy_on_done) while it is still running: SDKs are not
+   * reentrant (the Rust SDK's RefCells would panic).
+   */
+  streamOp(op: () => void): void {
+    if (this.#deferred) this.#deferred.push(op)
+    else op()
+  }
+
   setEffectiveContext(id: number): boolean {
     if (id === ROOT_CONTEXT_ID) {
       this.effective = id
@@ -372,13 +385,18 @@ export class WasmVm {
     const trailers = r ? HeaderMap.fromPairs(r.trailers) : new HeaderMap()
     const status = r ? Number(headers.get(':status') ?? 0) : 0
     this.callResponse = { headers, body: r ? r.body : EMPTY, trailers, status, message: r ? '' : 'callout failed' }
+    const ops: (() => void)[] = []
+    this.#deferred = ops
     try {
       this.call(fn, binding, ROOT_CONTEXT_ID, token, headers.size, r ? r.body.length : 0, trailers.size)
     } catch (err) {
+      ops.length = 0
       if (binding && err instanceof FilterError) binding.onCalloutFailure(err)
     } finally {
       this.callResponse = undefined
+      this.#deferred = undefined
     }
+    for (const op of ops) op()
   }
 
   setTickPeriod(ms: number): void {
