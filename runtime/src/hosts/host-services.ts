@@ -54,6 +54,11 @@ export interface HostServices {
   sharedQueues: SharedQueues
   /** The epoch of the config being built (filters built for an epoch keep it). */
   epoch: number
+  /**
+   * Whether the host config enables trusted native filters (unsandboxed, in-process). The
+   * native host refuses to load anything unless this is true. Absent means false.
+   */
+  allowNative?: boolean
 }
 
 /** One kind of extension host (wasm, quickjs, native): builds factories from definitions. */
