@@ -140,8 +140,10 @@ describe('example filters in the Wasm host', () => {
     await expect(load('path-deny', { prefixes: ['/a'] }, ['headers:read', 'local-reply', 'log'])).rejects.toMatchObject({ code: 'capability_denied' })
   })
 
-  it('refuses a configuration the filter rejects', async () => {
-    await expect(load('rate-limit', { capacity: 0 }, ['headers:read', 'shared-data', 'local-reply', 'metrics', 'log'])).rejects.toMatchObject({ code: 'configure_rejected' })
+  it('refuses a configuration the filter rejects, and logs why', async () => {
+    const e = env()
+    await expect(load('rate-limit', { capacity: 0 }, ['headers:read', 'shared-data', 'local-reply', 'metrics', 'log'], e)).rejects.toMatchObject({ code: 'configure_rejected' })
+    expect(e.logs.some((l) => l.includes('rate-limit: capacity must be a number >= 1'))).toBe(true)
   })
 
   it('rate-limit keeps its bucket in shared data, across per-request instances', async () => {

@@ -6,7 +6,7 @@
 // }
 
 export * from "@omnirelay/sdk-as/exports";
-import { Action, Header, HeaderMap, HttpContext, JsonValue, registerRootContext, RootContext } from "@omnirelay/sdk-as";
+import { Action, Header, HeaderMap, HttpContext, JsonValue, logError, registerRootContext, RootContext } from "@omnirelay/sdk-as";
 
 /** The edits for one direction, parsed once from config. */
 class Edits {
@@ -51,7 +51,7 @@ class AddHeadersRoot extends RootContext {
 
   onConfigure(configSize: u32): bool {
     const cfg = this.configJson();
-    if (cfg === null || !cfg.isObject()) return false;
+    if (cfg === null || !cfg.isObject()) return reject("configuration must be a JSON object");
     this.request = Edits.from(cfg.getObject("request"));
     this.response = Edits.from(cfg.getObject("response"));
     return true;
@@ -74,6 +74,12 @@ class AddHeaders extends HttpContext {
     if (!edits.empty) edits.apply(this.responseHeaders);
     return Action.Continue;
   }
+}
+
+/** Logs why the configuration is refused (the host then refuses to load the filter). */
+function reject(reason: string): bool {
+  logError("add-headers: " + reason);
+  return false;
 }
 
 registerRootContext((id: u32): RootContext => new AddHeadersRoot(id));

@@ -11,7 +11,7 @@
 // The auth service also gets x-original-method and x-original-path.
 
 export * from "@omnirelay/sdk-as/exports";
-import { Action, Header, HttpContext, jsonString, logWarn, registerRootContext, RootContext, Status } from "@omnirelay/sdk-as";
+import { Action, Header, HttpContext, jsonString, logError, logWarn, registerRootContext, RootContext, Status } from "@omnirelay/sdk-as";
 
 class AuthRoot extends RootContext {
   cluster: string = "";
@@ -22,12 +22,12 @@ class AuthRoot extends RootContext {
 
   onConfigure(configSize: u32): bool {
     const cfg = this.configJson();
-    if (cfg === null || !cfg.isObject()) return false;
+    if (cfg === null || !cfg.isObject()) return reject("configuration must be a JSON object");
     this.cluster = cfg.getString("cluster", "");
-    if (this.cluster.length == 0) return false;
+    if (this.cluster.length == 0) return reject("cluster is required");
     this.path = cfg.getString("path", this.path);
     const timeout = cfg.getInt("timeoutMs", 2000);
-    if (timeout < 1 || timeout > 60000) return false;
+    if (timeout < 1 || timeout > 60000) return reject("timeoutMs must be between 1 and 60000");
     this.timeoutMs = <u32>timeout;
     if (cfg.has("forwardHeaders")) this.forwardHeaders = lower(cfg.getStringArray("forwardHeaders"));
     this.copyHeaders = lower(cfg.getStringArray("copyHeaders"));
@@ -97,6 +97,12 @@ class Auth extends HttpContext {
 function lower(names: Array<string>): Array<string> {
   for (let i = 0; i < names.length; i++) names[i] = names[i].toLowerCase();
   return names;
+}
+
+/** Logs why the configuration is refused (the host then refuses to load the filter). */
+function reject(reason: string): bool {
+  logError("callout-auth: " + reason);
+  return false;
 }
 
 registerRootContext((id: u32): RootContext => new AuthRoot(id));

@@ -7,7 +7,7 @@
 // "/%61dmin" all count as "/admin") so the rule cannot be dodged by spelling.
 
 export * from "@omnirelay/sdk-as/exports";
-import { Action, Counter, Header, HttpContext, jsonString, registerRootContext, RootContext } from "@omnirelay/sdk-as";
+import { Action, Counter, Header, HttpContext, jsonString, logError, registerRootContext, RootContext } from "@omnirelay/sdk-as";
 
 class PathDenyRoot extends RootContext {
   prefixes: Array<string> = [];
@@ -17,7 +17,7 @@ class PathDenyRoot extends RootContext {
 
   onConfigure(configSize: u32): bool {
     const cfg = this.configJson();
-    if (cfg === null || !cfg.isObject()) return false;
+    if (cfg === null || !cfg.isObject()) return reject("configuration must be a JSON object");
     const prefixes = cfg.getStringArray("prefixes");
     for (let i = 0; i < prefixes.length; i++) {
       const p = normalizePath(prefixes[i]);
@@ -25,7 +25,7 @@ class PathDenyRoot extends RootContext {
       this.prefixes.push(p.length > 1 && p.endsWith("/") ? p.substring(0, p.length - 1) : p);
     }
     const status = cfg.getInt("status", 403);
-    if (status < 200 || status > 599) return false;
+    if (status < 200 || status > 599) return reject("status must be between 200 and 599");
     this.status = <u32>status;
     this.message = cfg.getString("message", this.message);
     this.denied = Counter.define("path_deny_denied_total");
@@ -124,6 +124,12 @@ function hex(c: i32): i32 {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
   const l = c | 0x20;
   return l >= 0x61 && l <= 0x66 ? l - 0x61 + 10 : -1;
+}
+
+/** Logs why the configuration is refused (the host then refuses to load the filter). */
+function reject(reason: string): bool {
+  logError("path-deny: " + reason);
+  return false;
 }
 
 registerRootContext((id: u32): RootContext => new PathDenyRoot(id));

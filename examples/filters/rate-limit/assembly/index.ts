@@ -7,7 +7,7 @@
 
 export * from "@omnirelay/sdk-as/exports";
 import {
-  Action, Counter, currentTimeNanos, Header, HttpContext, logWarn, registerRootContext, RootContext, SharedData, Status,
+  Action, Counter, currentTimeNanos, Header, HttpContext, logError, logWarn, registerRootContext, RootContext, SharedData, Status,
 } from "@omnirelay/sdk-as";
 
 /** Concurrent writers are rare; give up (and let the request through) after this many races. */
@@ -26,10 +26,11 @@ class RateLimitRoot extends RootContext {
 
   onConfigure(configSize: u32): bool {
     const cfg = this.configJson();
-    if (cfg === null || !cfg.isObject()) return false;
+    if (cfg === null || !cfg.isObject()) return reject("configuration must be a JSON object");
     this.capacity = cfg.getNumber("capacity", this.capacity);
     this.refillPerSecond = cfg.getNumber("refillPerSecond", this.refillPerSecond);
-    if (!(this.capacity >= 1) || !(this.refillPerSecond > 0) || !isFinite(this.capacity) || !isFinite(this.refillPerSecond)) return false;
+    if (!(this.capacity >= 1) || !isFinite(this.capacity)) return reject("capacity must be a number >= 1");
+    if (!(this.refillPerSecond > 0) || !isFinite(this.refillPerSecond)) return reject("refillPerSecond must be a number > 0");
     this.bucket = cfg.getString("bucket", this.bucket);
     this.keyHeader = cfg.getString("keyHeader", "").toLowerCase();
     this.limited = Counter.define("rate_limit_limited_total");
@@ -88,6 +89,12 @@ class RateLimit extends HttpContext {
     );
     return Action.Pause;
   }
+}
+
+/** Logs why the configuration is refused (the host then refuses to load the filter). */
+function reject(reason: string): bool {
+  logError("rate-limit: " + reason);
+  return false;
 }
 
 registerRootContext((id: u32): RootContext => new RateLimitRoot(id));
