@@ -51,6 +51,9 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
   /** Set when we end the call ourselves (timeout, downstream abort); wins over undici's error. */
   #failure: UpstreamError | undefined = undefined
   #timer: NodeJS.Timeout | undefined = undefined
+  /** Our own idle timer, for streamed uploads only (see #dispatch). */
+  #streamIdle: NodeJS.Timeout | undefined = undefined
+  #onUploadData: (() => void) | undefined = undefined
   #backoff: NodeJS.Timeout | undefined = undefined
   #sentAt = 0
   /** True while inside `pool.dispatch()`: an error then comes from building the request. */
@@ -141,6 +144,16 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
     this.#tries++
     this.#sentAt = performance.now()
     const idle = req.policy.idleTimeoutMs
+    let undiciIdle = idle
+    const body = req.body
+    if (idle > 0 && body !== null && !(body instanceof Uint8Array)) {
+      // undici's headers/body timeouts only see response bytes, so a long streamed upload
+      // (gRPC client or bidirectional streaming) would count as idle. For streamed bodies we
+      // run the idle timer ourselves, reset by every chunk either way: one timer and one
+      // listener per streamed upload; buffered and empty bodies keep undici's timers.
+      undiciIdle = 0
+      this.#streamIdle = setTimeout(onStreamIdle, idle, this, idle)
+    }
     this.#dispatching = true
     ep.pool.dispatch(
       {
@@ -148,8 +161,8 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
         method: req.method,
         headers: req.headers,
         body: req.body as Dispatcher.DispatchOptions['body'],
-        headersTimeout: idle,
-        bodyTimeout: idle,
+        headersTimeout: undiciIdle,
+        bodyTimeout: undiciIdle,
         // Supported by undici's Request though missing from its types.
         servername: ep.servername,
       } as Dispatcher.DispatchOptions,
@@ -165,7 +178,17 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
     this.#cluster.pending--
     this.#phase = SENT
     this.#abort = abort
-    if (this.#failure !== undefined) abort(this.#failure)
+    if (this.#failure !== undefined) {
+      abort(this.#failure)
+      return
+    }
+    const t = this.#streamIdle
+    if (t !== undefined && this.#onUploadData === undefined && typeof (this.#req.body as Readable).on === 'function') {
+      // Attached here, synchronously before undici attaches its own 'data' listener: flowing
+      // starts on the next tick, so both see every chunk (earlier, we would eat the first).
+      this.#onUploadData = () => t.refresh()
+      ;(this.#req.body as Readable).on('data', this.#onUploadData)
+    }
   }
 
   onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
@@ -199,6 +222,7 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
 
   onData(chunk: Buffer): boolean {
     if (this.#phase !== STREAMING || this.destroyed) return true
+    if (this.#streamIdle !== undefined) this.#streamIdle.refresh()
     return this.push(chunk)
   }
 
@@ -318,6 +342,15 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
     this.#phase = IDLE
   }
 
+  #stopStreamIdle(): void {
+    clearTimeout(this.#streamIdle)
+    this.#streamIdle = undefined
+    if (this.#onUploadData !== undefined) {
+      ;(this.#req.body as Readable).off('data', this.#onUploadData)
+      this.#onUploadData = undefined
+    }
+  }
+
   #rejectWith(e: UpstreamError): void {
     if (this.#settled) return
     this.#settled = true
@@ -337,6 +370,7 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     if (this.#backoff !== undefined) clearTimeout(this.#backoff)
     this.#timer = this.#backoff = undefined
+    if (this.#streamIdle !== undefined) this.#stopStreamIdle()
     this.#req.signal?.removeEventListener('abort', this)
   }
 }
@@ -345,6 +379,10 @@ function ignore(): void {}
 
 function onCallTimeout(call: UpstreamCall, ms: number): void {
   call.fail(new UpstreamError(UpstreamErrorCode.Timeout, `upstream request timed out after ${ms} ms`))
+}
+
+function onStreamIdle(call: UpstreamCall, ms: number): void {
+  call.fail(new UpstreamError(UpstreamErrorCode.Idle, `no bytes either way for ${ms} ms`))
 }
 
 function retryCall(call: UpstreamCall): void {

@@ -93,6 +93,38 @@ describe('HTTP/2 upstreams', () => {
     expect(header(res.trailers(), 'grpc-message')).toBe('done')
   })
 
+  it('client streaming longer than the idle timeout passes while bytes flow upstream', async () => {
+    const server = http2.createServer()
+    server.on('stream', (stream) => {
+      // Headers at once, then silence until the client has sent everything.
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true })
+      let n = 0
+      stream.on('data', (d: Buffer) => (n += d.length))
+      stream.on('end', () => stream.end(frame(`total ${n}`)))
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }))
+    })
+    const port = await listen(server)
+    clusters = manager([clusterConfig('grpc', [port], { http2: true })]).clusters
+    const up = new PassThrough()
+    const res = await clusters.get('grpc')!.request({
+      method: 'POST',
+      path: '/echo.Echo/Upload',
+      headers: ['host', 'grpc.local', 'content-type', 'application/grpc'],
+      body: up,
+      policy: { requestTimeoutMs: 0, idleTimeoutMs: 250 },
+    })
+    // 1.1 s of upload, far beyond the 250 ms idle timeout, never 250 ms without a byte.
+    for (let i = 0; i < 14; i++) {
+      up.write(frame('abcd'))
+      await new Promise((r) => setTimeout(r, 80))
+    }
+    up.end()
+    const chunks: Buffer[] = []
+    for await (const c of res.body) chunks.push(c as Buffer)
+    expect(Buffer.concat(chunks).subarray(5).toString()).toBe('total 126')
+    expect(header(res.trailers(), 'grpc-status')).toBe('0')
+  })
+
   it('multiplexes concurrent requests over one h2 connection', async () => {
     const server = http2.createServer((req, res) => res.end(`v${req.httpVersion}`))
     let sessions = 0

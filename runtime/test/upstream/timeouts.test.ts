@@ -1,5 +1,6 @@
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
+import { PassThrough } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ClusterManager } from '../../src/upstream/types.ts'
 import { clusterConfig, codeOf, get, manager, metricValue, readAll, startServer, waitFor, type TestServer } from './helpers.ts'
@@ -101,6 +102,36 @@ describe('timeouts', () => {
     expect(await codeOf(readAll(stalled.body))).toBe('upstream_idle_timeout')
     const trickle = await clusters.get('it')!.request(get('/trickle', policy))
     expect(await readAll(trickle.body)).toBe('.'.repeat(12))
+  })
+
+  it('idle timeout counts uploaded bytes: a long steady upload passes, a stalled one times out', async () => {
+    const reqSockets: import('node:net').Socket[] = []
+    const s = await startServer((req, res) => {
+      reqSockets.push(req.socket)
+      let n = 0
+      req.on('data', (d: Buffer) => (n += d.length))
+      req.on('end', () => res.end(`got ${n}`))
+    })
+    servers.push(s)
+    clusters = manager([clusterConfig('up', [s.port])]).clusters
+    const policy = { requestTimeoutMs: 0, idleTimeoutMs: 250 }
+    const steady = new PassThrough()
+    const p = clusters.get('up')!.request({ ...get('/', policy), method: 'POST', body: steady })
+    // 10 chunks 80 ms apart: 800 ms of upload before any response byte, never 250 ms idle.
+    for (let i = 0; i < 10; i++) {
+      steady.write('x'.repeat(10))
+      await new Promise((r) => setTimeout(r, 80))
+    }
+    steady.end()
+    expect(await readAll((await p).body)).toBe('got 100')
+
+    const stalled = new PassThrough()
+    const t0 = Date.now()
+    const q = clusters.get('up')!.request({ ...get('/', policy), method: 'POST', body: stalled })
+    stalled.write('x')
+    expect(await codeOf(q)).toBe('upstream_idle_timeout')
+    expect(Date.now() - t0).toBeLessThan(800)
+    await waitFor(() => reqSockets.length === 2 && reqSockets[1]!.destroyed)
   })
 
   it('a downstream abort ends the upstream request and releases the socket', async () => {
