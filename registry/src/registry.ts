@@ -50,6 +50,8 @@ export interface BlobHandle {
   digest: string
   size: number
   mediaType: string
+  /** The whole blob when it is small enough to be held in memory. */
+  bytes?: Uint8Array
   stream: () => NodeJS.ReadableStream
 }
 
@@ -296,7 +298,7 @@ export class Registry {
     if (rev) throw new RegistryError(RegistryErrorCode.Revoked, `${digest} is revoked (${rev.kind} ${rev.target}: ${rev.reason})`, { status: 410 })
     const h = await this.#blobs.open(digest)
     if (!h) throw new RegistryError(RegistryErrorCode.StorageCorrupt, `blob ${digest} is recorded but missing on disk`, { status: 500 })
-    return { digest, size: h.size, mediaType, stream: h.stream }
+    return h.bytes ? { digest, size: h.size, mediaType, bytes: h.bytes, stream: h.stream } : { digest, size: h.size, mediaType, stream: h.stream }
   }
 
   /** Yanks a version: no new rollouts may pick it; pinned digests still download. */

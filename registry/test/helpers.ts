@@ -122,6 +122,24 @@ export function makeBundle(s: BundleSpec): Uint8Array {
   return packBundle({ manifest: serializeManifest(manifest), artifacts })
 }
 
+/** An unsigned quickjs bundle (no Wasm: admission needs no binaryen, so child processes start fast). */
+export function makeJsBundle(name: string, version = '1.0.0'): Uint8Array {
+  const js = new TextEncoder().encode('export default { onRequestHeaders() { return 0 } }\n')
+  const manifest: BundleManifest = {
+    schemaVersion: 1,
+    name,
+    version,
+    kind: 'quickjs',
+    abi: 'omnirelay-quickjs/1',
+    entry: 'filter.js',
+    artifacts: [{ path: 'filter.js', digest: sha256Digest(js), size: js.length }],
+    capabilities: ['headers:read'],
+    quotas: { default: {}, maximum: {} },
+    tools: {},
+  }
+  return packBundle({ manifest: serializeManifest(manifest), artifacts: new Map([['filter.js', js]]) })
+}
+
 export interface Fixture {
   key: SigningKey
   otherKey: SigningKey

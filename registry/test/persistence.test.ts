@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { startRegistry } from '../src/index.ts'
-import { ADMIN_TOKEN, fixture, getJson, post, PUBLISH_TOKEN, TOKENS, type Fixture } from './helpers.ts'
+import { ADMIN_TOKEN, fixture, makeJsBundle, getJson, post, PUBLISH_TOKEN, TOKENS, type Fixture } from './helpers.ts'
 
 const fixtures: Fixture[] = []
 afterEach(async () => {
@@ -54,7 +54,8 @@ describe('persistence', () => {
 
   it('leaves no half-stored bundle after a crash between blobs and metadata; orphans are collected at start', async () => {
     const f = await fx()
-    const bundle = await f.signed({ name: 'acme-crash' })
+    // A quickjs bundle: the child then needs no binaryen, which loads very slowly under tsx.
+    const bundle = await f.sign(makeJsBundle('acme-crash'))
     await writeFile(join(f.dir, 'bundle.orb'), bundle)
     await writeFile(join(f.dir, 'policy.json'), JSON.stringify(f.trustPolicy))
     const script = fileURLToPath(new URL('./fixtures/crash-publish.ts', import.meta.url))
@@ -65,7 +66,7 @@ describe('persistence', () => {
     })
     expect(child.signal).toBe('SIGKILL')
     expect(child.stdout).not.toContain('not killed')
-    expect((await blobFiles(f.dir)).length).toBe(2) // bundle + instrumented module, no metadata
+    expect((await blobFiles(f.dir)).length).toBe(1) // the bundle file, and no metadata
     await mkdir(join(f.dir, 'blobs', 'tmp'), { recursive: true })
     await writeFile(join(f.dir, 'blobs', 'tmp', 'half-written'), 'x')
 
@@ -77,7 +78,26 @@ describe('persistence', () => {
       expect((await getJson(reg.url, '/v1/audit/verify', ADMIN_TOKEN)).body).toMatchObject({ ok: true, entries: 0 })
       // The same publish now goes through.
       expect((await post(reg.url, bundle, PUBLISH_TOKEN)).status).toBe(201)
-      expect((await blobFiles(f.dir)).length).toBe(2)
+      expect((await blobFiles(f.dir)).length).toBe(1)
+    } finally {
+      await reg.close()
+    }
+  })
+})
+
+describe('blob integrity', () => {
+  it('refuses to serve a blob corrupted on disk', async () => {
+    const f = await fx()
+    let reg = await open(f)
+    const b = (await post(reg.url, await f.signed({ name: 'acme-rot' }), PUBLISH_TOKEN)).body.bundle
+    await reg.close()
+    const hex = (b.digest as string).slice(7)
+    await writeFile(join(f.dir, 'blobs', 'sha256', hex.slice(0, 2), hex), 'rotten')
+    reg = await open(f)
+    try {
+      const r = await getJson(reg.url, `/v1/blobs/${b.digest}`)
+      expect(r.status).toBe(500)
+      expect(r.body.error.code).toBe('storage_corrupt')
     } finally {
       await reg.close()
     }

@@ -195,7 +195,17 @@ async function handle(registry: Registry, req: IncomingMessage, res: ServerRespo
       res.end()
       return
     }
-    await pipeline(blob.stream(), res)
+    if (blob.bytes) {
+      res.end(blob.bytes)
+      return
+    }
+    try {
+      await pipeline(blob.stream(), res)
+    } catch (e) {
+      // The client went away mid-download: nothing to answer, nothing to report.
+      if ((e as { code?: string }).code === 'ERR_STREAM_PREMATURE_CLOSE') return
+      throw e
+    }
     return
   }
   if (route === 'revocations' && rest.length === 0) {

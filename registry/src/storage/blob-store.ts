@@ -12,14 +12,21 @@ import { sha256Digest } from '@omnirelay/runtime/bundles/digest.ts'
 import { RegistryError, RegistryErrorCode } from '../errors.ts'
 
 const DIGEST = /^sha256:([0-9a-f]{64})$/
+/** Blobs up to this size are served from memory; larger ones stream from disk. */
+const MAX_CACHED_BLOB = 1 << 20
 
 export class BlobStore {
   readonly root: string
   readonly #tmp: string
+  readonly #cache = new Map<string, Uint8Array>()
+  readonly #cacheBudget: number
+  #cachedBytes = 0
 
-  constructor(root: string) {
+  /** `cacheBytes`: memory for small blobs served often (default 64 MiB; 0 disables). */
+  constructor(root: string, cacheBytes = 64 << 20) {
     this.root = root
     this.#tmp = join(root, 'tmp')
+    this.#cacheBudget = cacheBytes
   }
 
   async init(): Promise<void> {
@@ -66,15 +73,38 @@ export class BlobStore {
     return new Uint8Array(await readFile(this.pathOf(digest)))
   }
 
-  /** A read stream and the blob's size, or undefined when absent. */
-  async open(digest: string): Promise<{ size: number; stream: () => ReadStream } | undefined> {
+  /**
+   * A blob for sending: small blobs come from a memory cache (immutable content makes caching
+   * trivially correct), verified against their digest when first read, so a corrupted disk
+   * is never served; large ones stream from disk. Undefined when absent.
+   */
+  async open(digest: string): Promise<{ size: number; bytes?: Uint8Array; stream: () => ReadStream } | undefined> {
     const path = this.pathOf(digest)
+    const stream = () => createReadStream(path, { highWaterMark: 256 * 1024 })
+    const hit = this.#cache.get(digest)
+    if (hit) {
+      // Refresh its place in the LRU order.
+      this.#cache.delete(digest)
+      this.#cache.set(digest, hit)
+      return { size: hit.length, bytes: hit, stream }
+    }
+    let size: number
     try {
-      const s = await stat(path)
-      return { size: s.size, stream: () => createReadStream(path, { highWaterMark: 256 * 1024 }) }
+      size = (await stat(path)).size
     } catch {
       return undefined
     }
+    if (size > MAX_CACHED_BLOB) return { size, stream }
+    const bytes = new Uint8Array(await readFile(path))
+    if (sha256Digest(bytes) !== digest) throw new RegistryError(RegistryErrorCode.StorageCorrupt, `blob ${digest} is corrupt on disk`, { status: 500 })
+    this.#cache.set(digest, bytes)
+    this.#cachedBytes += bytes.length
+    for (const [d, b] of this.#cache) {
+      if (this.#cachedBytes <= this.#cacheBudget) break
+      this.#cache.delete(d)
+      this.#cachedBytes -= b.length
+    }
+    return { size, bytes, stream }
   }
 
   /**

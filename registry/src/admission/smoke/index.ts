@@ -11,8 +11,11 @@ export type { SmokeInput, SmokeReport, SmokeRunner } from './runner.ts'
 export async function selectSmokeRunner(mode: 'auto' | 'host' | 'abi'): Promise<SmokeRunner> {
   if (mode === 'abi') return runAbiSmoke
   try {
-    const { hostFor } = await import('@omnirelay/runtime/hosts/index.ts')
-    return hostSmokeRunner(await hostFor('wasm'))
+    const { createWasmHost } = await import('@omnirelay/runtime/hosts/wasm/index.ts')
+    const { ModuleCache } = await import('@omnirelay/runtime/sandbox/module-cache.ts')
+    // A private, small module cache: admission compiles each module once, and modules under
+    // review must not crowd the process-wide cache when the registry runs inside MeshKit central.
+    return hostSmokeRunner(createWasmHost({ cache: new ModuleCache(8) }))
   } catch (e) {
     // Only a host that is not installed falls back; a host that fails to load is an error.
     if (mode === 'host' || (e as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw e

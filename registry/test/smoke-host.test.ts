@@ -1,0 +1,41 @@
+// The smoke run through the runtime's own Wasm host (what `runner: 'auto'` picks when it is installed).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startRegistry, type RunningRegistry } from '../src/index.ts'
+import { BAD, filterWat, fixture, post, PUBLISH_TOKEN, TOKENS, type Fixture } from './helpers.ts'
+
+let f: Fixture
+let reg: RunningRegistry
+
+beforeAll(async () => {
+  f = await fixture()
+  reg = await startRegistry({ dataDir: f.dir, trustPolicy: f.trustPolicy, tokens: TOKENS })
+})
+afterAll(async () => {
+  await reg?.close()
+  await f?.cleanup()
+})
+
+describe('smoke run through the Wasm host', () => {
+  it('admits a good filter (auto picks the host)', async () => {
+    const r = await post(reg.url, await f.signed({ name: 'acme-hosted' }), PUBLISH_TOKEN)
+    expect(r.status, JSON.stringify(r.body)).toBe(201)
+    expect(r.body.bundle.admission.smoke).toMatchObject({ runner: 'host', requests: 4 })
+  })
+
+  it.each([
+    ['trap', BAD.trap, 'smoke_trap'],
+    ['spin', BAD.spin, 'smoke_fuel_exhausted'],
+    ['hog', BAD.hog, 'smoke_memory_exceeded'],
+  ])('refuses a filter that fails in the smoke run: %s', async (name, body, code) => {
+    const r = await post(reg.url, await f.signed({ name: `acme-h-${name}`, wat: filterWat({ onRequestHeaders: body }) }), PUBLISH_TOKEN)
+    expect(r.status).toBe(422)
+    expect(r.body.error).toMatchObject({ step: 'smoke' })
+    expect(r.body.error.code).toMatch(code === 'smoke_trap' ? /^smoke_(trap|memory_exceeded)$/ : new RegExp(`^${code}$`))
+  })
+
+  it("uses the bundle's own samples", async () => {
+    const samples = JSON.stringify({ requests: [{ path: '/', headers: [['x-boom', '1']] }] })
+    const r = await post(reg.url, await f.signed({ name: 'acme-h-boom', wat: filterWat({ onRequestHeaders: BAD.trapOnBoom }), extra: { 'smoke/samples.json': samples } }), PUBLISH_TOKEN)
+    expect(r.body.error).toMatchObject({ step: 'smoke', code: 'smoke_trap' })
+  })
+})
