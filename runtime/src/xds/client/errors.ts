@@ -4,6 +4,8 @@ export const XdsClientErrorCode = {
   Rejected: 'XDS_UPDATE_REJECTED',
   Closed: 'XDS_CLIENT_CLOSED',
   BadOptions: 'XDS_CLIENT_BAD_OPTIONS',
+  /** The bootstrap file is unreadable or malformed; the message names the field. */
+  BootstrapInvalid: 'XDS_BOOTSTRAP_INVALID',
 } as const
 export type XdsClientErrorCode = (typeof XdsClientErrorCode)[keyof typeof XdsClientErrorCode]
 
