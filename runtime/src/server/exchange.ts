@@ -186,7 +186,9 @@ class Exchange implements PipelineSink {
     ures.body.on('error', (err) => this.onUpstreamBodyError(err))
     const run = this.run
     if (run === undefined) {
-      this.res.writeHead(ures.statusCode, forwardResponseHeaders(ures.headers, this.ctx.fwd.via) as unknown as Record<string, string>)
+      const headers = forwardResponseHeaders(ures.headers, this.ctx.fwd.via)
+      if (this.req.httpVersionMajor === 2) this.moveTrailersOnly(headers)
+      this.res.writeHead(ures.statusCode, headers as unknown as Record<string, string>)
       this.pump(ures.body)
       return
     }
@@ -227,6 +229,24 @@ class Exchange implements PipelineSink {
       if (t.length) this.addTrailers(t)
       res.end()
     })
+  }
+
+  /**
+   * A gRPC "trailers-only" answer (status in the HEADERS frame that ends the stream) cannot
+   * be re-sent as is through node's HTTP/2 compat API, which always follows the head with a
+   * trailers frame; moving the status fields into that trailers frame is equivalent for
+   * every gRPC client.
+   */
+  moveTrailersOnly(headers: string[]): void {
+    let trailers: string[] | undefined
+    for (let i = 0; i < headers.length; ) {
+      const n = headers[i]!
+      if (n === 'grpc-status' || n === 'grpc-message' || n === 'grpc-status-details-bin') {
+        ;(trailers ??= []).push(n, headers[i + 1]!)
+        headers.splice(i, 2)
+      } else i += 2
+    }
+    if (trailers) this.addTrailers(trailers)
   }
 
   addTrailers(flat: readonly string[]): void {

@@ -82,9 +82,10 @@ export class Listener {
       })
     }
     server.on(tls ? 'secureConnection' : 'connection', track)
-    if (server instanceof http.Server) {
-      server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(err, socket))
-      server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(ctx, req, socket, head))
+    if (!config.http2) {
+      const h1 = server as http.Server
+      h1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(err, socket))
+      h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(ctx, req, socket, head))
     } else {
       server.on('session', (s: http2.Http2Session) => {
         this.#sessions.add(s)
@@ -129,9 +130,10 @@ export class Listener {
       this.ctx.draining = true
       const server = this.#server
       server.close(() => done())
-      if (server instanceof http.Server) server.closeIdleConnections()
+      if (!this.config.http2) (server as http.Server).closeIdleConnections()
       for (const s of this.#sessions) s.close()
       const timer = setTimeout(() => {
+        if (this.#sockets.size || this.#sessions.size) this.#log.debug('drain deadline: destroying connections', { listener: this.config.name, sockets: this.#sockets.size, sessions: this.#sessions.size })
         for (const s of this.#sessions) s.destroy()
         for (const s of this.#sockets) s.destroy()
       }, deadlineMs)

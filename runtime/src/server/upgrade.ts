@@ -67,6 +67,14 @@ export function handleUpgrade(ctx: ServeContext, req: IncomingMessage, socket: D
         socket.on('error', () => up.socket.destroy())
         up.socket.on('close', () => socket.destroy())
         socket.on('close', () => up.socket.destroy())
+        // Both servers allow half-open sockets; a tunnel has no use for them: the first side
+        // to finish ends both, so neither socket lingers after the peer left.
+        const finish = () => {
+          socket.end()
+          up.socket.end()
+        }
+        socket.once('end', finish)
+        up.socket.once('end', finish)
         up.socket.pipe(socket)
         socket.pipe(up.socket)
       },
