@@ -60,6 +60,19 @@ describe('delta ADS', () => {
     expect(seq).toContain('ClusterLoadAssignment+new-')
   })
 
+  it('resends the endpoints of a changed cluster even if they did not change', async () => {
+    h = await harness()
+    const snap = (epoch: number, lb: string) => new Snapshot(epoch, [cluster('c', lb), endpoints('c', [1]), cluster('d'), endpoints('d', [2])])
+    h.cache.setSnapshot('dp', snap(1, 'ROUND_ROBIN'))
+    const s = h.client().delta()
+    s.request({ typeUrl: TypeUrl.Cluster, node: node('dp') })
+    s.request({ typeUrl: TypeUrl.ClusterLoadAssignment })
+    expect(await drain(s)).toHaveLength(2)
+    h.cache.setSnapshot('dp', snap(2, 'LEAST_REQUEST'))
+    const got = await drain(s)
+    expect(got.map((r) => `${short(r.typeUrl)}+${names(r).join(',')}`)).toEqual(['Cluster+c', 'ClusterLoadAssignment+c'])
+  })
+
   it('explicit subscriptions: subscribe, unsubscribe, and subscribe again resends', async () => {
     h = await harness()
     h.cache.setSnapshot('dp', serviceSnapshot(1, [{ name: 'a', ports: [1] }, { name: 'b', ports: [2] }]))

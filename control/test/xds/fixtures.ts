@@ -22,12 +22,12 @@ export function routeConfig(name: string, domain: string, cluster: string): XdsR
   })
 }
 
-export function cluster(name: string): XdsResource {
+export function cluster(name: string, lbPolicy = 'ROUND_ROBIN'): XdsResource {
   return makeResource(TypeUrl.Cluster, name, {
     name,
     type: 'EDS',
     eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: name },
-    lb_policy: 'ROUND_ROBIN',
+    lb_policy: lbPolicy,
   })
 }
 

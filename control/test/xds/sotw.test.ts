@@ -127,6 +127,26 @@ describe('SotW ADS', () => {
     expect(names(await s.next())).toEqual(['new'])
   })
 
+  it('resends unchanged endpoints after their cluster changed (Envoy keeps it warming otherwise)', async () => {
+    h = await harness()
+    const snap = (epoch: number, lb: string) => new Snapshot(epoch, [cluster('c', lb), endpoints('c', [1]), cluster('d'), endpoints('d', [2])])
+    h.cache.setSnapshot('dp', snap(1, 'ROUND_ROBIN'))
+    const s = h.client().sotw()
+    s.request({ typeUrl: TypeUrl.Cluster, node: node('dp') })
+    s.ack(await s.next())
+    s.request({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['c', 'd'] })
+    const e1 = await s.next()
+    s.ack(e1, ['c', 'd'])
+    expect(await s.silent()).toBe(true)
+    h.cache.setSnapshot('dp', snap(2, 'LEAST_REQUEST'))
+    const cds = await s.next()
+    expect(cds.typeUrl).toBe(TypeUrl.Cluster)
+    const eds = await s.next()
+    expect(eds.typeUrl).toBe(TypeUrl.ClusterLoadAssignment)
+    expect(names(eds).sort()).toEqual(['c', 'd'])
+    expect(eds.versionInfo.split('.')[1]).toBe(e1.versionInfo.split('.')[1])
+  })
+
   it('remembers a requested-but-missing name and sends it when it appears', async () => {
     h = await harness()
     h.cache.setSnapshot('dp', serviceSnapshot(1, [{ name: 'a', ports: [1] }]))

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto'
 import { encodeResource } from '@omnirelay/runtime/xds/proto/resource-codec.ts'
 import { encodeAny, encodeDeltaResource } from '../wire/response-encoder.ts'
 import type { Requirement } from './capabilities.ts'
+import { referencesOf, type ResourceRef } from './references.ts'
 
 export interface MarshaledVariant {
   readonly requires: Requirement | undefined
@@ -18,6 +19,8 @@ export interface MarshaledVariant {
   readonly anyBytes: Buffer
   /** Encoded envoy.service.discovery.v3.Resource (name, version, Any). */
   readonly deltaBytes: Buffer
+  /** What this variant points at (found once, when it is made). */
+  readonly refs: readonly ResourceRef[]
 }
 
 export interface XdsResource {
@@ -58,5 +61,5 @@ function marshal(typeUrl: string, name: string, message: ResourceMessage, requir
   const value = message instanceof Uint8Array ? message : encodeResource(typeUrl, message)
   const version = createHash('sha256').update(typeUrl).update('\0').update(value).digest('base64url').slice(0, 16)
   const anyBytes = encodeAny(typeUrl, value)
-  return { requires, version, value, anyBytes, deltaBytes: encodeDeltaResource(name, version, anyBytes) }
+  return { requires, version, value, anyBytes, deltaBytes: encodeDeltaResource(name, version, anyBytes), refs: referencesOf(typeUrl, name, value) }
 }

@@ -7,7 +7,6 @@ import { createHash } from 'node:crypto'
 import { compareDelivery } from '@omnirelay/runtime/xds/type-urls.ts'
 import { unmetRequirement, type ClientCapabilities } from './capabilities.ts'
 import { CacheErrorCode, XdsCacheError } from './errors.ts'
-import { referencesOf } from './references.ts'
 import type { MarshaledVariant, XdsResource } from './resource.ts'
 
 /** What one client sees of one type: the variant it can run per name, and what it cannot. */
@@ -90,17 +89,19 @@ export class Snapshot {
 
   /**
    * References that do not resolve inside this snapshot (e.g. a listener naming
-   * a missing route configuration). Checks the preferred variant of each resource.
+   * a missing route configuration), in any variant.
    */
   consistencyErrors(): string[] {
     const errors: string[] = []
     for (const [typeUrl, m] of this.#byType) {
       for (const r of m.values()) {
-        for (const ref of referencesOf(typeUrl, r.name, r.variants[0]!.value)) {
-          if (!this.#byType.get(ref.typeUrl)?.has(ref.name)) {
-            errors.push(`${shortType(typeUrl)} ${r.name} references missing ${shortType(ref.typeUrl)} ${ref.name}`)
+        const missing = new Set<string>()
+        for (const v of r.variants) {
+          for (const ref of v.refs) {
+            if (!this.#byType.get(ref.typeUrl)?.has(ref.name)) missing.add(`${shortType(ref.typeUrl)} ${ref.name}`)
           }
         }
+        for (const m of missing) errors.push(`${shortType(typeUrl)} ${r.name} references missing ${m}`)
       }
     }
     return errors

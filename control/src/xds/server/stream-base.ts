@@ -62,6 +62,7 @@ export abstract class AdsStream {
   readonly #streamId: string
   #closed = false
   readonly #reportedWithheld = new Set<string>()
+  #reportedEpoch = -1
   readonly #backoff: NackBackoff
 
   constructor(
@@ -152,9 +153,14 @@ export abstract class AdsStream {
   /** Reports withheld names the client is interested in, once per name/reason/epoch. */
   protected reportWithheld(view: TypeView, interested: (name: string) => boolean, epoch: number): void {
     if (view.withheld.size === 0 || this.opts.callbacks?.onWithheld === undefined) return
+    // Reported again for each epoch (central shows "withheld at epoch N"); the set stays bounded.
+    if (epoch !== this.#reportedEpoch) {
+      this.#reportedWithheld.clear()
+      this.#reportedEpoch = epoch
+    }
     for (const [name, reason] of view.withheld) {
       if (!interested(name)) continue
-      const key = `${view.typeUrl}\0${name}\0${reason}\0${epoch}`
+      const key = `${view.typeUrl}\0${name}\0${reason}`
       if (this.#reportedWithheld.has(key)) continue
       this.#reportedWithheld.add(key)
       this.call('onWithheld', this.dp, { typeUrl: view.typeUrl, name, reason, epoch })

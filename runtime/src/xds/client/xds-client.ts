@@ -75,6 +75,12 @@ export interface XdsClientOptions {
   onStatus?: (status: XdsClientStatus) => void
   backoff?: BackoffOptions
   credentials?: grpc.ChannelCredentials
+  /**
+   * HTTP/2 keepalive ping interval on the stream (default 30 s), so a control plane
+   * that vanished without closing is noticed. Servers that police pings (grpc-go's
+   * default minimum is 5 min) need a larger value.
+   */
+  keepaliveMs?: number
   logger?: Logger
 }
 
@@ -174,8 +180,7 @@ class AdsClient implements XdsClient {
       })
     }
     this.#grpc = new grpc.Client(opts.address, opts.credentials ?? grpc.credentials.createInsecure(), {
-      // Detect a dead control plane on an idle stream.
-      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_time_ms': opts.keepaliveMs ?? 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
     })
     this.#connect()

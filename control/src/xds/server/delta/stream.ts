@@ -8,7 +8,7 @@
  * removed_resources. system_version_info carries the config epoch.
  */
 import type { DeltaDiscoveryRequest } from '@omnirelay/runtime/xds/proto/messages.ts'
-import { compareDelivery } from '@omnirelay/runtime/xds/type-urls.ts'
+import { compareDelivery, TypeUrl } from '@omnirelay/runtime/xds/type-urls.ts'
 import type { MarshaledVariant } from '../../cache/resource.ts'
 import type { Snapshot } from '../../cache/snapshot.ts'
 import { encodeDeltaDiscoveryResponseBytes } from '../../wire/response-encoder.ts'
@@ -185,6 +185,18 @@ export class DeltaStream extends AdsStream {
     t.inflight.set(nonce, inflight)
     this.dp.sent(t.typeUrl, nonce, epoch, version, false)
     this.call('onResponse', this.dp, { typeUrl: t.typeUrl, nonce, epoch, version, resources: upserts.map(([n]) => n), removed: removals })
+    // Envoy keeps an updated cluster warming until it gets its endpoints, even
+    // unchanged ones: forget the endpoint versions so they are sent again.
+    const eds = t.typeUrl === TypeUrl.Cluster ? this.#types.get(TypeUrl.ClusterLoadAssignment) : undefined
+    if (eds !== undefined && this.snapshot !== undefined) {
+      let owed = false
+      for (const [, v] of upserts) {
+        for (const ref of v.refs) {
+          if (ref.typeUrl === TypeUrl.ClusterLoadAssignment && eds.client.delete(ref.name)) owed = true
+        }
+      }
+      if (owed) this.#evaluate(eds, this.snapshot, 'upserts')
+    }
   }
 
   protected clearTimers(): void {

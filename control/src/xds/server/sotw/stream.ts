@@ -7,7 +7,7 @@
  * client, the hash decides whether there is anything new to send.
  */
 import type { DiscoveryRequest } from '@omnirelay/runtime/xds/proto/messages.ts'
-import { compareDelivery, isFullStateType } from '@omnirelay/runtime/xds/type-urls.ts'
+import { compareDelivery, isFullStateType, TypeUrl } from '@omnirelay/runtime/xds/type-urls.ts'
 import type { MarshaledVariant } from '../../cache/resource.ts'
 import { hashEntries, type Snapshot } from '../../cache/snapshot.ts'
 import { encodeDiscoveryResponseBytes } from '../../wire/response-encoder.ts'
@@ -31,6 +31,8 @@ interface SotwType extends NackState {
   inflight: (Held & { nonce: string }) | undefined
   /** Content the client refused; never sent again. */
   nackedHash: string | undefined
+  /** EDS names owed a response although unchanged: their cluster was just (re)sent and is warming. */
+  forced: Set<string>
 }
 
 const NOTHING: Held = { hash: '', entries: new Map() }
@@ -54,7 +56,7 @@ export class SotwStream extends AdsStream {
       const held: Held = { hash: req.responseNonce === '' ? hashOfVersion(req.versionInfo) : '', entries: new Map() }
       t = {
         typeUrl: req.typeUrl, wildcard: false, explicit: false, names: new Set(), lastNonce: undefined,
-        client: held, acked: held, inflight: undefined, nackedHash: undefined,
+        client: held, acked: held, inflight: undefined, nackedHash: undefined, forced: new Set(),
         nackCount: 0, lastNackAt: 0, timer: undefined,
       }
       this.#types.set(req.typeUrl, t)
@@ -130,6 +132,13 @@ export class SotwStream extends AdsStream {
   #evaluate(t: SotwType, snap: Snapshot, makeBeforeBreak: boolean): boolean {
     const want = this.#desired(t, snap)
     if (want.hash === t.client.hash) {
+      let owed = false
+      for (const n of t.forced) if (want.entries.has(n)) owed = true
+      t.forced.clear()
+      if (owed) {
+        this.#send(t, snap.epoch, want)
+        return false
+      }
       if (t.inflight === undefined) this.dp.inSync(t.typeUrl)
       return false
     }
@@ -180,6 +189,8 @@ export class SotwStream extends AdsStream {
   }
 
   #send(t: SotwType, epoch: number, held: Held): void {
+    const warming = t.typeUrl === TypeUrl.Cluster ? this.#edsNamesOfChanged(t.client.entries, held.entries) : []
+    t.forced.clear()
     const nonce = this.nextNonce()
     const version = `${epoch}.${held.hash}`
     const anys: Buffer[] = []
@@ -190,6 +201,21 @@ export class SotwStream extends AdsStream {
     t.inflight = { ...held, nonce }
     this.dp.sent(t.typeUrl, nonce, epoch, version, true)
     this.call('onResponse', this.dp, { typeUrl: t.typeUrl, nonce, epoch, version, resources: [...held.entries.keys()], removed: [] })
+    // Envoy keeps an updated cluster warming until it gets its endpoints, even unchanged ones.
+    const eds = this.#types.get(TypeUrl.ClusterLoadAssignment)
+    if (warming.length > 0 && eds !== undefined && this.snapshot !== undefined) {
+      for (const n of warming) eds.forced.add(n)
+      this.#evaluate(eds, this.snapshot, false)
+    }
+  }
+
+  #edsNamesOfChanged(before: ReadonlyMap<string, MarshaledVariant>, after: ReadonlyMap<string, MarshaledVariant>): string[] {
+    const out: string[] = []
+    for (const [name, v] of after) {
+      if (before.get(name) === v) continue
+      for (const ref of v.refs) if (ref.typeUrl === TypeUrl.ClusterLoadAssignment) out.push(ref.name)
+    }
+    return out
   }
 
   protected clearTimers(): void {
