@@ -93,6 +93,20 @@ describe('the SDK in the Wasm host', () => {
     expect(logs.map((l) => l.msg)).toEqual(expect.arrayContaining(['kitchen-sink configured, random ok', 'done /items?id=1']))
   })
 
+  it('reports a trap through proxy_log (file and line) before the host applies the failure policy', async () => {
+    const { factory, logs } = await load('kitchen-sink', {}, ALL)
+    const s = new PipelineStream({ requestHeaders: HeaderMap.fromPairs([[':path', '/'], ['x-trace', '1']]) })
+    const f = factory.createStream(s)
+    f.onRequestHeaders!(true)
+    f.onDone?.()
+    expect(logs.map((l) => l.msg)).toContain('trace: ks trace 42.0')
+    const crash = new PipelineStream({ requestHeaders: HeaderMap.fromPairs([[':path', '/'], ['x-crash', '1']]) })
+    const g = factory.createStream(crash)
+    expect(() => g.onRequestHeaders!(true)).toThrow(expect.objectContaining({ code: 'trap' }))
+    g.onDone?.()
+    expect(logs.map((l) => l.msg)).toContainEqual(expect.stringMatching(/^abort: Index out of range at ~lib\/array\.ts:\d+:\d+$/))
+  })
+
   it('delivers shared-queue items to the root context', async () => {
     const { factory, metrics } = await load('kitchen-sink', {}, ALL)
     for (let i = 0; i < 3; i++) {
