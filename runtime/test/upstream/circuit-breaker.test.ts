@@ -23,7 +23,7 @@ describe('circuit breaking', () => {
     const b = fetchText(c.request(get()))
     const t0 = Date.now()
     expect(await codeOf(c.request(get()))).toBe('upstream_overflow')
-    expect(Date.now() - t0).toBeLessThan(50)
+    expect(Date.now() - t0).toBeLessThan(500)
     expect(metricValue(m.metrics, 'omnirelay_upstream_overflow_total{cluster="cb"}')).toBe(1)
     await waitFor(() => held.length === 2)
     for (const r of held) r.end('done')

@@ -21,7 +21,7 @@ describe('update() and close()', () => {
     const b = await startServer((_q, res) => res.end('b'))
     servers.push(a, b)
     const cfg = clusterConfig('api', [a.port, b.port], {
-      healthCheck: { path: '/healthz', intervalMs: 20, timeoutMs: 100, unhealthyThreshold: 1, healthyThreshold: 100 },
+      healthCheck: { path: '/healthz', intervalMs: 20, timeoutMs: 2_000, unhealthyThreshold: 1, healthyThreshold: 100 },
     })
     const m = manager([cfg])
     clusters = m.clusters

@@ -40,11 +40,12 @@ describe('load balancing over real endpoints', () => {
     const c = clusters.get('lr')!
     const pending: Promise<unknown>[] = []
     for (let i = 0; i < 20; i++) {
-      const p = fetchText(c.request(get()))
+      const before = slow.hits
+      let done = false
+      const p = fetchText(c.request(get())).then(() => (done = true))
       pending.push(p)
-      // Let the fast endpoint answer before the next pick.
-      await waitFor(() => slow.hits + fast.hits === i + 1)
-      await new Promise((r) => setTimeout(r, 2))
+      // Next pick once this request is either finished (fast) or held (slow).
+      await waitFor(() => done || slow.hits > before)
     }
     // Once the slow endpoint holds one request, power-of-two always sees it as busier.
     expect(slow.hits).toBe(1)

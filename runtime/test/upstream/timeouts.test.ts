@@ -33,7 +33,7 @@ describe('timeouts', () => {
     const t0 = Date.now()
     expect(await codeOf(clusters.get('ct')!.request(get()))).toBe('upstream_connect_failure')
     // undici checks connect timeouts on a ~0.5 s tick
-    expect(Date.now() - t0).toBeLessThan(2_000)
+    expect(Date.now() - t0).toBeLessThan(3_000)
     await waitFor(() => sockets.size === 0)
   })
 
@@ -130,7 +130,7 @@ describe('timeouts', () => {
     const q = clusters.get('up')!.request({ ...get('/', policy), method: 'POST', body: stalled })
     stalled.write('x')
     expect(await codeOf(q)).toBe('upstream_idle_timeout')
-    expect(Date.now() - t0).toBeLessThan(800)
+    expect(Date.now() - t0).toBeLessThan(2_000)
     await waitFor(() => reqSockets.length === 2 && reqSockets[1]!.destroyed)
   })
 
