@@ -100,7 +100,7 @@ function fuelPerRequest(metrics: MetricsRegistry, name: string): number {
 }
 
 /** Live instances (per-request pool, all held at once): RSS growth per instance (linear memory + V8 instance). */
-async function memoryPerInstance(s: Subject): Promise<{ rssKiB: number }> {
+async function memoryPerInstance(s: Subject): Promise<{ rssKiB: number; linearKiB: number }> {
   const f = await factory(s, true, 'per-request')
   const held: StreamFilter[] = []
   const count = 200
@@ -114,14 +114,15 @@ async function memoryPerInstance(s: Subject): Promise<{ rssKiB: number }> {
   }
   globalThis.gc?.()
   const after = process.memoryUsage()
+  const stats = (f as unknown as { stats(): { instances: number; linearMemoryBytes: number } }).stats()
   for (const fl of held) fl.onDone?.()
   await f.close()
-  return { rssKiB: (after.rss - before.rss) / count / 1024 }
+  return { rssKiB: (after.rss - before.rss) / count / 1024, linearKiB: stats.linearMemoryBytes / stats.instances / 1024 }
 }
 
 const all = await subjects()
 // Memory first, on a quiet heap (run with --expose-gc for steadier figures).
-const mems = new Map<string, { rssKiB: number }>()
+const mems = new Map<string, { rssKiB: number; linearKiB: number }>()
 for (const s of all) await memoryPerInstance(s) // warm-up: instrumentation, compilation, allocator settling
 for (const s of all) mems.set(s.name, await memoryPerInstance(s))
 const baseline = measure(undefined)
@@ -141,5 +142,6 @@ for (const s of all) {
     console.log(`${s.name.padEnd(17)} ${label.padEnd(27)} ${us.toFixed(2).padStart(10)} ${(us - baseline).toFixed(2).padStart(10)} ${String(fuel).padStart(10)}`)
     await f.close()
   }
-  console.log(`${s.name.padEnd(17)} memory per live per-request instance: ~${mems.get(s.name)!.rssKiB.toFixed(0)} KiB RSS`)
+  const m = mems.get(s.name)!
+  console.log(`${s.name.padEnd(17)} memory per live instance: ${m.linearKiB.toFixed(0)} KiB linear memory; RSS growth ~${m.rssKiB.toFixed(0)} KiB/instance (noisy)`)
 }

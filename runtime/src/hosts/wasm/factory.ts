@@ -118,6 +118,8 @@ export class WasmFilterFactory implements FilterFactory {
   #root: WasmVm | undefined
   #snapshot: Snapshot | undefined
   readonly #idle: WasmVm[] = []
+  /** Every instance not yet dropped (root, idle, in use): for stats; changes only when instances come and go. */
+  readonly #all = new Set<WasmVm>()
   #live = 0
   #closed = false
   // failure bookkeeping
@@ -197,6 +199,7 @@ export class WasmFilterFactory implements FilterFactory {
 
   #newVm(isRoot: boolean): WasmVm {
     const vm = new WasmVm(this.#prepared, this.env, isRoot)
+    this.#all.add(vm)
     this.#live++
     this.#instances.set(this.#live)
     this.#created.inc()
@@ -205,8 +208,16 @@ export class WasmFilterFactory implements FilterFactory {
 
   #drop(vm: WasmVm): void {
     vm.dispose()
+    if (!this.#all.delete(vm)) return
     this.#live--
     this.#instances.set(this.#live)
+  }
+
+  /** Live instances and their linear memory, for benchmarks and the admin API. */
+  stats(): { instances: number; linearMemoryBytes: number } {
+    let bytes = 0
+    for (const vm of this.#all) bytes += vm.mem.byteLength
+    return { instances: this.#all.size, linearMemoryBytes: bytes }
   }
 
   createStream(stream: HttpStream): StreamFilter {
@@ -324,6 +335,8 @@ export class WasmFilterFactory implements FilterFactory {
       isolation: this.#def.isolation,
       requestId: binding?.stream.info.requestId,
       consecutiveFailures: this.#consecutive,
+      ...(this.#retryAt > now ? { retryInMs: Math.round(this.#retryAt - now) } : {}),
+      ...(this.#consecutive >= 3 ? { crashLoop: true } : {}),
       ...(suppressed ? { suppressed } : {}),
     })
   }

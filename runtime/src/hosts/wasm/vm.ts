@@ -122,6 +122,7 @@ export class WasmVm {
   readonly #maxPages: number
   #rootFuel: number
   #cleanExit = false
+  #fuelOwner: StreamBinding | undefined = undefined
   #nextToken = 1
   readonly #callouts = new Map<number, StreamBinding | undefined>()
   readonly #pendingDone = new Set<number>()
@@ -230,7 +231,10 @@ export class WasmVm {
     this.current = binding
     this.dirty = true
     const meter = this.#meter
-    if (meter) meter.set(binding ? binding.fuelLeft : this.#rootFuel)
+    // After a call for `binding` the global holds exactly binding.fuelLeft: skip the BigInt write
+    // when the same stream calls again (the common case: several hooks of one request in a row).
+    if (meter && (binding === undefined || binding !== this.#fuelOwner)) meter.set(binding ? binding.fuelLeft : this.#rootFuel)
+    this.#fuelOwner = binding
     const t0 = performance.now()
     let r: number | undefined
     try {
