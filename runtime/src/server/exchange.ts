@@ -23,6 +23,7 @@ import { Phase } from '../pipeline/phases.ts'
 import { MutableStreamInfo, PipelineStream } from '../pipeline/stream.ts'
 import { normalizeHost } from '../routing/route-table.ts'
 import { UpstreamError, type Cluster, type UpstreamResponse } from '../upstream/types.ts'
+import { AbortLatch } from './abort-latch.ts'
 import { BodyFeed } from './body-feed.ts'
 import { forwardRequestHeaders, forwardResponseHeaders, type ForwardOptions } from './forward-headers.ts'
 import { Action, type ListenerState, type RouteData } from './snapshot.ts'
@@ -43,6 +44,31 @@ export interface ServeContext {
 }
 
 const EMPTY = new Uint8Array(0)
+
+/**
+ * The exchange hangs off its response and upstream body under this symbol, so the event
+ * listeners below are shared module functions rather than closures made per request.
+ */
+const kEx = Symbol('omnirelay.exchange')
+type Tagged<T> = T & { [kEx]?: Exchange }
+
+function onResClose(this: Tagged<ServerResponse>): void {
+  this[kEx]!.onClose()
+}
+function onResDrain(this: Tagged<ServerResponse>): void {
+  this[kEx]!.ures?.body.resume()
+}
+function onBodyData(this: Tagged<Readable>, chunk: Uint8Array): void {
+  const ex = this[kEx]!
+  ex.bytesOut += chunk.length
+  if (!ex.res.write(chunk)) this.pause()
+}
+function onBodyEnd(this: Tagged<Readable>): void {
+  this[kEx]!.onBodyEnd()
+}
+function onBodyError(this: Tagged<Readable>, err: unknown): void {
+  this[kEx]!.onUpstreamBodyError(err)
+}
 
 /** UpstreamError code -> downstream status. */
 const UPSTREAM_STATUS: Record<string, number> = {
@@ -80,7 +106,7 @@ class Exchange implements PipelineSink {
   authority = ''
   headers: string[] = []
   hasBody = false
-  ac: AbortController | undefined
+  ac: AbortLatch | undefined
   ures: UpstreamResponse | undefined
   run: PipelineRun | undefined
   feed: BodyFeed | undefined
@@ -102,7 +128,8 @@ class Exchange implements PipelineSink {
     const { ctx, req, res, state } = this
     state.snapshot.active++
     ctx.metrics.activeRequests.inc()
-    res.once('close', () => this.onClose())
+    ;(res as Tagged<DownstreamResponse>)[kEx] = this
+    res.on('close', onResClose)
     if (ctx.draining && res.shouldKeepAlive !== undefined) res.shouldKeepAlive = false
 
     const remote = req.socket?.remoteAddress ?? ''
@@ -166,7 +193,7 @@ class Exchange implements PipelineSink {
     }
     const headers = this.headers
     headers.push('host', this.rd!.hostRewrite ?? this.authority)
-    this.ac = new AbortController()
+    this.ac = new AbortLatch()
     cluster
       .request({ method, path, headers, body: this.hasBody ? body : null, policy: this.rd!.policy, signal: this.ac.signal })
       .then(
@@ -183,7 +210,8 @@ class Exchange implements PipelineSink {
     this.ures = ures
     this.upstreamEndpoint = ures.endpoint
     this.ttfb = performance.now()
-    ures.body.on('error', (err) => this.onUpstreamBodyError(err))
+    ;(ures.body as Tagged<Readable>)[kEx] = this
+    ures.body.on('error', onBodyError)
     const run = this.run
     if (run === undefined) {
       const headers = forwardResponseHeaders(ures.headers, this.ctx.fwd.via)
@@ -212,23 +240,21 @@ class Exchange implements PipelineSink {
 
   /** Pipes upstream body to downstream with backpressure, then trailers. */
   pump(body: Readable): void {
-    const res = this.res
-    body.on('data', (chunk: Uint8Array) => {
-      this.bytesOut += chunk.length
-      if (!res.write(chunk)) body.pause()
-    })
-    res.on('drain', () => body.resume())
-    body.on('end', () => {
-      const t = this.ures!.trailers()
-      const run = this.run
-      if (run !== undefined && t.length && this.rd!.chain.phases & Phase.ResponseTrailers) {
-        run.stream.responseTrailers.replaceAll(t.slice())
-        run.responseTrailers()
-        return
-      }
-      if (t.length) this.addTrailers(t)
-      res.end()
-    })
+    body.on('data', onBodyData)
+    body.on('end', onBodyEnd)
+    this.res.on('drain', onResDrain)
+  }
+
+  onBodyEnd(): void {
+    const t = this.ures!.trailers()
+    const run = this.run
+    if (run !== undefined && t.length && this.rd!.chain.phases & Phase.ResponseTrailers) {
+      run.stream.responseTrailers.replaceAll(t.slice())
+      run.responseTrailers()
+      return
+    }
+    if (t.length) this.addTrailers(t)
+    this.res.end()
   }
 
   /**
@@ -387,10 +413,7 @@ class Exchange implements PipelineSink {
     if (this.ttfb === 0) this.ttfb = performance.now()
     this.res.writeHead(status, wire as unknown as Record<string, string>)
     if (this.ures && !this.rd!.chain.bodies) this.pump(this.ures.body)
-    else if (this.ures) {
-      const body = this.ures.body
-      this.res.on('drain', () => body.resume())
-    }
+    else if (this.ures) this.res.on('drain', onResDrain)
   }
 
   responseData(chunk: Uint8Array, end: boolean): void {

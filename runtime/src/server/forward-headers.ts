@@ -111,7 +111,7 @@ export function forwardRequestHeaders(
     }
     out.push(name, value)
   }
-  if (connection !== undefined) stripConnectionTokens(out, connection, keepUpgrade)
+  if (connection !== undefined && connection !== 'keep-alive' && connection !== 'close') stripConnectionTokens(out, connection, keepUpgrade)
   if (opts.appendXff) out.push('x-forwarded-for', xff === undefined ? remote : `${xff}, ${remote}`)
   else if (xff !== undefined) out.push('x-forwarded-for', xff)
   if (opts.setProto || proto === undefined) out.push('x-forwarded-proto', opts.setProto ? scheme : (proto ?? scheme))
@@ -152,7 +152,7 @@ export function forwardResponseHeaders(flat: readonly string[], via: string): st
     if (name === 'te' || name.charCodeAt(0) === 58) continue
     out.push(name, flat[i + 1]!)
   }
-  if (connection !== undefined) stripConnectionTokens(out, connection, false)
+  if (connection !== undefined && connection !== 'keep-alive' && connection !== 'close') stripConnectionTokens(out, connection, false)
   out.push('via', prevVia === undefined ? via : `${prevVia}, ${via}`)
   return out
 }
