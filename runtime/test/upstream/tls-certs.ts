@@ -21,7 +21,7 @@ export function selfSigned(): { cert: string; key: string } {
         'subjectAltName = DNS:localhost, IP:127.0.0.1',
         'basicConstraints = critical, CA:TRUE',
         'keyUsage = digitalSignature, keyCertSign',
-        'extendedKeyUsage = serverAuth',
+        'extendedKeyUsage = serverAuth, clientAuth',
       ].join('\n'),
     )
     execFileSync(

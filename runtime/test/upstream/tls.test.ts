@@ -46,6 +46,30 @@ describe('TLS to upstreams', () => {
     expect(sockets.size).toBeLessThanOrEqual(2)
   })
 
+  it('presents a client certificate for mTLS', async () => {
+    const client = selfSigned()
+    const pair = selfSigned()
+    const mtls = https.createServer({ cert: pair.cert, key: pair.key, ca: client.cert, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+      const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate()
+      res.end(`client ${peer.subject?.CN}`)
+    })
+    await new Promise<void>((r) => mtls.listen(0, '127.0.0.1', r))
+    try {
+      const p = (mtls.address() as AddressInfo).port
+      const withCert = manager([clusterConfig('m', [p], { tls: { ca: pair.cert, servername: 'localhost', cert: client.cert, key: client.key } })]).clusters
+      managers.push(withCert)
+      expect((await fetchText(withCert.get('m')!.request(get()))).text).toBe('client localhost')
+      const without = manager([clusterConfig('m', [p], { tls: { ca: pair.cert, servername: 'localhost' } })]).clusters
+      managers.push(without)
+      const code = await codeOf(without.get('m')!.request(get()))
+      // TLS 1.3 reports the refused client certificate after the handshake, as a reset.
+      expect(['upstream_connect_failure', 'upstream_reset']).toContain(code)
+    } finally {
+      mtls.closeAllConnections()
+      mtls.close()
+    }
+  })
+
   it('refuses an untrusted certificate with upstream_connect_failure', async () => {
     const { clusters } = manager([clusterConfig('tls', [port], { tls: { servername: 'localhost' } })])
     managers.push(clusters)
