@@ -13,6 +13,7 @@ import { createSharedData, createSharedQueues } from '@omnirelay/runtime/hosts/s
 import { sha256Hex } from '@omnirelay/runtime/bundles/digest.ts'
 import { refusal, AdmissionStep, RegistryErrorCode } from '../../errors.ts'
 import type { SmokeInput, SmokeReport } from './runner.ts'
+import type { SeededModuleCache } from './seeded-module-cache.ts'
 
 const enc = new TextEncoder()
 
@@ -28,8 +29,17 @@ function asRefusal(e: unknown, where: string): Error {
 }
 
 /** Returns a runner bound to `host`. */
-export function hostSmokeRunner(host: ExtensionHost): (input: SmokeInput) => Promise<SmokeReport> {
+export function hostSmokeRunner(host: ExtensionHost, cache?: SeededModuleCache): (input: SmokeInput) => Promise<SmokeReport> {
   return async (input) => {
+    const forget = cache?.seed(input.entry, { bytes: input.instrumented, hasStart: input.hasStart })
+    try {
+      return await run(input)
+    } finally {
+      forget?.()
+    }
+  }
+
+  async function run(input: SmokeInput): Promise<SmokeReport> {
     const t0 = performance.now()
     const m = input.manifest
     const def: FilterDefinition = {

@@ -4,6 +4,7 @@
  */
 import { runAbiSmoke } from './abi-runner.ts'
 import { hostSmokeRunner } from './host-runner.ts'
+import { SeededModuleCache } from './seeded-module-cache.ts'
 import type { SmokeRunner } from './runner.ts'
 
 export type { SmokeInput, SmokeReport, SmokeRunner } from './runner.ts'
@@ -12,10 +13,11 @@ export async function selectSmokeRunner(mode: 'auto' | 'host' | 'abi'): Promise<
   if (mode === 'abi') return runAbiSmoke
   try {
     const { createWasmHost } = await import('@omnirelay/runtime/hosts/wasm/index.ts')
-    const { ModuleCache } = await import('@omnirelay/runtime/sandbox/module-cache.ts')
-    // A private, small module cache: admission compiles each module once, and modules under
-    // review must not crowd the process-wide cache when the registry runs inside MeshKit central.
-    return hostSmokeRunner(createWasmHost({ cache: new ModuleCache(8) }))
+    // A private, small module cache: modules under review must not crowd the process-wide
+    // cache when the registry runs inside MeshKit central. Seeded with admission's own
+    // instrumentation so the host does not instrument twice.
+    const cache = new SeededModuleCache(8)
+    return hostSmokeRunner(createWasmHost({ cache }), cache)
   } catch (e) {
     // Only a host that is not installed falls back; a host that fails to load is an error.
     if (mode === 'host' || (e as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw e
