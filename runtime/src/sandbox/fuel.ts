@@ -12,7 +12,8 @@
  *   that returns normally still gets a trap.
  * - a charge at every function entry and at every loop header: subtract the static cost of
  *   the code that follows up to the next loop header (every expression node counts 1, both
- *   arms of an `if` included), then trap when the global is negative. Functions with neither
+ *   arms of an `if` included, plus `CHARGE_COST` for the check itself), then trap when the
+ *   global is negative. Functions with neither
  *   loops nor calls run a bounded number of steps and are left as they are (their cost is
  *   not counted: cheaper, and still deterministic).
  * - the start function (if any) is removed from the start section and exported as
@@ -138,6 +139,9 @@ export class InstrumentError extends Error {
 
 type Binaryen = typeof import('binaryen').default
 
+/** What one charge site costs on top of the code it covers (the check's own instructions). */
+export const CHARGE_COST = 6
+
 /** Expression wrappers binaryen.js has at runtime but its typings do not declare. */
 interface Wrappers {
   Function: { setBody(func: number, body: number): void }
@@ -230,9 +234,11 @@ export async function instrumentFuel(wasm: Uint8Array, opts: InstrumentOptions =
       ], b.i32))
     }
 
+    // Each charge also pays for itself (~6 instructions): an empty `loop br` then costs 7 per
+    // iteration, so fuel tracks executed instructions and `while(true)` stops in milliseconds.
     const charge = (cost: number) =>
       m.block(null, [
-        m.global.set(fuelGlobal, m.i64.sub(m.global.get(fuelGlobal, b.i64), m.i64.const(BigInt(cost)))),
+        m.global.set(fuelGlobal, m.i64.sub(m.global.get(fuelGlobal, b.i64), m.i64.const(BigInt(cost + CHARGE_COST)))),
         m.if(
           m.i64.lt_s(m.global.get(fuelGlobal, b.i64), m.i64.const(0n)),
           m.block(null, [m.call(oofFunc, [], b.none), m.unreachable()], b.auto),

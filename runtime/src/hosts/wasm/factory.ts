@@ -32,8 +32,11 @@ import { WasmVm, type Callbacks, type FilterEnv, type Snapshot, type StreamBindi
 
 /** Host defaults for absent quotas. */
 export const WASM_DEFAULTS = {
-  /** ≈ 4 ms of a tight loop on the reference machine (see notes/sandboxes.md). */
-  fuel: 20_000_000,
+  /**
+   * About 5 ms of a tight loop on the reference machine, ~500 times what an AssemblyScript
+   * header filter uses per request (≈ 20k).
+   */
+  fuel: 10_000_000,
   memoryBytes: 32 * 1024 * 1024,
   timeoutMs: 50,
   /** Initialization gets this many request budgets. */
