@@ -44,15 +44,15 @@ export class ClusterManager implements ClusterManagerContract {
     this.#clusters = next
   }
 
-  async close(): Promise<void> {
+  async close(graceMs?: number): Promise<void> {
     this.#closed = true
-    for (const { cluster } of this.#clusters.values()) this.#retire(cluster)
+    for (const { cluster } of this.#clusters.values()) this.#retire(cluster, graceMs)
     this.#clusters.clear()
     await Promise.all(this.#closing)
   }
 
-  #retire(cluster: Cluster): void {
-    const p = cluster.close().finally(() => this.#closing.delete(p))
+  #retire(cluster: Cluster, graceMs?: number): void {
+    const p = cluster.close(graceMs).finally(() => this.#closing.delete(p))
     this.#closing.add(p)
     this.#deps.log.info('cluster retired', { cluster: cluster.name })
   }

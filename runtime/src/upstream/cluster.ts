@@ -125,13 +125,27 @@ export class Cluster implements ClusterContract {
     return this.#lb.pick(this.#available)
   }
 
-  /** Stops health checks and ejection timers, then closes the pools once their requests finish. */
-  close(): Promise<void> {
+  /**
+   * Stops health checks and ejection timers, then closes the pools once their requests
+   * finish; after `graceMs` (if given) the pools are destroyed, aborting what still runs.
+   */
+  close(graceMs?: number): Promise<void> {
     this.#closing ??= (async () => {
       this.outlier?.stop()
       await this.#health?.stop()
       // Endpoints adopted by a newer config keep their pools open.
-      await Promise.all(this.endpoints.filter((e) => e.owner === this).map((e) => e.pool.close().catch(() => {})))
+      const own = this.endpoints.filter((e) => e.owner === this)
+      const graceful = Promise.all(own.map((e) => e.pool.close().catch(() => {})))
+      if (graceMs === undefined) return void (await graceful)
+      let timer: NodeJS.Timeout | undefined
+      const deadline = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          const err = new UpstreamError(UpstreamErrorCode.Reset, 'cluster closed before the request finished')
+          void Promise.all(own.map((e) => e.pool.destroy(err).catch(() => {}))).then(() => resolve())
+        }, graceMs)
+      })
+      await Promise.race([graceful, deadline])
+      clearTimeout(timer)
     })()
     return this.#closing
   }

@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { Endpoint } from './endpoint.ts'
 import { LeastRequest, RoundRobin } from './load-balancer.ts'
@@ -16,6 +17,20 @@ describe('RoundRobin', () => {
     const eps = [ep('a', 5), ep('b'), ep('c')]
     const rr = new RoundRobin(true)
     expect(Array.from({ length: 7 }, () => rr.pick(eps)!.address).join('')).toBe('aabacaa')
+  })
+
+  it('over one cycle (sum of weights) picks each endpoint exactly weight times', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 20 }), { minLength: 1, maxLength: 8 }), (weights) => {
+        const eps = weights.map((w, i) => ep(String(i), w))
+        const rr = new RoundRobin(true)
+        const total = weights.reduce((a, b) => a + b, 0)
+        const counts = new Array<number>(weights.length).fill(0)
+        for (let i = 0; i < total; i++) counts[Number(rr.pick(eps)!.address)]!++
+        expect(counts).toEqual(weights)
+      }),
+      { numRuns: 200 },
+    )
   })
 
   it('returns undefined for no endpoints', () => {

@@ -151,6 +151,10 @@ export interface Cluster {
 export interface ClusterManager {
   get(name: string): Cluster | undefined
   update(configs: ClusterConfig[]): void
-  /** Stops health checks and closes pools; in-flight requests finish first. */
-  close(): Promise<void>
+  /**
+   * Stops health checks and closes pools; in-flight requests finish first. With `graceMs`,
+   * requests still running after that long are aborted (their bodies error), so shutdown
+   * cannot hang on an endless stream.
+   */
+  close(graceMs?: number): Promise<void>
 }

@@ -111,6 +111,22 @@ describe('update() and close()', () => {
     expect((await p).text).toBe('finished')
   })
 
+  it('close(graceMs) aborts what still runs after the grace period', async () => {
+    const s = await startServer((_q, res) => {
+      res.writeHead(200)
+      res.write('endless')
+    })
+    servers.push(s)
+    const m = manager([clusterConfig('api', [s.port])])
+    const res = await m.clusters.get('api')!.request(get())
+    const body = codeOf(readAll(res.body))
+    const t0 = Date.now()
+    await m.clusters.close(100)
+    expect(Date.now() - t0).toBeLessThan(2_000)
+    expect(await body).toBe('upstream_reset')
+    await waitFor(() => s.busySockets.size === 0)
+  })
+
   it('close() lets in-flight requests finish, then resolves; later requests fail', async () => {
     const held: http.ServerResponse[] = []
     const s = await startServer((_q, res) => void held.push(res))
