@@ -219,6 +219,8 @@ export const streams = new Map<u32, HttpContext>();
 /** Callout token -> id of the context that started it. */
 export const pendingCalls = new Map<u32, u32>();
 
-export function createRoot(contextId: u32): void {
-  roots.set(contextId, rootFactory(contextId));
+export function createRoot(contextId: u32): RootContext {
+  const r = rootFactory(contextId);
+  roots.set(contextId, r);
+  return r;
 }

@@ -6,7 +6,7 @@
 // ignored (the host's mistake must not trap the filter).
 
 import "./abort";
-import { createRoot, HttpContext, pendingCalls, roots, streams } from "./context";
+import { createRoot, HttpContext, pendingCalls, RootContext, roots, streams } from "./context";
 import { setEffectiveContext } from "./hostcalls";
 import { Action } from "./types";
 
@@ -18,40 +18,68 @@ export function proxy_on_memory_allocate(size: usize): usize {
   return heap.alloc(size);
 }
 
+// One-entry caches: a host usually runs every hook of a stream before the next stream's, and
+// has one root, so most lookups skip the maps (fuel the filter would otherwise pay per hook).
+let lastRootId: u32 = 0;
+let lastRoot: RootContext | null = null;
+let lastStreamId: u32 = 0;
+let lastStream: HttpContext | null = null;
+
+function root(contextId: u32): RootContext | null {
+  if (contextId == lastRootId && lastRoot !== null) return lastRoot;
+  if (!roots.has(contextId)) return null;
+  const r = roots.get(contextId);
+  lastRootId = contextId;
+  lastRoot = r;
+  return r;
+}
+
+function stream(contextId: u32): HttpContext | null {
+  if (contextId == lastStreamId && lastStream !== null) return lastStream;
+  if (!streams.has(contextId)) return null;
+  const s = streams.get(contextId);
+  lastStreamId = contextId;
+  lastStream = s;
+  return s;
+}
+
 export function proxy_on_context_create(contextId: u32, parentContextId: u32): void {
   if (parentContextId == 0) {
-    createRoot(contextId);
+    lastRoot = createRoot(contextId);
+    lastRootId = contextId;
     return;
   }
-  if (!roots.has(parentContextId)) return;
-  const root = roots.get(parentContextId);
-  streams.set(contextId, root.newHttpContext(contextId));
+  const r = root(parentContextId);
+  if (r === null) return;
+  const s = r.newHttpContext(contextId);
+  streams.set(contextId, s);
+  lastStreamId = contextId;
+  lastStream = s;
 }
 
 export function proxy_on_vm_start(rootContextId: u32, vmConfigurationSize: u32): u32 {
-  if (!roots.has(rootContextId)) return 1;
-  return roots.get(rootContextId).onVmStart(vmConfigurationSize) ? 1 : 0;
+  const r = root(rootContextId);
+  if (r === null) return 1;
+  return r.onVmStart(vmConfigurationSize) ? 1 : 0;
 }
 
 export function proxy_on_configure(rootContextId: u32, pluginConfigurationSize: u32): u32 {
-  if (!roots.has(rootContextId)) return 0;
-  const root = roots.get(rootContextId);
-  root.configSize = pluginConfigurationSize;
-  const ok = root.onConfigure(pluginConfigurationSize);
-  root.configSize = 0;
+  const r = root(rootContextId);
+  if (r === null) return 0;
+  r.configSize = pluginConfigurationSize;
+  const ok = r.onConfigure(pluginConfigurationSize);
+  r.configSize = 0;
   return ok ? 1 : 0;
 }
 
 export function proxy_on_tick(rootContextId: u32): void {
-  if (roots.has(rootContextId)) roots.get(rootContextId).onTick();
+  const r = root(rootContextId);
+  if (r !== null) r.onTick();
 }
 
 export function proxy_on_queue_ready(rootContextId: u32, queueId: u32): void {
-  if (roots.has(rootContextId)) roots.get(rootContextId).onQueueReady(queueId);
-}
-
-@inline function stream(contextId: u32): HttpContext | null {
-  return streams.has(contextId) ? streams.get(contextId) : null;
+  const r = root(rootContextId);
+  if (r !== null) r.onQueueReady(queueId);
 }
 
 export function proxy_on_request_headers(contextId: u32, numHeaders: u32, endOfStream: u32): u32 {
@@ -97,28 +125,46 @@ export function proxy_on_http_call_response(contextId: u32, token: u32, numHeade
     pendingCalls.delete(token);
   }
   if (target != contextId) setEffectiveContext(target);
-  if (streams.has(target)) streams.get(target).onHttpCallResponse(token, numHeaders, bodySize, numTrailers);
-  else if (roots.has(target)) roots.get(target).onHttpCallResponse(token, numHeaders, bodySize, numTrailers);
+  const s = stream(target);
+  if (s !== null) {
+    s.onHttpCallResponse(token, numHeaders, bodySize, numTrailers);
+    return;
+  }
+  const r = root(target);
+  if (r !== null) r.onHttpCallResponse(token, numHeaders, bodySize, numTrailers);
 }
 
 export function proxy_on_done(contextId: u32): u32 {
-  if (streams.has(contextId)) return streams.get(contextId).onDone() ? 1 : 0;
-  if (roots.has(contextId)) return roots.get(contextId).onDone() ? 1 : 0;
+  const s = stream(contextId);
+  if (s !== null) return s.onDone() ? 1 : 0;
+  const r = root(contextId);
+  if (r !== null) return r.onDone() ? 1 : 0;
   return 1;
 }
 
 export function proxy_on_log(contextId: u32): void {
-  if (streams.has(contextId)) streams.get(contextId).onLog();
-  else if (roots.has(contextId)) roots.get(contextId).onLog();
+  const s = stream(contextId);
+  if (s !== null) {
+    s.onLog();
+    return;
+  }
+  const r = root(contextId);
+  if (r !== null) r.onLog();
 }
 
 export function proxy_on_delete(contextId: u32): void {
-  if (streams.has(contextId)) {
-    streams.get(contextId).onDelete();
+  const s = stream(contextId);
+  if (s !== null) {
+    s.onDelete();
     streams.delete(contextId);
-  } else if (roots.has(contextId)) {
-    roots.get(contextId).onDelete();
-    roots.delete(contextId);
+    if (lastStreamId == contextId) lastStream = null;
+  } else {
+    const r = root(contextId);
+    if (r !== null) {
+      r.onDelete();
+      roots.delete(contextId);
+      if (lastRootId == contextId) lastRoot = null;
+    }
   }
   if (pendingCalls.size > 0) {
     const tokens = pendingCalls.keys();
