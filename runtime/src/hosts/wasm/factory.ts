@@ -38,7 +38,11 @@ export const WASM_DEFAULTS = {
    */
   fuel: 10_000_000,
   memoryBytes: 32 * 1024 * 1024,
-  timeoutMs: 50,
+  /**
+   * Generous on purpose: fuel is the primary stop, and wall-clock time of a synchronous call
+   * includes the OS descheduling us (a loaded machine would otherwise fail healthy filters).
+   */
+  timeoutMs: 500,
   /** Initialization gets this many request budgets. */
   initFuelFactor: 10,
   /** Per-request isolation: most live instances per filter, and most kept idle. */
