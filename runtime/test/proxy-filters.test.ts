@@ -1,0 +1,105 @@
+/** The filtered path through the running proxy, with real QuickJS filters built the normal way. */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startProxy, type ProxyHandle } from '../src/index.ts'
+import { createLogger } from '../src/observability/logger.ts'
+import { json, request, startUpstream, type Upstream } from './helpers/servers.ts'
+
+const quiet = createLogger({ level: 'error', write: () => {} })
+
+const FILES: Record<string, string> = {
+  // Buffers the whole request body, upper-cases it; buffers the response body and wraps it.
+  'rewrite.js': `
+export function onRequestBody(req, ctx) {
+  if (!ctx.endOfStream) return 1
+  req.setBody(req.text().toUpperCase())
+  return 0
+}
+export function onResponseBody(res, ctx) {
+  if (!ctx.endOfStream) return 1
+  res.setBody('[' + res.text() + ']')
+  return 0
+}
+`,
+  'boom.js': `export function onRequestHeaders(req, ctx) { throw new Error('secret detail /srv/boom.js') }`,
+  'tag.js': `export function onRequestHeaders(req, ctx) { req.headers.set('x-tag', ctx.filterName); return 0 }
+export function onResponseHeaders(res, ctx) { res.headers.add('x-order', ctx.filterName); return 0 }`,
+}
+
+describe('filters in the proxy', () => {
+  let dir: string
+  let up: Upstream
+  let proxy: ProxyHandle
+  let port: number
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'filters-'))
+    for (const [f, src] of Object.entries(FILES)) await writeFile(join(dir, f), src)
+    up = await startUpstream((req, res, body) => {
+      res.setHeader('content-type', 'text/plain')
+      res.end(`${req.headers['x-tag'] ?? '-'}|${body}`)
+    })
+    const caps = ['headers:read', 'headers:write', 'body:read', 'body:write', 'local-reply']
+    proxy = await startProxy(
+      {
+        allowUnsigned: true,
+        accessLog: 'off',
+        admin: { address: '127.0.0.1', port: 0 },
+        listeners: [{ name: 'main', address: '127.0.0.1', port: 0, filters: ['outer'] }],
+        clusters: [{ name: 'app', endpoints: [`127.0.0.1:${up.port}`] }],
+        filters: [
+          { name: 'rewrite', kind: 'quickjs', module: 'rewrite.js', capabilities: caps },
+          { name: 'boom-closed', kind: 'quickjs', module: 'boom.js', capabilities: caps },
+          { name: 'boom-open', kind: 'quickjs', module: 'boom.js', capabilities: caps, failurePolicy: 'fail-open' },
+          { name: 'outer', kind: 'quickjs', module: 'tag.js', capabilities: caps },
+          { name: 'inner', kind: 'quickjs', module: 'tag.js', capabilities: caps },
+        ],
+        routes: [
+          { name: 'rewrite', match: { prefix: '/rewrite' }, cluster: 'app', filters: ['rewrite'] },
+          { name: 'closed', match: { prefix: '/closed' }, cluster: 'app', filters: ['boom-closed'] },
+          { name: 'open', match: { prefix: '/open' }, cluster: 'app', filters: ['boom-open', 'inner'] },
+          { name: 'order', match: { prefix: '/order' }, cluster: 'app', filters: ['inner'] },
+        ],
+      },
+      { baseDir: dir, log: quiet },
+    )
+    port = proxy.address().port
+  })
+  afterAll(async () => {
+    await proxy?.close()
+    await up?.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('buffers and rewrites request and response bodies, fixing content-length', async () => {
+    const r = await request(port, { method: 'POST', path: '/rewrite', body: 'hello '.repeat(2000) })
+    expect(r.status).toBe(200)
+    expect(r.body).toBe(`[outer|${'HELLO '.repeat(2000)}]`)
+    expect(r.headers['content-length']).toBeUndefined()
+    expect(up.seen.at(-1)!.body).toBe('HELLO '.repeat(2000))
+  })
+
+  it('fail-closed answers a stable JSON 500 naming the filter, never the error text', async () => {
+    const r = await request(port, { path: '/closed' })
+    expect(r.status).toBe(500)
+    expect(json(r)).toEqual({ error: 'filter_failed', status: 500, code: 'thrown', filter: 'boom-closed' })
+    expect(r.body).not.toContain('secret')
+  })
+
+  it('fail-open skips the failing filter and runs the rest', async () => {
+    const r = await request(port, { path: '/open' })
+    expect(r.status).toBe(200)
+    expect(r.body).toBe('inner|')
+    const m = (await request(proxy.adminAddress()!.port, { path: '/metrics' })).body
+    expect(m).toMatch(/omnirelay_filter_fail_open_total\{filter="boom-open"\} [1-9]/)
+    expect(m).toMatch(/omnirelay_filter_failures_total\{filter="boom-closed",code="thrown"\} [1-9]/)
+  })
+
+  it('runs listener filters before route filters, and response phases in reverse', async () => {
+    const r = await request(port, { path: '/order' })
+    expect(r.body).toBe('inner|')
+    expect(r.headers['x-order']).toBe('inner, outer')
+  })
+})
