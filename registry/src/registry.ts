@@ -73,6 +73,8 @@ export class Registry {
   readonly #faults: RegistryOptions['faults']
   /** One admission at a time per name@version: concurrent identical publishes become one admit + `exists`. */
   readonly #locks = new Map<string, Promise<unknown>>()
+  /** Admission is CPU-bound (instrumentation, compilation): more at once only adds latency. */
+  readonly #admissions = new Semaphore(2)
   #closed = false
 
   private constructor(o: {
@@ -191,7 +193,7 @@ export class Registry {
     }
     let admitted
     try {
-      admitted = await admitBundle(file, { trustPolicy: this.#trust, policy: this.policy, smoke: this.#smoke, now: this.#now() })
+      admitted = await this.#admissions.run(() => admitBundle(file, { trustPolicy: this.#trust, policy: this.policy, smoke: this.#smoke, now: this.#now() }))
       authorize(who, 'publish', admitted.verified.manifest.name)
       if (this.#meta.isRevoked('signer', admitted.verified.signer.keyId)) {
         throw new RegistryError(RegistryErrorCode.SignerRevoked, `signer "${admitted.verified.signer.keyId}" is revoked`, { status: 422, step: AdmissionStep.Signature })
@@ -277,6 +279,16 @@ export class Registry {
     const b = this.#meta.getBundle(name, version)
     if (!b) throw new RegistryError(RegistryErrorCode.NotFound, `${name}@${version} is not in the registry`, { status: 404 })
     return { ...b, revoked: this.#meta.revocationOf(b) ?? null }
+  }
+
+  /** The manifest exactly as signed (its sha256 is `manifestDigest`). */
+  async manifestBytes(name: string, version: string): Promise<{ bytes: Uint8Array; digest: string }> {
+    const b = this.get(name, version)
+    const bytes = unpackBundle(await this.#blobs.read(b.digest)).manifest
+    if (sha256Digest(bytes) !== b.manifestDigest) {
+      throw new RegistryError(RegistryErrorCode.StorageCorrupt, `stored bundle ${b.digest} does not hold its manifest`, { status: 500 })
+    }
+    return { bytes, digest: b.manifestDigest }
   }
 
   /**
@@ -380,6 +392,26 @@ export class Registry {
 
   #open(): void {
     if (this.#closed) throw new RegistryError('closed', 'registry is closed', { status: 503 })
+  }
+}
+
+/** A counting semaphore: at most `limit` tasks run at once, the rest wait in order. */
+class Semaphore {
+  #free: number
+  readonly #waiting: (() => void)[] = []
+  constructor(limit: number) {
+    this.#free = limit
+  }
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--
+    else await new Promise<void>((r) => this.#waiting.push(r))
+    try {
+      return await task()
+    } finally {
+      const next = this.#waiting.shift()
+      if (next) next()
+      else this.#free++
+    }
   }
 }
 

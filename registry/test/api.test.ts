@@ -55,6 +55,8 @@ describe('HTTP API', () => {
     const manifest = await getJson(reg.url, '/v1/bundles/@acme/scoped/1.0.0/manifest')
     expect(manifest.body).toMatchObject({ name: '@acme/scoped', version: '1.0.0', kind: 'wasm' })
     expect(manifest.headers.get('x-manifest-digest')).toBe(two.body.manifestDigest)
+    const raw = new Uint8Array(await (await fetch(`${reg.url}/v1/bundles/@acme/scoped/1.0.0/manifest`)).arrayBuffer())
+    expect('sha256:' + createHash('sha256').update(raw).digest('hex')).toBe(two.body.manifestDigest)
     expect((await getJson(reg.url, '/v1/bundles/acme-search/9.9.9')).status).toBe(404)
   })
 

@@ -171,9 +171,11 @@ async function handle(registry: Registry, req: IncomingMessage, res: ServerRespo
     }
     if (p.version !== undefined && p.action === 'manifest' && method === 'GET') {
       read()
-      const b = registry.get(p.name, p.version)
-      res.setHeader('x-manifest-digest', b.manifestDigest)
-      return send(res, 200, b.manifest)
+      // The exact signed bytes, so a client can check them against the manifest digest.
+      const m = await registry.manifestBytes(p.name, p.version)
+      res.writeHead(200, { 'content-type': JSON_TYPE, 'content-length': m.bytes.length, 'x-manifest-digest': m.digest, etag: `"${m.digest}"`, 'cache-control': 'public, max-age=31536000, immutable' })
+      res.end(m.bytes)
+      return
     }
     if (p.version !== undefined && p.action === 'yank' && method === 'POST') {
       const body = await readJson(req)
@@ -256,6 +258,8 @@ export function serve(registry: Registry, port: number, host: string, opts: ApiO
   const server = createServer(createHandler(registry, opts))
   // Admission of a large bundle can take seconds; keep-alive sockets should not linger forever.
   server.keepAliveTimeout = 5_000
+  // A slow upload must not hold a socket for the default five minutes.
+  server.requestTimeout = 120_000
   return new Promise((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => {
