@@ -4,22 +4,18 @@
  *
  *   npx tsx control/bench/convergence.ts [--sizes 100,500,1000] [--shared-connection]
  *
- * Simulated data planes are delta ADS streams in this same process (one TCP
+ * Simulated data planes are delta ADS streams in one worker thread (one TCP
  * connection each unless --shared-connection), subscribed wildcard to CDS, EDS,
- * LDS and RDS, ACKing each response as soon as it is decoded. Server and clients
- * share the CPU, so the times are an upper bound for the server alone.
+ * LDS and RDS, ACKing each response as soon as it arrives. Convergence = time from
+ * setSnapshot until the server has the ACK of the new epoch from every stream.
+ * Server and simulated clients share the machine's 2 cores, so the times are an
+ * upper bound; the heap figure is the server's (main thread) only.
  */
-import * as grpc from '@grpc/grpc-js'
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import {
-  decodeDeltaDiscoveryResponse,
-  encodeDeltaDiscoveryRequest,
-  type DeltaDiscoveryRequest,
-  type DeltaDiscoveryResponse,
-} from '@omnirelay/runtime/xds/proto/messages.ts'
+import { once } from 'node:events'
+import { Worker } from 'node:worker_threads'
 import { protoRoot } from '@omnirelay/runtime/xds/proto/root.ts'
-import { TypeUrl } from '@omnirelay/runtime/xds/type-urls.ts'
 import { groupByLabel, SnapshotCache, startXdsServer, type DataPlane, type XdsServer } from '../src/xds/index.ts'
 import { serviceSnapshot } from '../test/xds/fixtures.ts'
 
@@ -32,30 +28,6 @@ const SIZES = args.includes('--sizes') && sizesArg ? sizesArg.split(',').map(Num
 const SHARED = args.includes('--shared-connection')
 const SERVICES = 20
 const BATCH = 100
-const PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources'
-const TYPES = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration]
-
-interface Sim {
-  client: grpc.Client
-  call: grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>
-}
-
-function simulate(address: string, i: number): Sim {
-  // A distinct channel option gives each simulated data plane its own connection.
-  const client = new grpc.Client(address, grpc.credentials.createInsecure(), SHARED ? {} : { 'bench.sim': i })
-  const call = client.makeBidiStreamRequest(PATH, encodeDeltaDiscoveryRequest, decodeDeltaDiscoveryResponse)
-  call.on('data', (r: DeltaDiscoveryResponse) => {
-    call.write({ typeUrl: r.typeUrl, resourceNamesSubscribe: [], resourceNamesUnsubscribe: [], initialResourceVersions: {}, responseNonce: r.nonce })
-  })
-  call.on('error', () => {})
-  TYPES.forEach((typeUrl, k) => {
-    call.write({
-      ...(k === 0 ? { node: { id: `dp-${i}`, cluster: 'bench', metadata: { group: 'fleet' }, userAgentName: 'sim', userAgentVersion: '0', clientFeatures: [] } } : {}),
-      typeUrl, resourceNamesSubscribe: ['*'], resourceNamesUnsubscribe: [], initialResourceVersions: {}, responseNonce: '',
-    })
-  })
-  return { client, call }
-}
 
 /**
  * Resolves when `n` distinct data planes have applied `epoch`, driven by the
@@ -99,20 +71,25 @@ async function run(n: number) {
   cache.setSnapshot('fleet', serviceSnapshot(1, services))
   const conv = new Convergence()
   const xds: XdsServer = await startXdsServer({ cache, callbacks: { onAck: conv.onAck } })
+  // tsx's loader is not inherited by workers: register it, then load the fleet.
+  const entry = new URL('./sim-worker.ts', import.meta.url).href
+  const fleet = new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(entry)}) })`, {
+    eval: true,
+    workerData: { shared: SHARED },
+  })
+  await once(fleet, 'message') // ready
   const before = heapMb()
-  const rssBefore = process.memoryUsage().rss
   const t0 = performance.now()
-  const sims: Sim[] = []
   // Connect in batches: 1000 simultaneous SYNs overflow the listen backlog and
   // measure the kernel's SYN retry timer, not the control plane.
   for (let i = 0; i < n; i += BATCH) {
     const synced = conv.wait(1, Math.min(n, i + BATCH), 60_000, true)
-    for (let j = i; j < Math.min(n, i + BATCH); j++) sims.push(simulate(xds.address, j))
+    fleet.postMessage({ op: 'connect', address: xds.address, from: i, to: Math.min(n, i + BATCH) })
+    await once(fleet, 'message')
     await synced
   }
   const initialMs = performance.now() - t0
   const after = heapMb()
-  const rssAfter = process.memoryUsage().rss
 
   // Change 1: one endpoint moves (EDS only).
   services[3]!.ports = [20_003]
@@ -130,18 +107,16 @@ async function run(n: number) {
   await c3
   const addMs = performance.now() - t2
 
-  for (const s of sims) {
-    s.call.cancel()
-    s.client.close()
-  }
+  fleet.postMessage({ op: 'close' })
+  await once(fleet, 'message')
+  await fleet.terminate()
   await xds.close()
   return {
     streams: n,
     initialSyncMs: Math.round(initialMs),
     endpointChangeMs: Math.round(edsMs),
     newServiceMs: Math.round(addMs),
-    heapPerStreamKb: Math.round(((after - before) * 1024) / n),
-    rssPerStreamKb: Math.round((rssAfter - rssBefore) / 1024 / n),
+    serverHeapPerStreamKb: Math.round(((after - before) * 1024) / n),
   }
 }
 

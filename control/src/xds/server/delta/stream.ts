@@ -37,6 +37,8 @@ type Phase = 'all' | 'upserts' | 'removals'
 
 export class DeltaStream extends AdsStream {
   readonly #types = new Map<string, DeltaType>()
+  /** #types in delivery order; rebuilt when a type is added. */
+  #ordered: DeltaType[] | undefined
 
   handle(req: DeltaDiscoveryRequest): void {
     if (!this.acceptNode(req.node, req.typeUrl)) return
@@ -51,6 +53,7 @@ export class DeltaStream extends AdsStream {
         inflight: new Map(), nackCount: 0, lastNackAt: 0, timer: undefined,
       }
       this.#types.set(req.typeUrl, t)
+      this.#ordered = undefined
     }
     const inflight = req.responseNonce === '' ? undefined : t.inflight.get(req.responseNonce)
     const stale = req.responseNonce !== '' && inflight === undefined
@@ -122,14 +125,14 @@ export class DeltaStream extends AdsStream {
 
   #evaluate(t: DeltaType, snap: Snapshot, phase: Phase): void {
     const view = snap.view(t.typeUrl, this.dp.capabilities)
-    const interested = (n: string) => t.wildcard || t.names.has(n)
-    this.reportWithheld(view, interested, snap.epoch)
+    if (view.withheld.size > 0) this.reportWithheld(view, (n) => t.wildcard || t.names.has(n), snap.epoch)
     const upserts: [string, MarshaledVariant][] = []
     const removals: string[] = []
     let blocked = false
+    // Hot for big fleets (every stream, every type, every snapshot): no closures in the loops.
     if (phase !== 'removals') {
       for (const [name, v] of view.entries) {
-        if (!interested(name) || t.client.get(name) === v.version) continue
+        if (!(t.wildcard || t.names.has(name)) || t.client.get(name) === v.version) continue
         if (t.nacked.get(name) === v.version) blocked = true
         else upserts.push([name, v])
       }
@@ -158,10 +161,11 @@ export class DeltaStream extends AdsStream {
   }
 
   protected onSnapshot(snap: Snapshot): void {
-    const types = [...this.#types.values()].sort((a, b) => compareDelivery(a.typeUrl, b.typeUrl))
+    if (this.#ordered === undefined) this.#ordered = [...this.#types.values()].sort((a, b) => compareDelivery(a.typeUrl, b.typeUrl))
+    const types = this.#ordered
     // Make-before-break: every addition/update in dependency order, then removals in reverse.
-    for (const t of types) this.#evaluate(t, snap, 'upserts')
-    for (const t of types.reverse()) this.#evaluate(t, snap, 'removals')
+    for (let i = 0; i < types.length; i++) this.#evaluate(types[i]!, snap, 'upserts')
+    for (let i = types.length - 1; i >= 0; i--) this.#evaluate(types[i]!, snap, 'removals')
     this.dp.evaluated(snap.epoch)
   }
 
