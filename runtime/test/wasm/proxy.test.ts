@@ -76,12 +76,14 @@ beforeAll(async () => {
     ],
     filters: [
       wasmFilter('header', 'header.wasm'),
+      wasmFilter('isolated', 'header.wasm', { isolation: 'per-request' }),
       wasmFilter('callout', 'callout.wasm', { calloutClusters: ['auth'] }),
       ...HOSTILE.map(([name, , policy]) => wasmFilter(name, `${name}.wasm`, { failurePolicy: policy })),
       ...TRAPS.map((p) => wasmFilter(`trap-${p}`, `trap-${p}.wasm`)),
     ],
     routes: [
       route('header', 'header.test', ['header']),
+      route('isolated', 'isolated.test', ['isolated']),
       route('callout', 'callout.test', ['callout']),
       ...HOSTILE.map(([name]) => route(name, `${name}.test`, [name])),
       ...TRAPS.map((p) => route(`trap-${p}`, `trap-${p}.test`, [`trap-${p}`])),
@@ -114,6 +116,20 @@ describe('wasm filters through the proxy', () => {
     expect(seen.headers['x-remove']).toBeUndefined()
     expect(r.headers['x-resp']).toBe('1')
     expect(metrics.render()).toMatch(/omnirelay_filter_fuel_used_count\{filter="header"\} [1-9]/)
+  })
+
+  it('isolation through the proxy: shared state persists, per-request state does not', async () => {
+    const counts = async (host: string) => {
+      const out: string[] = []
+      for (let i = 0; i < 3; i++) {
+        await get(host)
+        out.push(String(up.seen.at(-1)!.headers['x-count']))
+      }
+      return out
+    }
+    const shared = await counts('header.test')
+    expect(Number(shared[2]) - Number(shared[0])).toBe(2)
+    expect(await counts('isolated.test')).toEqual(['1', '1', '1'])
   })
 
   it('a callout filter pauses the request, calls the auth cluster and continues', async () => {
