@@ -1,5 +1,5 @@
 /**
- * Active HTTP health checks: each endpoint is probed with `GET path` every `intervalMs`
+ * Active HTTP health checks: each endpoint is probed with `GET path` every `intervalMs` (+ up to 10 % jitter)
  * on its own connection (not the traffic pool, so a saturated pool cannot fail checks).
  * `unhealthyThreshold` consecutive failures take it out of rotation, `healthyThreshold`
  * consecutive successes bring it back. Endpoints start healthy so a fresh cluster serves
@@ -90,7 +90,8 @@ export class HealthChecker {
     }
     if (this.#stopped) return
     this.#record(ep, ok, detail)
-    this.#schedule(ep, cfg.intervalMs)
+    // Up to 10 % jitter, so the checks of many endpoints (and proxies) drift apart.
+    this.#schedule(ep, cfg.intervalMs + Math.random() * cfg.intervalMs * 0.1)
   }
 
   #record(ep: Endpoint, ok: boolean, detail: unknown): void {
