@@ -1,5 +1,8 @@
 // The smoke run through the runtime's own Wasm host (what `runner: 'auto'` picks when it is installed).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { fileURLToPath } from 'node:url'
+import { readWasmImports } from '@omnirelay/runtime/bundles/wasm-imports.ts'
+import { requiredCapabilities } from '@omnirelay/runtime/bundles/wasm-capabilities.ts'
 import { startRegistry, type RunningRegistry } from '../src/index.ts'
 import { BAD, filterWat, fixture, post, PUBLISH_TOKEN, TOKENS, type Fixture } from './helpers.ts'
 
@@ -32,6 +35,20 @@ describe('smoke run through the Wasm host', () => {
     expect(r.body.error).toMatchObject({ step: 'smoke' })
     expect(r.body.error.code).toMatch(code === 'smoke_trap' ? /^smoke_(trap|memory_exceeded)$/ : new RegExp(`^${code}$`))
   })
+
+  it('admits a real AssemblyScript filter built with sdk-as, configured by its samples', async () => {
+    const { buildFilter } = await import('@omnirelay/sdk-as/build')
+    const entry = fileURLToPath(new URL('../../examples/filters/add-headers/assembly/index.ts', import.meta.url))
+    const { wasm } = await buildFilter({ entry, optimize: false })
+    const samples = JSON.stringify({
+      config: { request: { add: { 'x-a': '1' }, remove: ['x-internal'] }, response: { add: { 'x-b': '2' } } },
+      requests: [{ path: '/', headers: [['x-internal', '1']] }, { method: 'POST', path: '/x', body: '{}', response: { status: 201, body: 'ok' } }],
+    })
+    const caps = requiredCapabilities(readWasmImports(wasm) ?? [])
+    const r = await post(reg.url, await f.signed({ name: 'acme-as', wasm, capabilities: caps, extra: { 'smoke/samples.json': samples } }), PUBLISH_TOKEN)
+    expect(r.status, JSON.stringify(r.body)).toBe(201)
+    expect(r.body.bundle.admission).toMatchObject({ samples: 'bundle', smoke: { runner: 'host', requests: 2 } })
+  }, 120_000)
 
   it("uses the bundle's own samples", async () => {
     const samples = JSON.stringify({ requests: [{ path: '/', headers: [['x-boom', '1']] }] })
