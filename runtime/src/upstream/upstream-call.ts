@@ -248,6 +248,7 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
     if (phase === STREAMING) {
       this.#phase = DONE
       const e = this.#failure ?? midBodyError(err)
+      if (ep !== undefined && blamesEndpoint(this.#failure)) c.outlier?.serverError(ep)
       c.m.errors[e.code].inc()
       this.#finish()
       if (!this.destroyed) this.destroy(e)
@@ -255,6 +256,7 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
     }
     if (this.#settled) return
     if (this.#failure !== undefined) {
+      if (ep !== undefined && phase === SENT && blamesEndpoint(this.#failure)) c.outlier?.serverError(ep)
       this.#rejectWith(this.#failure)
       return
     }
@@ -387,6 +389,14 @@ function onStreamIdle(call: UpstreamCall, ms: number): void {
 
 function retryCall(call: UpstreamCall): void {
   call.retryNow()
+}
+
+/**
+ * Whether a failure counts toward the endpoint's 5xx streak: upstream-side failures and
+ * our timeouts do; a downstream abort (the client went away) does not.
+ */
+function blamesEndpoint(failure: UpstreamError | undefined): boolean {
+  return failure === undefined || failure.code === UpstreamErrorCode.Timeout || failure.code === UpstreamErrorCode.Idle
 }
 
 function isIdempotent(method: string): boolean {

@@ -65,6 +65,34 @@ describe('outlier ejection', () => {
     for (let i = 0; i < 5; i++) expect((await fetchText(c.request(get()))).status).toBe(200)
   })
 
+  it('counts request timeouts toward the 5xx streak, but not downstream aborts', async () => {
+    const silent = await startServer(() => {})
+    const good = await startServer((_q, r) => r.end('ok'))
+    servers.push(silent, good)
+    const m = manager([clusterConfig('od', [silent.port, good.port], { outlierDetection: od({ consecutive5xx: 2 }) })])
+    clusters = m.clusters
+    const c = clusters.get('od')!
+    const ejections = () => metricValue(m.metrics, 'omnirelay_upstream_ejections_total{cluster="od"}')
+
+    // Downstream aborts on the silent endpoint: not its fault.
+    for (let i = 0; i < 4; i++) {
+      const ac = new AbortController()
+      const before = silent.hits + good.hits
+      const p = c.request(get('/', { requestTimeoutMs: 0, idleTimeoutMs: 0 }, { signal: ac.signal }))
+      await waitFor(() => silent.hits + good.hits > before) // arrived upstream
+      ac.abort()
+      await codeOf(p).catch(() => 'ok')
+    }
+    expect(ejections()).toBe(0)
+
+    // Timeouts are: two in a row on the silent endpoint eject it.
+    const codes: string[] = []
+    for (let i = 0; i < 4; i++) codes.push(await codeOf(c.request(get('/', { requestTimeoutMs: 60, idleTimeoutMs: 0 }))).catch(() => 'ok'))
+    expect(codes.filter((x) => x === 'upstream_timeout').length).toBe(2)
+    expect(ejections()).toBe(1)
+    for (let i = 0; i < 4; i++) expect((await fetchText(c.request(get()))).text).toBe('ok')
+  })
+
   it('never ejects more than maxEjectionPercent of the endpoints', async () => {
     const handler = (_q: unknown, r: { statusCode: number; end(b: string): void }) => {
       r.statusCode = 503
