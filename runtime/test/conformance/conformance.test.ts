@@ -43,7 +43,8 @@ const legs: Leg[] = []
 async function leg(kind: FilterDefinition['kind'], bytes: Uint8Array, entry?: string): Promise<Leg> {
   const services = makeServices()
   const host = await hostFor(kind)
-  const def = makeDef('policy', kind, { capabilities: CAPS })
+  // A generous watchdog: on a loaded shared machine a 50 ms wall-clock limit trips on GC pauses.
+  const def = makeDef('policy', kind, { capabilities: CAPS, quotas: { timeoutMs: 10_000 } })
   const artifact = { ...jsArtifact('', kind, CAPS, entry), bytes }
   const factory = await host.createFactory(def, artifact, { ...services, allowNative: kind === 'native' })
   return { kind, factory, services }

@@ -21,7 +21,9 @@ afterAll(() => {
 async function build(source: string, over: Partial<FilterDefinition> = {}, services = makeServices(), allowNative = true) {
   const file = join(dir, `f${++n}.mjs`)
   writeFileSync(file, source)
-  const f = (await host.createFactory(makeDef(over.name ?? 'nat', 'native', over), jsArtifact(source, 'native', undefined, file), { ...services, allowNative })) as NativeFilterFactory
+  // A generous watchdog unless a test sets one: the shared test machine has GC pauses and load.
+  const def = makeDef(over.name ?? 'nat', 'native', { ...over, quotas: { timeoutMs: 10_000, ...over.quotas } })
+  const f = (await host.createFactory(def, jsArtifact(source, 'native', undefined, file), { ...services, allowNative })) as NativeFilterFactory
   return { f, services }
 }
 

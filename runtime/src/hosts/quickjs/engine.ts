@@ -86,10 +86,20 @@ async function loadMeteredEngine(): Promise<MeteredEngine> {
   return { module, hasStart, source: 'instrumented' }
 }
 
+/** What the sandbox needs of a fuel meter. */
+export interface Meter {
+  set(budget: number): void
+  remaining(): number
+  used(): number
+}
+
+/** Benchmarks only: an unmetered engine reports no fuel used and never runs out. */
+const NO_METER: Meter = { set: () => {}, remaining: () => Number.MAX_SAFE_INTEGER, used: () => 0 }
+
 /** One engine instance: a QuickJS module with its own capped heap and fuel meter. */
 export interface Engine {
   readonly qjs: QuickJSWASMModule
-  readonly meter: FuelMeter
+  readonly meter: Meter
   readonly memory: WebAssembly.Memory
   readonly maxBytes: number
   /** How many times the metered code ran out of fuel (a trap: the instance must not be reused). */
@@ -100,10 +110,15 @@ export interface Engine {
  * Instantiates a fresh engine capped at `maxBytes` (rounded up to whole pages).
  * `startFuel` bounds the engine's own start-up code (it is ours, but metered all the same).
  */
-export async function createEngine(maxBytes: number, startFuel = 1e10): Promise<Engine> {
-  const mod = await meteredEngineModule()
+export async function createEngine(maxBytes: number, opts: { startFuel?: number; meter?: boolean } = {}): Promise<Engine> {
   const maxPages = Math.ceil(Math.max(maxBytes, ENGINE_MIN_MEMORY_BYTES) / PAGE_BYTES)
   const memory = new WebAssembly.Memory({ initial: ENGINE_MIN_MEMORY_BYTES / PAGE_BYTES, maximum: maxPages })
+  if (opts.meter === false) {
+    const qjs = await newQuickJSWASMModuleFromVariant(newVariant(RELEASE_SYNC as unknown as QuickJSSyncVariant, { wasmMemory: memory }))
+    return { qjs, meter: NO_METER, memory, maxBytes: maxPages * PAGE_BYTES, traps: 0 }
+  }
+  const startFuel = opts.startFuel ?? 1e10
+  const mod = await meteredEngineModule()
   let meter: FuelMeter | undefined
   const engine = { traps: 0 }
   const outOfFuel = fuelImports()[FUEL_IMPORT_MODULE][FUEL_IMPORT_NAME]

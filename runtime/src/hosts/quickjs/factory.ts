@@ -44,6 +44,11 @@ export const QUICKJS_DEFAULTS = {
 const FUEL_BUCKETS = [1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9]
 const OP_NAMES = ['requestHeaders', 'requestBody', 'requestTrailers', 'responseHeaders', 'responseBody', 'responseTrailers', 'log']
 
+export interface QuickJsHostOptions {
+  /** Meter the engine for fuel. Default true; false only for benchmarks (no fuel quota at all). */
+  meter?: boolean
+}
+
 /** A QuickJS filter refused at load. `code`: invalid_quota, capability_denied, or the FilterError code of a failed load. */
 export class QuickJsLoadError extends Error {
   readonly code: string
@@ -96,7 +101,7 @@ export class QuickJsFilterFactory implements FilterFactory {
   }
 
   /** Builds the factory: loads the module into a first instance (and a spare in the background). */
-  static async create(def: FilterDefinition, artifact: LoadedArtifact, services: HostServices): Promise<QuickJsFilterFactory> {
+  static async create(def: FilterDefinition, artifact: LoadedArtifact, services: HostServices, opts: QuickJsHostOptions = {}): Promise<QuickJsFilterFactory> {
     const grants = effectiveGrants(def, artifact)
     const memoryBytes = def.quotas.memoryBytes ?? QUICKJS_DEFAULTS.memoryBytes
     if (memoryBytes < ENGINE_MIN_MEMORY_BYTES) {
@@ -127,6 +132,7 @@ export class QuickJsFilterFactory implements FilterFactory {
       stackBytes: QUICKJS_DEFAULTS.stackBytes,
       loadFuel: budget * QUICKJS_DEFAULTS.loadFuelFactor,
       configJson,
+      meter: opts.meter,
     }
     const f = new QuickJsFilterFactory(def, base, services, artifact.bundle?.version)
     let sb: Sandbox

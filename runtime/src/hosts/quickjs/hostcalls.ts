@@ -38,12 +38,14 @@ export interface HostcallEnv {
 export interface HostcallTarget {
   /** The stream the current turn runs for (undefined outside requests). */
   readonly current: StreamState | undefined
+  /** The filter read header map `kind` through `hget` (the host may prefetch it next time). */
+  noteHeaderRead(kind: number): void
   /** Starts a callout for `state` and returns the promise handle given to the filter. */
   startCallout(state: StreamState, cluster: string, headers: [string, string][], body: Uint8Array | undefined, timeoutMs: number): QuickJSHandle
 }
 
 /** Thrown into the filter (as a JS TypeError) for misuse: wrong phase, bad arguments. */
-class HostcallError extends Error {
+export class HostcallError extends Error {
   constructor(message: string) {
     super(message)
     this.name = 'TypeError'
@@ -95,19 +97,9 @@ export function createHostcalls(ctx: QuickJSContext, env: HostcallEnv, target: H
     def('hget', (kind) => {
       const s = streamOf(target).stream
       const k = num(kind)
+      target.noteHeaderRead(k)
       const map = k === 0 ? s.requestHeaders : k === 1 ? s.responseHeaders : k === 2 ? s.requestTrailers : s.responseTrailers
       return ctx.newString(map.flat.join(SEP))
-    })
-  }
-  if (g.has('headers:write')) {
-    def('hset', (kind, flat) => {
-      const st = streamOf(target)
-      const k = num(kind)
-      const s = str(flat)
-      flatToPairs(s) // validates now: a malformed list fails the hook, not the request later
-      st.headers[k & 3] = s
-      st.hasEffects = true
-      return undefined
     })
   }
   if (g.has('body:read')) {
@@ -162,22 +154,9 @@ export function createHostcalls(ctx: QuickJSContext, env: HostcallEnv, target: H
     })
   }
   if (g.has('metrics')) {
-    const ids = new Map<string, number>()
-    const TYPES = [MetricType.Counter, MetricType.Gauge, MetricType.Histogram]
+    const apply = metricSink(env)
     def('metric', (op, name, value) => {
-      const o = num(op)
-      const n = str(name)
-      const key = `${o}:${n}`
-      let id = ids.get(key)
-      if (id === undefined) {
-        id = env.metrics.define(TYPES[o]!, n)
-        if (id < 0) throw new HostcallError(`metric "${n}" cannot be defined (name taken by another type, or too many metrics)`)
-        ids.set(key, id)
-      }
-      const v = num(value)
-      if (!Number.isFinite(v)) throw new HostcallError('metric value must be a finite number')
-      const r = o === 0 ? env.metrics.increment(id, BigInt(Math.trunc(v))) : env.metrics.record(id, BigInt(Math.trunc(v)))
-      if (r !== 0) throw new HostcallError(`metric "${n}": invalid update`)
+      apply(num(op), str(name), num(value))
       return undefined
     })
   }
@@ -208,6 +187,34 @@ export function createHostcalls(ctx: QuickJSContext, env: HostcallEnv, target: H
     })
   }
   return h
+}
+
+/**
+ * Applies filter metric updates (`op` 0 increment, 1 set, 2 observe) to the filter's
+ * `GuestMetrics`; ids are resolved once per name. Throws a TypeError-named error on misuse.
+ */
+export function metricSink(env: HostcallEnv): (op: number, name: string, value: number) => void {
+  const ids = new Map<string, number>()
+  const TYPES = [MetricType.Counter, MetricType.Gauge, MetricType.Histogram]
+  return (op, name, value) => {
+    const key = `${op}:${name}`
+    let id = ids.get(key)
+    if (id === undefined) {
+      const t = TYPES[op]
+      if (t === undefined) throw new HostcallError('unknown metric operation')
+      id = env.metrics.define(t, name)
+      if (id < 0) throw new HostcallError(`metric "${name}" cannot be defined (name taken by another type, or too many metrics)`)
+      ids.set(key, id)
+    }
+    if (!Number.isFinite(value)) throw new HostcallError('metric value must be a finite number')
+    const r = op === 0 ? env.metrics.increment(id, BigInt(Math.trunc(value))) : env.metrics.record(id, BigInt(Math.trunc(value)))
+    if (r !== 0) throw new HostcallError(`metric "${name}": invalid update`)
+  }
+}
+
+/** Checks a flat header list that came back from the filter (an even number of fields). */
+export function checkFlat(s: string): void {
+  flatToPairs(s)
 }
 
 /** Encodes a callout response for the prelude: flat headers joined by U+0001, U+0002, body text. */

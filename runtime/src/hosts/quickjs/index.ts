@@ -9,12 +9,17 @@
  * filter.onRequestHeaders?.(true)
  */
 import type { ExtensionHost } from '../host-services.ts'
-import { QuickJsFilterFactory } from './factory.ts'
+import { QuickJsFilterFactory, type QuickJsHostOptions } from './factory.ts'
 
-export { QUICKJS_DEFAULTS, QuickJsFilterFactory, QuickJsLoadError } from './factory.ts'
+export { QUICKJS_DEFAULTS, QuickJsFilterFactory, QuickJsLoadError, type QuickJsHostOptions } from './factory.ts'
 export { meteredEngineModule } from './engine.ts'
 
-export const host: ExtensionHost = {
-  kind: 'quickjs',
-  createFactory: (def, artifact, services) => QuickJsFilterFactory.create(def, artifact, services),
+/** A QuickJS host with non-default options (benchmarks: `{ meter: false }`). */
+export function createQuickJsHost(opts: QuickJsHostOptions = {}): ExtensionHost {
+  return {
+    kind: 'quickjs',
+    createFactory: (def, artifact, services) => QuickJsFilterFactory.create(def, artifact, services, opts),
+  }
 }
+
+export const host: ExtensionHost = createQuickJsHost()

@@ -14,12 +14,20 @@
  * Views are singletons re-pointed at the current stream by the host: they are valid during a
  * hook (and its async continuations), like proxy-wasm's context-bound calls.
  *
- * Dispatcher protocol, `dispatch(op, size, eos)`:
- *   op 0..6   run the hook of that phase index (see PHASE_INDEX); returns 0 Continue, 1 Pause,
- *             2 pending (the hook returned a promise: the host holds the stream until the
- *             promise settles through `h.settle(status)` / `h.fail(message, stack)`)
+ * Dispatcher protocol, `dispatch(op, size, eos, prefetched)`:
+ *   op 0..6   run the hook of that phase (see PHASE_OP). `prefetched`, when given, is the
+ *             phase's own header map (the host passes it once the hook was seen reading it:
+ *             one crossing saved per call). Returns the turn's outcome (below).
  *   op 7      a new turn begins (the host is about to run promise jobs)
- *   op 8      end of a job turn: flush buffered header changes
+ *   op 8      end of a job turn: returns the turn's outcome
+ *
+ * Outcome: a status digit (0 Continue, 1 Pause, 2 pending: the hook returned a promise and the
+ * host holds the stream until it settles through `h.settle(status)` / `h.fail(msg, stack)`),
+ * followed by effects, each introduced by U+0003: `H<kind>` U+0002 <flat header map> for a
+ * header map the turn changed, `M<op>` U+0002 <name> U+0002 <value> for a metric update.
+ * Effects ride on the return value because each host call costs a trampoline; a dozen header
+ * rules and a counter then cost two crossings per hook. Metric updates of a hook that throws
+ * are sent through `h.metric` before the exception leaves.
  */
 export const PHASE_OP = {
   RequestHeaders: 0,
@@ -73,7 +81,7 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
   'use strict';
   const G = new Set(grants === '' ? [] : grants.split(','));
   const SEP = '\\u0001';
-  const BAD = /[\\u0000-\\u0002\\r\\n]/;
+  const BAD = /[\\u0000-\\u0003\\r\\n]/;
   let turn = 0;
   let dirty = [];
 
@@ -120,11 +128,20 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
   Object.defineProperty(Headers.prototype, 'size', { get() { return this._load().length >>> 1; } });
   if (!G.has('headers:read') && !G.has('headers:write')) delete Headers.prototype.size;
 
-  const flush = () => {
+  const pm = [];
+  const effects = (status) => {
+    if (dirty.length === 0 && pm.length === 0) return status;
+    let out = '' + status;
     const d = dirty;
-    if (d.length === 0) return;
     dirty = [];
-    for (const v of d) { if (v._d && v._t === turn) h.hset(v._k, v._f.join(SEP)); v._d = false; }
+    for (const v of d) { if (v._d && v._t === turn) out += '\u0003H' + v._k + '\u0002' + v._f.join(SEP); v._d = false; }
+    for (let i = 0; i < pm.length; i += 3) out += '\u0003M' + pm[i] + '\u0002' + pm[i + 1] + '\u0002' + pm[i + 2];
+    pm.length = 0;
+    return out;
+  };
+  const metricsToHost = () => {
+    for (let i = 0; i < pm.length; i += 3) h.metric(pm[i], pm[i + 1], pm[i + 2]);
+    pm.length = 0;
   };
 
   function Message(kind, trailerKind, isRequest) {
@@ -190,10 +207,16 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
   }
   if (G.has('properties')) ctx.property = (path) => h.prop(Array.isArray(path) ? path.map(String).join('.') : String(path));
   if (G.has('metrics')) {
+    const upd = (op, name, v) => {
+      name = String(name);
+      if (BAD.test(name)) throw new TypeError('invalid metric name');
+      if (!Number.isFinite(v)) throw new TypeError('metric value must be a finite number');
+      pm.push(op, name, v);
+    };
     ctx.metrics = Object.freeze({
-      increment(name, by) { h.metric(0, String(name), by === undefined ? 1 : Number(by)); },
-      set(name, v) { h.metric(1, String(name), Number(v)); },
-      observe(name, v) { h.metric(2, String(name), Number(v)); },
+      increment(name, by) { upd(0, name, by === undefined ? 1 : Number(by)); },
+      set(name, v) { upd(1, name, Number(v)); },
+      observe(name, v) { upd(2, name, Number(v)); },
     });
   }
   if (G.has('log')) {
@@ -234,23 +257,37 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
     if (typeof f === 'function') mask |= 1 << i;
   }
   const status = (r) => (r === 1 || r === 'pause' ? 1 : 0);
-  const settleOk = (r) => { flush(); h.settle(status(r)); };
-  const settleErr = (e) => { dirty = []; h.fail(e && e.message !== undefined ? String(e.name) + ': ' + String(e.message) : String(e), e && e.stack !== undefined ? String(e.stack) : ''); };
+  const settleOk = (r) => { h.settle(status(r)); };
+  const settleErr = (e) => { dirty = []; metricsToHost(); h.fail(e && e.message !== undefined ? String(e.name) + ': ' + String(e.message) : String(e), e && e.stack !== undefined ? String(e.stack) : ''); };
 
-  const dispatch = function (op, size, eos) {
+  const primary = [request.headers, request.headers, request.trailers, response.headers, response.headers, response.trailers, undefined];
+  const dispatch = function (op, size, eos, pre) {
+    // End of a job turn: report that turn's changes before anything moves on.
+    if (op === 8) return effects(0);
     turn++;
-    if (op >= 7) { if (op === 8) flush(); return 0; }
-    dirty = [];
+    if (op === 7) {
+      dirty = []; pm.length = 0;
+      return 0;
+    }
+    dirty = []; pm.length = 0;
     ctx.endOfStream = eos;
     ctx.bodySize = size;
-    const r = hooks[op](op < 3 ? request : response, ctx);
-    if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
-      flush();
-      r.then(settleOk, settleErr);
-      return 2;
+    if (pre !== undefined) { const v = primary[op]; v._f = pre === '' ? [] : pre.split(SEP); v._t = turn; v._d = false; }
+    const fn = hooks[op];
+    if (fn === undefined) return 0;
+    let r;
+    try {
+      r = fn(op < 3 ? request : response, ctx);
+    } catch (e) {
+      dirty = [];
+      metricsToHost();
+      throw e;
     }
-    flush();
-    return status(r);
+    if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
+      r.then(settleOk, settleErr);
+      return effects(2);
+    }
+    return effects(status(r));
   };
   dispatch.mask = mask;
   return dispatch;

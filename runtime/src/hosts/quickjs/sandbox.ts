@@ -25,11 +25,15 @@ import { FilterError, FilterErrorCode, type FilterErrorCode as Code } from '../.
 import { FilterStatus } from '../../pipeline/phases.ts'
 import { isOutOfFuel } from '../../sandbox/fuel.ts'
 import { createEngine, type Engine } from './engine.ts'
-import { createHostcalls, encodeCalloutResponse, type HostcallEnv, type HostcallTarget } from './hostcalls.ts'
+import { checkFlat, createHostcalls, encodeCalloutResponse, HostcallError, metricSink, type HostcallEnv, type HostcallTarget } from './hostcalls.ts'
 import { HARDEN_SOURCE, PENDING, PHASE_OP, PRELUDE_SOURCE } from './prelude.ts'
 import { StreamState } from './stream-state.ts'
 
 const SEP = '\u0001'
+const EFFECT = '\u0003'
+const FIELD = '\u0002'
+/** The header map kind each hook op reads first (prefetched once seen), or -1. */
+const PRIMARY_KIND = [0, 0, 2, 1, 1, 3, -1]
 const EMPTY = new Uint8Array(0)
 
 export interface SandboxOptions {
@@ -40,6 +44,8 @@ export interface SandboxOptions {
   filename: string
   memoryBytes: number
   stackBytes: number
+  /** Default true. false: an unmetered engine, for benchmarks of trusted code only. */
+  meter?: boolean
   /** Fuel for loading the module (its top-level code) and the prelude. */
   loadFuel: number
   /** The filter's config as JSON ('' for none). */
@@ -90,6 +96,10 @@ export class Sandbox implements HostcallTarget {
   #trapped = false
   #disposed = false
   readonly #deferreds = new Set<QuickJSDeferredPromise>()
+  /** Per hook op: the hook read its header map last time, so pass it along with the call. */
+  readonly #prefetch = [false, false, false, false, false, false, false]
+  #op = -1
+  #metrics: ((op: number, name: string, value: number) => void) | undefined
 
   private constructor(opts: SandboxOptions) {
     this.#opts = opts
@@ -114,7 +124,8 @@ export class Sandbox implements HostcallTarget {
 
   async #init(): Promise<void> {
     const o = this.#opts
-    this.#engine = await createEngine(o.memoryBytes)
+    if (o.env.grants.has('metrics')) this.#metrics = metricSink(o.env)
+    this.#engine = await createEngine(o.memoryBytes, { meter: o.meter })
     const rt = (this.#rt = this.#engine.qjs.newRuntime())
     rt.setMaxStackSize(o.stackBytes)
     rt.setMemoryLimit(this.#engine.maxBytes)
@@ -167,19 +178,30 @@ export class Sandbox implements HostcallTarget {
     if (this.poisoned) throw new FilterError(this.#name, FilterErrorCode.Unavailable, 'instance is being replaced')
     const ctx = this.#ctx
     this.current = state
+    this.#op = op
     state.clearEffects()
     state.settled = undefined
     state.failed = undefined
     const sizeH = size === 0 ? this.#zero : ctx.newNumber(size)
+    let preH: QuickJSHandle | undefined
+    if (this.#prefetch[op]) {
+      const s = state.stream
+      const k = PRIMARY_KIND[op]
+      const map = k === 0 ? s.requestHeaders : k === 1 ? s.responseHeaders : k === 2 ? s.requestTrailers : s.responseTrailers
+      preH = ctx.newString(map.flat.join(SEP))
+    }
     let result
     try {
-      result = this.#enter(state, () => ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[op]!, sizeH, eos ? ctx.true : ctx.false))
+      result = this.#enter(state, () =>
+        preH === undefined
+          ? ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[op]!, sizeH, eos ? ctx.true : ctx.false)
+          : ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[op]!, sizeH, eos ? ctx.true : ctx.false, preH),
+      )
     } finally {
       if (sizeH !== this.#zero && sizeH.alive) sizeH.dispose()
+      if (preH?.alive) preH.dispose()
     }
-    const v = this.#unwrap(state, result)
-    const status = ctx.getNumber(v)
-    v.dispose()
+    const status = this.#outcome(state, this.#unwrap(state, result))
     this.#endTurn(state)
     if (status !== PENDING) return status === FilterStatus.Pause ? FilterStatus.Pause : FilterStatus.Continue
     if (op === PHASE_OP.Log) return FilterStatus.Continue
@@ -194,6 +216,43 @@ export class Sandbox implements HostcallTarget {
       return FilterStatus.Continue
     }
     return FilterStatus.Pause
+  }
+
+  /**
+   * Reads a turn's outcome (see prelude.ts): returns the status digit, records header
+   * effects on the stream state, and applies metric updates.
+   */
+  #outcome(state: StreamState, v: QuickJSHandle): number {
+    const out = this.#ctx.getString(v)
+    v.dispose()
+    const status = out.charCodeAt(0) - 48
+    if (out.length === 1) return status
+    const parts = out.split(EFFECT)
+    try {
+      for (let i = 1; i < parts.length; i++) {
+        const p = parts[i]!
+        const f = p.indexOf(FIELD)
+        if (p.charCodeAt(0) === 72 /* H */) {
+          const flat = p.slice(f + 1)
+          checkFlat(flat)
+          state.headers[(p.charCodeAt(1) - 48) & 3] = flat
+          state.hasEffects = true
+        } else if (p.charCodeAt(0) === 77 /* M */ && this.#metrics) {
+          const g = p.indexOf(FIELD, f + 1)
+          this.#metrics(p.charCodeAt(1) - 48, p.slice(f + 1, g), Number(p.slice(g + 1)))
+        }
+      }
+    } catch (e) {
+      state.clearEffects()
+      if (e instanceof HostcallError) throw this.#thrown({ name: 'TypeError', message: e.message, stack: '' })
+      throw e
+    }
+    return status
+  }
+
+  noteHeaderRead(kind: number): void {
+    const op = this.#op
+    if (op >= 0 && PRIMARY_KIND[op] === kind) this.#prefetch[op] = true
   }
 
   // ---- HostcallTarget ----
@@ -249,10 +308,12 @@ export class Sandbox implements HostcallTarget {
   #jobs(state: StreamState, apply: boolean): void {
     const ctx = this.#ctx
     this.current = state
+    this.#op = -1
     state.clearEffects()
     this.#unwrap(state, this.#enter(state, () => ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[PHASE_OP.BeginJobs]!, this.#zero, ctx.false))).dispose()
     this.#jobsResult(state, this.#enter(state, () => this.#rt.executePendingJobs()))
-    this.#unwrap(state, this.#enter(state, () => ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[PHASE_OP.EndJobs]!, this.#zero, ctx.false))).dispose()
+    this.#op = -1
+    this.#outcome(state, this.#unwrap(state, this.#enter(state, () => ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[PHASE_OP.EndJobs]!, this.#zero, ctx.false))))
     if (apply) this.#endTurn(state)
     else state.clearEffects()
   }
