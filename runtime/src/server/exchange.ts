@@ -13,10 +13,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import type { Readable } from 'node:stream'
+import type { TLSSocket } from 'node:tls'
 import type { Limits } from '../config/types.ts'
 import type { AccessLog } from '../observability/access-log.ts'
 import { statusClass, type ProxyMetrics, type RouteMetrics } from '../observability/proxy-metrics.ts'
 import { PipelineRun, type PipelineSink } from '../pipeline/executor.ts'
+import type { StreamInfo } from '../pipeline/filter.ts'
 import { HeaderMap } from '../pipeline/header-map.ts'
 import { hostReply, type LocalReply } from '../pipeline/local-reply.ts'
 import { Phase } from '../pipeline/phases.ts'
@@ -351,6 +353,7 @@ class Exchange implements PipelineSink {
     info.downstreamRemotePort = sock?.remotePort ?? 0
     info.downstreamLocalAddress = sock?.localAddress ?? ''
     info.downstreamLocalPort = sock?.localPort ?? 0
+    if (ctx.scheme === 'https') info.tls = tlsInfo(sock as TLSSocket)
     info.epoch = this.state.snapshot.epoch
     info.routeName = this.rd!.name
     info.clusterName = this.clusterName ?? undefined
@@ -483,6 +486,17 @@ class Exchange implements PipelineSink {
       aborted,
     })
   }
+}
+
+function tlsInfo(sock: TLSSocket | undefined): StreamInfo['tls'] {
+  if (!sock || typeof sock.getProtocol !== 'function') return undefined
+  const peer = sock.getPeerCertificate?.()
+  const present = !!peer && Object.keys(peer).length > 0
+  let peerIdentity: string | undefined
+  // SPIFFE identities travel as URI SANs: "URI:spiffe://trust-domain/ns/x/sa/y".
+  if (present && peer.subjectaltname) peerIdentity = /URI:(spiffe:\/\/[^,\s]+)/.exec(peer.subjectaltname)?.[1]
+  const sni = (sock as TLSSocket & { servername?: string | false }).servername
+  return { version: sock.getProtocol() ?? '', sni: sni || undefined, peerIdentity, peerCertificatePresented: present }
 }
 
 function round(ms: number): number {

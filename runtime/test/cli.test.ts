@@ -1,0 +1,61 @@
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { request } from './helpers/servers.ts'
+
+const bin = fileURLToPath(new URL('../bin/omnirelay.js', import.meta.url))
+const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000 })
+
+describe('omnirelay CLI', () => {
+  let dir: string
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cli-'))
+    await writeFile(
+      join(dir, 'good.yaml'),
+      'listeners: [{ name: main, address: 127.0.0.1, port: 0 }]\nroutes: [{ match: { prefix: / }, directResponse: { status: 200, body: "cli ok" } }]\n',
+    )
+    await writeFile(join(dir, 'bad.yaml'), 'listeners: [{ port: 1 }]\nroutes: [{ match: {}, cluster: web }, { match: {}, cluster: api }]\n')
+  })
+  afterAll(async () => rm(dir, { recursive: true, force: true }))
+
+  it('--help explains run and validate', () => {
+    const r = run('--help')
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain('omnirelay run --config FILE')
+    expect(r.stdout).toContain('omnirelay validate FILE')
+  })
+
+  it('validate: 0 for a good file, 1 with every issue path for a bad one, 2 for bad usage', () => {
+    expect(run('validate', join(dir, 'good.yaml')).status).toBe(0)
+    const bad = run('validate', join(dir, 'bad.yaml'))
+    expect(bad.status).toBe(1)
+    expect(bad.stderr).toContain('routes[0].cluster: unknown cluster "web"')
+    expect(bad.stderr).toContain('routes[1].cluster: unknown cluster "api"')
+    expect(run('validate').status).toBe(2)
+    expect(run('frobnicate').status).toBe(2)
+  })
+
+  it('run serves, then drains and exits 0 on SIGTERM', async () => {
+    const child = spawn(process.execPath, [bin, 'run', '--config', join(dir, 'good.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let err = ''
+    const started = await new Promise<string>((ok, fail) => {
+      const t = setTimeout(() => fail(new Error(`not started: ${err}`)), 25_000)
+      child.stderr.on('data', (d) => {
+        err += d
+        const m = /http:\/\/127\.0\.0\.1:(\d+)/.exec(err)
+        if (m) {
+          clearTimeout(t)
+          ok(m[1]!)
+        }
+      })
+    })
+    const r = await request(Number(started), { path: '/' })
+    expect([r.status, r.body]).toEqual([200, 'cli ok'])
+    child.kill('SIGTERM')
+    const code = await new Promise<number | null>((ok) => child.once('exit', ok))
+    expect(code).toBe(0)
+  }, 40_000)
+})
