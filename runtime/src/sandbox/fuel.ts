@@ -50,7 +50,7 @@ export const START_EXPORT = '__omnirelay_start'
  */
 export const GROW_EXPORT = '__omnirelay_grow_request'
 /** Prefix of the exports added for internal mutable globals (`exportMutableGlobals`), for snapshots. */
-export const GLOBAL_EXPORT_PREFIX = '__omnirelay_g'
+export const GLOBAL_EXPORT_PREFIX = '__omnirelay_global_'
 
 /** Thrown by the out-of-fuel import; hosts map it to `fuel_exhausted`. */
 export class OutOfFuel extends Error {

@@ -69,6 +69,25 @@ describe('ModuleCache', () => {
     expect(cache.size).toBe(2)
   })
 
+  it('keeps instrumented modules on disk for the next process', async () => {
+    const { mkdtemp, readdir, rm } = await import('node:fs/promises')
+    const { tmpdir } = await import('node:os')
+    const { join } = await import('node:path')
+    const dir = await mkdtemp(join(tmpdir(), 'omnirelay-wasm-cache-'))
+    try {
+      const bytes = await wat(`(module (memory 1) (global $g (mut i32) (i32.const 0)) (func $s (global.set $g (i32.const 5))) (start $s)
+        (func (export "g") (result i32) (global.get $g)))`)
+      const a = await new ModuleCache({ diskDir: dir }).prepare(bytes, { fuel: true, snapshot: true })
+      expect(await readdir(dir)).toHaveLength(1)
+      const b = await new ModuleCache({ diskDir: dir }).prepare(bytes, { fuel: true, snapshot: true })
+      expect(b.hasStart).toBe(a.hasStart)
+      expect(b.mutableGlobals).toEqual(a.mutableGlobals)
+      expect(b.exports).toEqual(a.exports)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
   it('does not cache failures', async () => {
     const cache = new ModuleCache()
     await expect(cache.prepare(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 99]), { fuel: true })).rejects.toBeDefined()

@@ -11,7 +11,10 @@
  * const inst = new WebAssembly.Instance(prepared.module, imports)
  */
 import { createHash } from 'node:crypto'
-import { instrumentFuel } from './fuel.ts'
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { dirname, join, sep } from 'node:path'
+import { GLOBAL_EXPORT_PREFIX, START_EXPORT, instrumentFuel } from './fuel.ts'
 import type { InstrumentResult } from './fuel.ts'
 import { capMemory } from './memory-cap.ts'
 import type { MemoryFacts } from './memory-cap.ts'
@@ -49,14 +52,40 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex')
 }
 
+export interface ModuleCacheOptions {
+  /** Entries kept in memory (oldest evicted first). Default 256. */
+  maxEntries?: number
+  /**
+   * A directory for instrumented modules, so another process (a worker, the next start)
+   * skips binaryen (≈260 ms to import) and the pass. Best effort: unreadable or unwritable
+   * is the same as absent. Files are keyed by module digest and a hash of the pass's source.
+   */
+  diskDir?: string
+}
+
+let passHash: Promise<string> | undefined
+/** Hash of the instrumentation code: a changed pass never reuses old output. */
+function instrumentationVersion(): Promise<string> {
+  passHash ??= Promise.all(
+    ['./fuel.ts', './wasm-binary.ts'].map((f) => readFile(new URL(f, import.meta.url)).catch(() => Buffer.from(f))),
+  ).then((parts) => {
+    const h = createHash('sha256')
+    for (const p of parts) h.update(p)
+    return h.digest('hex').slice(0, 16)
+  })
+  return passHash
+}
+
 /** A bounded cache (oldest entry evicted first): filters come and go with config epochs. */
 export class ModuleCache {
   readonly #instrumented = new Map<string, Promise<InstrumentResult>>()
   readonly #compiled = new Map<string, Promise<PreparedModule>>()
   readonly #max: number
+  readonly #diskDir: string | undefined
 
-  constructor(maxEntries = 256) {
-    this.#max = maxEntries
+  constructor(opts: ModuleCacheOptions = {}) {
+    this.#max = opts.maxEntries ?? 256
+    this.#diskDir = opts.diskDir
   }
 
   /** Instruments (if asked), caps, compiles; or returns the cached result. */
@@ -88,7 +117,7 @@ export class ModuleCache {
       const ikey = `${digest}:${opts.fuel ? 'f' : 'u'}${opts.snapshot ? 's' : '-'}`
       let ip = this.#instrumented.get(ikey)
       if (!ip) {
-        ip = instrumentFuel(bytes, { meter: opts.fuel, exportMutableGlobals: opts.snapshot ?? false })
+        ip = this.#instrument(bytes, ikey, { meter: opts.fuel, exportMutableGlobals: opts.snapshot ?? false })
         this.#remember(this.#instrumented, ikey, ip)
       }
       const r = await ip
@@ -120,6 +149,36 @@ export class ModuleCache {
     }
   }
 
+  async #instrument(bytes: Uint8Array, ikey: string, o: { meter: boolean; exportMutableGlobals: boolean }): Promise<InstrumentResult> {
+    const file = this.#diskDir && join(this.#diskDir, `${ikey.replace(':', '-')}-${await instrumentationVersion()}.wasm`)
+    if (file) {
+      try {
+        const cached = new Uint8Array(await readFile(file))
+        const names = WebAssembly.Module.exports(await WebAssembly.compile(cached)).map((e) => e.name)
+        return {
+          bytes: cached,
+          hasStart: names.includes(START_EXPORT),
+          mutableGlobals: names.filter((n) => n.startsWith(GLOBAL_EXPORT_PREFIX)),
+          stats: { functions: 0, meteredFunctions: 0, loops: 0, ms: 0 },
+        }
+      } catch {
+        // absent or unusable: instrument
+      }
+    }
+    const r = await instrumentFuel(bytes, o)
+    if (file) {
+      try {
+        await mkdir(dirname(file), { recursive: true })
+        const tmp = `${file}.${process.pid}.tmp`
+        await writeFile(tmp, r.bytes)
+        await rename(tmp, file)
+      } catch {
+        // read-only install: fine, just slower next time
+      }
+    }
+    return r
+  }
+
   #remember<T>(map: Map<string, Promise<T>>, key: string, p: Promise<T>): void {
     map.set(key, p)
     p.catch(() => {
@@ -129,5 +188,20 @@ export class ModuleCache {
   }
 }
 
-/** The process-wide cache the hosts share. */
-export const moduleCache = new ModuleCache()
+function defaultDiskDir(): string | undefined {
+  const env = process.env.OMNIRELAY_WASM_CACHE_DIR
+  if (env === 'off') return undefined
+  if (env) return env
+  try {
+    const p = createRequire(import.meta.url).resolve('binaryen')
+    return join(p.slice(0, p.lastIndexOf(`${sep}node_modules${sep}`) + 13), '.cache', 'omnirelay', 'wasm')
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The process-wide cache the hosts share; instrumented modules also go to
+ * `node_modules/.cache/omnirelay/wasm` (override with OMNIRELAY_WASM_CACHE_DIR, `off` to disable).
+ */
+export const moduleCache = new ModuleCache({ diskDir: defaultDiskDir() })
