@@ -59,6 +59,34 @@ export class HeaderMap {
   }
 }
 
+/**
+ * `name` with ASCII letters lower-cased: HTTP field names are ASCII and stored lower-case.
+ * Unlike `String#toLowerCase` it links no Unicode tables into the module (~8 KB).
+ *
+ * @example
+ * const name = lowerAscii(cfg.getString("header", "X-Hello")); // "x-hello"
+ */
+export function lowerAscii(name: string): string {
+  const n = name.length;
+  let i = 0;
+  while (i < n) {
+    const c = name.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) break;
+    i++;
+  }
+  if (i == n) return name;
+  let out = name.substring(0, i);
+  let start = i;
+  for (; i < n; i++) {
+    const c = name.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) {
+      out += name.substring(start, i) + String.fromCharCode(c + 0x20);
+      start = i + 1;
+    }
+  }
+  return out + name.substring(start);
+}
+
 export const requestHeaders = new HeaderMap(MapType.HttpRequestHeaders);
 export const requestTrailers = new HeaderMap(MapType.HttpRequestTrailers);
 export const responseHeaders = new HeaderMap(MapType.HttpResponseHeaders);

@@ -7,7 +7,7 @@
 
 export { Action, BufferType, Header, LogLevel, MapType, MetricType, PeerType, Status, StreamType } from "./types";
 export { BaseContext, HttpContext, registerRootContext, RootContext, RootFactory } from "./context";
-export { HeaderMap, callResponseHeaders, callResponseTrailers, requestHeaders, requestTrailers, responseHeaders, responseTrailers } from "./headers";
+export { HeaderMap, lowerAscii, callResponseHeaders, callResponseTrailers, requestHeaders, requestTrailers, responseHeaders, responseTrailers } from "./headers";
 export { Buffer, callResponseBody, pluginConfiguration, requestBody, responseBody, vmConfiguration } from "./buffers";
 export { getProperty, getPropertyI64, getPropertyString, setProperty, setPropertyString } from "./properties";
 export { Counter, Gauge, Histogram, Metric } from "./metrics";

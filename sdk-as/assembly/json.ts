@@ -388,9 +388,13 @@ function scale(mantissa: u64, exp10: i32): f64 {
   }
   if (exp10 > 330) return Infinity;
   if (exp10 < -360) return 0;
-  // Two steps so 10^exp10 never under- or overflows on its own.
-  const half = exp10 / 2;
-  return m * Math.pow(10, <f64>half) * Math.pow(10, <f64>(exp10 - half));
+  // Rare (huge or tiny numbers, long mantissas): scale in steps of at most 10^22. Not always
+  // correctly rounded (a few ulp at worst), and no Math.pow linked into every filter.
+  let v = m;
+  let e = exp10;
+  while (e > 22) { v *= 1e22; e -= 22; }
+  while (e < -22) { v /= 1e22; e += 22; }
+  return e >= 0 ? v * unchecked(POW10[e]) : v / unchecked(POW10[-e]);
 }
 
 @inline function isDigit(c: i32): bool {

@@ -83,7 +83,7 @@ const FILTER_TEMPLATE = `// A proxy-wasm HTTP filter (ABI v0.2.1) written with @
 
 // The ABI entry points the host calls; every filter re-exports them.
 export * from "@omnirelay/sdk-as/exports";
-import { Action, HttpContext, registerRootContext, RootContext } from "@omnirelay/sdk-as";
+import { Action, HttpContext, lowerAscii, registerRootContext, RootContext } from "@omnirelay/sdk-as";
 
 /** Lives as long as the plugin: parses the configuration once. */
 class Root extends RootContext {
@@ -93,7 +93,7 @@ class Root extends RootContext {
   onConfigure(configSize: u32): bool {
     const cfg = this.configJson();
     if (cfg === null || !cfg.isObject()) return false; // refuse bad config at load
-    this.header = cfg.getString("header", this.header).toLowerCase();
+    this.header = lowerAscii(cfg.getString("header", this.header));
     this.value = cfg.getString("value", this.value);
     return true;
   }

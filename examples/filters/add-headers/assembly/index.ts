@@ -6,7 +6,7 @@
 // }
 
 export * from "@omnirelay/sdk-as/exports";
-import { Action, Header, HeaderMap, HttpContext, JsonValue, logError, registerRootContext, RootContext } from "@omnirelay/sdk-as";
+import { Action, Header, HeaderMap, HttpContext, JsonValue, logError, lowerAscii, registerRootContext, RootContext } from "@omnirelay/sdk-as";
 
 /** The edits for one direction, parsed once from config. */
 class Edits {
@@ -20,7 +20,7 @@ class Edits {
     e.add = pairs(cfg.getObject("add"));
     e.set = pairs(cfg.getObject("set"));
     e.remove = cfg.getStringArray("remove");
-    for (let i = 0; i < e.remove.length; i++) e.remove[i] = e.remove[i].toLowerCase();
+    for (let i = 0; i < e.remove.length; i++) e.remove[i] = lowerAscii(e.remove[i]);
     return e;
   }
 
@@ -40,7 +40,7 @@ function pairs(obj: JsonValue | null): Array<Header> {
   if (obj === null) return out;
   for (let i = 0; i < obj.length; i++) {
     const v = obj.at(i)!;
-    if (v.isString()) out.push(new Header(obj.keyAt(i)!.toLowerCase(), v.stringValue));
+    if (v.isString()) out.push(new Header(lowerAscii(obj.keyAt(i)!), v.stringValue));
   }
   return out;
 }

@@ -11,7 +11,7 @@
 // The auth service also gets x-original-method and x-original-path.
 
 export * from "@omnirelay/sdk-as/exports";
-import { Action, Header, HttpContext, jsonString, logError, logWarn, registerRootContext, RootContext, Status } from "@omnirelay/sdk-as";
+import { Action, Header, HttpContext, jsonString, logError, logWarn, lowerAscii, registerRootContext, RootContext, Status } from "@omnirelay/sdk-as";
 
 class AuthRoot extends RootContext {
   cluster: string = "";
@@ -95,7 +95,7 @@ class Auth extends HttpContext {
 }
 
 function lower(names: Array<string>): Array<string> {
-  for (let i = 0; i < names.length; i++) names[i] = names[i].toLowerCase();
+  for (let i = 0; i < names.length; i++) names[i] = lowerAscii(names[i]);
   return names;
 }
 

@@ -7,7 +7,7 @@
 
 export * from "@omnirelay/sdk-as/exports";
 import {
-  Action, Counter, currentTimeNanos, Header, HttpContext, logError, logWarn, registerRootContext, RootContext, SharedData, Status,
+  Action, Counter, currentTimeNanos, Header, HttpContext, logError, logWarn, lowerAscii, registerRootContext, RootContext, SharedData, Status,
 } from "@omnirelay/sdk-as";
 
 /** Concurrent writers are rare; give up (and let the request through) after this many races. */
@@ -32,7 +32,7 @@ class RateLimitRoot extends RootContext {
     if (!(this.capacity >= 1) || !isFinite(this.capacity)) return reject("capacity must be a number >= 1");
     if (!(this.refillPerSecond > 0) || !isFinite(this.refillPerSecond)) return reject("refillPerSecond must be a number > 0");
     this.bucket = cfg.getString("bucket", this.bucket);
-    this.keyHeader = cfg.getString("keyHeader", "").toLowerCase();
+    this.keyHeader = lowerAscii(cfg.getString("keyHeader", ""));
     this.limited = Counter.define("rate_limit_limited_total");
     return true;
   }
