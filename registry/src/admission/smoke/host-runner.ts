@@ -57,6 +57,7 @@ export function hostSmokeRunner(host: ExtensionHost, cache?: SeededModuleCache):
       digest: sha256Hex(input.entry),
       bundle: input.bundle,
       capabilities: [...m.capabilities],
+      quotas: def.quotas,
       unsigned: false,
     }
     const services: HostServices = {

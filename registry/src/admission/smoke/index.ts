@@ -16,7 +16,7 @@ export async function selectSmokeRunner(mode: 'auto' | 'host' | 'abi'): Promise<
     // A private, small module cache: modules under review must not crowd the process-wide
     // cache when the registry runs inside MeshKit central. Seeded with admission's own
     // instrumentation so the host does not instrument twice.
-    const cache = new SeededModuleCache(8)
+    const cache = new SeededModuleCache({ maxEntries: 8 })
     return hostSmokeRunner(createWasmHost({ cache }), cache)
   } catch (e) {
     // Only a host that is not installed falls back; a host that fails to load is an error.
