@@ -109,6 +109,11 @@ export interface UpstreamResponse {
   endpoint: string
 }
 
+/**
+ * The upstream's answer to an upgrade. On 101, `socket` is the raw upgraded connection. On
+ * any other status (a refusal such as 401 or 426), `socket` is a stream carrying that
+ * response's body, which ends after it: relay status, headers and body, then close.
+ */
 export interface UpgradeResult {
   statusCode: number
   headers: string[]
