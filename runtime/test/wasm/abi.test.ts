@@ -4,7 +4,7 @@ import { FilterStatus } from '../../src/pipeline/phases.ts'
 import { CAPABILITIES, type Capability } from '../../src/pipeline/filter.ts'
 import { wat } from './wat.ts'
 import { makeArtifact, makeDef, makeServices, makeStream } from './fixtures.ts'
-import { lifecycleFilter, bodyFilter, calloutFilter, denyFilter, goLike, headerFilter, misuseFilter, rustLike, stateFilter, tickFilter } from './modules.ts'
+import { cppLike, lifecycleFilter, bodyFilter, calloutFilter, denyFilter, goLike, headerFilter, misuseFilter, rustLike, stateFilter, tickFilter } from './modules.ts'
 
 const dec = new TextDecoder()
 
@@ -84,6 +84,13 @@ describe('wasm host: proxy-wasm ABI', () => {
     factory.createStream(s).onRequestHeaders!(true)
     expect(s.requestHeaders.get('x-go')).toBe('tinygo')
     expect(services.lines.some((l) => l.msg === 'started' && l.level === 'error')).toBe(true)
+  })
+
+  it('runs a C++/Emscripten-shaped module: unused libc file calls answer EBADF, growth hook accepted', async () => {
+    const { factory } = await load(cppLike, { capabilities: ['headers:write'] }, makeServices(), ['headers:write'])
+    const s = makeStream()
+    factory.createStream(s).onRequestHeaders!(true)
+    expect(s.requestHeaders.get('x-errno')).toBe('88')
   })
 
   it('sends a local reply with status, body, headers and details', async () => {

@@ -387,3 +387,22 @@ export const lifecycleFilter = `(module
       (drop (call $eff (global.get $pending)))
       (drop (call $done))
       (global.set $pending (i32.const 0))))))`
+
+/**
+ * C++-SDK/Emscripten-shaped: libc links file and socket calls it never uses, and Emscripten
+ * imports its memory-growth hook. On request headers it calls fd_seek (i64 offset) and
+ * path_open and reports both errnos in x-errno (EBADF = 8 -> "88").
+ */
+export const cppLike = `(module
+  (import "env" "emscripten_notify_memory_growth" (func (param i32)))
+  (import "wasi_snapshot_preview1" "fd_seek" (func $seek (param i32 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_close" (func (param i32) (result i32)))
+  (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+  ${PRELUDE}
+  ${data(1024, 'x-errno')}
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (i32.store8 (i32.const 2000) (i32.add (i32.const 48) (call $seek (i32.const 3) (i64.const 10) (i32.const 0) (i32.const 2008))))
+    (i32.store8 (i32.const 2001) (i32.add (i32.const 48) (call $open (i32.const 3) (i32.const 0) (i32.const 1024) (i32.const 4) (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 2008))))
+    (drop (call $add (i32.const 0) (i32.const 1024) (i32.const 7) (i32.const 2000) (i32.const 2)))
+    (i32.const 0)))`

@@ -88,13 +88,41 @@ export const WASI_IMPORTS: Readonly<Record<string, Capability | null>> = {
   proc_exit: null,
   sched_yield: null,
   poll_oneoff: null,
+  // No files, sockets or signals: linked in by libc/std even when unused, answered EBADF/ENOSYS.
+  fd_advise: null,
+  fd_allocate: null,
+  fd_datasync: null,
+  fd_fdstat_set_flags: null,
+  fd_filestat_get: null,
+  fd_pread: null,
+  fd_pwrite: null,
+  fd_readdir: null,
+  fd_renumber: null,
+  fd_sync: null,
+  fd_tell: null,
+  path_create_directory: null,
+  path_filestat_get: null,
+  path_link: null,
+  path_open: null,
+  path_readlink: null,
+  path_remove_directory: null,
+  path_rename: null,
+  path_symlink: null,
+  path_unlink_file: null,
+  proc_raise: null,
+  sock_accept: null,
+  sock_recv: null,
+  sock_send: null,
+  sock_shutdown: null,
 }
 
-/** AssemblyScript's runtime imports (module `env`). */
+/** Toolchain runtime imports in module `env`: AssemblyScript's, and Emscripten's growth hook. */
 export const ASSEMBLYSCRIPT_IMPORTS: Readonly<Record<string, Capability | null>> = {
   abort: null,
   trace: 'log',
   seed: null,
+  // Emscripten (the C++ SDK's toolchain) tells the host about growth; nothing to do here.
+  emscripten_notify_memory_growth: null,
 }
 
 export interface ImportCheck {

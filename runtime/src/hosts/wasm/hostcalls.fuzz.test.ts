@@ -30,6 +30,10 @@ const ARITY: Record<string, number> = {
   proxy_grpc_call: 12, proxy_grpc_stream: 9, proxy_grpc_send: 4, proxy_grpc_cancel: 1, proxy_grpc_close: 1,
   fd_write: 4, fd_read: 4, fd_close: 1, fd_seek: 4, fd_fdstat_get: 2, fd_prestat_get: 2, fd_prestat_dir_name: 3, clock_time_get: 3,
   clock_res_get: 2, random_get: 2, environ_sizes_get: 2, environ_get: 2, args_sizes_get: 2, args_get: 2, sched_yield: 0, poll_oneoff: 4,
+  fd_advise: 4, fd_allocate: 3, fd_datasync: 1, fd_fdstat_set_flags: 2, fd_filestat_get: 2, fd_pread: 5, fd_pwrite: 5, fd_readdir: 5,
+  fd_renumber: 2, fd_sync: 1, fd_tell: 2, path_create_directory: 3, path_filestat_get: 5, path_link: 7, path_open: 9, path_readlink: 6,
+  path_remove_directory: 3, path_rename: 6, path_symlink: 5, path_unlink_file: 3, proc_raise: 1, sock_accept: 3, sock_recv: 6,
+  sock_send: 5, sock_shutdown: 2,
 }
 const I64: Record<string, number> = { proxy_increment_metric: 1, proxy_record_metric: 1, clock_time_get: 1 }
 

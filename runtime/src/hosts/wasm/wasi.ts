@@ -32,6 +32,7 @@ export class GuestAbort extends Error {
 export function wasiImports(vm: WasmVm): Record<string, (...args: any[]) => number | void> {
   const m = () => vm.mem
   const badf = () => E.Badf
+  const nosys = () => E.Nosys
   return {
     fd_write(fd: number, iovs: number, iovsLen: number, nwritten: number) {
       if (fd !== 1 && fd !== 2) return E.Badf
@@ -100,6 +101,31 @@ export function wasiImports(vm: WasmVm): Record<string, (...args: any[]) => numb
     },
     sched_yield: () => E.Success,
     poll_oneoff: () => E.Nosys,
+    fd_advise: badf,
+    fd_allocate: badf,
+    fd_datasync: badf,
+    fd_fdstat_set_flags: badf,
+    fd_filestat_get: badf,
+    fd_pread: badf,
+    fd_pwrite: badf,
+    fd_readdir: badf,
+    fd_renumber: badf,
+    fd_sync: badf,
+    fd_tell: badf,
+    path_create_directory: badf,
+    path_filestat_get: badf,
+    path_link: badf,
+    path_open: badf,
+    path_readlink: badf,
+    path_remove_directory: badf,
+    path_rename: badf,
+    path_symlink: badf,
+    path_unlink_file: badf,
+    proc_raise: nosys,
+    sock_accept: badf,
+    sock_recv: badf,
+    sock_send: badf,
+    sock_shutdown: badf,
   }
 }
 
@@ -112,6 +138,7 @@ function asString(vm: WasmVm, ptr: number): string {
   return Buffer.from(mem.u8.buffer, ptr, len & ~1).toString('utf16le')
 }
 
+/** `env` functions of the toolchains' runtimes (AssemblyScript; Emscripten's growth hook). */
 export function assemblyScriptImports(vm: WasmVm): Record<string, (...args: any[]) => number | void> {
   return {
     abort(msg: number, file: number, line: number, col: number) {
@@ -123,5 +150,6 @@ export function assemblyScriptImports(vm: WasmVm): Record<string, (...args: any[
     seed() {
       return getRandomValues(new Uint32Array(1))[0]! * 2 ** 20
     },
+    emscripten_notify_memory_growth() {},
   }
 }
