@@ -6,7 +6,8 @@
 import * as grpc from '@grpc/grpc-js'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { TypeUrl } from '@omnirelay/runtime/xds/type-urls.ts'
-import { SnapshotCache, startXdsServer, type XdsServer } from '../../src/xds/index.ts'
+import { makeResource, Snapshot, SnapshotCache, startXdsServer, type XdsServer } from '../../src/xds/index.ts'
+import { decodeResource } from '@omnirelay/runtime/xds/proto/resource-codec.ts'
 import { serviceSnapshot } from './fixtures.ts'
 import { until } from './harness.ts'
 
@@ -89,6 +90,21 @@ it('grpc-js-xds resolves xds:///echo.test through our server and reaches the rea
     }
     expect(reply).toBe('echo2:hi')
     await until(() => dp.appliedEpoch === 6, 3000, 'epoch 6 acked')
+
+    // grpc-js-xds refuses a listener it cannot use: we see its NACK with the reason and the epoch,
+    // and it keeps serving the previous config.
+    const bad = serviceSnapshot(7, [{ name: 'echo.test', ports: [echo2Port] }])
+    const badListener = makeResource(TypeUrl.Listener, 'echo.test', {
+      ...decodeResource(TypeUrl.Listener, bad.resources(TypeUrl.Listener).get('echo.test')!.variants[0]!.value),
+      use_original_dst: { value: true },
+    })
+    cache.setSnapshot('grpc-std-client', new Snapshot(7, [badListener, ...[TypeUrl.RouteConfiguration, TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment].flatMap((t) => [...bad.resources(t).values()])]))
+    await until(() => dp.state === 'nack', 3000, 'NACK from grpc-js-xds')
+    expect(dp.refusedEpoch).toBe(7)
+    expect(dp.lastError).toMatchObject({ typeUrl: TypeUrl.Listener, epoch: 7, error: { message: expect.stringContaining('use_original_dst') } })
+    expect(await call(client)).toBe('echo2:hi')
+    cache.setSnapshot('grpc-std-client', serviceSnapshot(8, [{ name: 'echo.test', ports: [echoPort] }]))
+    await until(() => dp.appliedEpoch === 8 && dp.state === 'ack', 3000, 'fix acked')
   } finally {
     client.close()
   }

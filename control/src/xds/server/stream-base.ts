@@ -18,6 +18,12 @@ export const GrpcStatus = { InvalidArgument: 3, Unavailable: 14 } as const
 export interface StreamTransport {
   /** Writes one encoded response message. */
   send(bytes: Buffer): void
+  /**
+   * True while the client is not reading (the write buffer is full). Snapshot
+   * pushes then wait and coalesce: the client gets the newest state once it
+   * drains, not every intermediate one. The transport calls `stream.drained()`.
+   */
+  congested?(): boolean
   /** Ends the stream; with a status when the server refuses the client. */
   close(status?: { code: number; message: string }): void
 }
@@ -61,6 +67,7 @@ export abstract class AdsStream {
   readonly #noncePrefix: string
   readonly #streamId: string
   #closed = false
+  #deferred = false
   readonly #reportedWithheld = new Set<string>()
   #reportedEpoch = -1
   readonly #backoff: NackBackoff
@@ -110,12 +117,11 @@ export abstract class AdsStream {
       this.#unwatch = this.opts.cache.watch(group, (s) => {
         if (this.#closed) return
         this.snapshot = s
-        try {
-          this.onSnapshot(s)
-        } catch (e) {
-          this.log.error('xds stream failed on snapshot', { streamId: this.#streamId, err: e })
-          this.fail('internal error')
+        if (this.transport.congested?.() === true) {
+          this.#deferred = true
+          return
         }
+        this.#push(s)
       })
     }
     if (typeUrl === '') {
@@ -124,6 +130,22 @@ export abstract class AdsStream {
     }
     this.#dp.lastSeen = Date.now()
     return true
+  }
+
+  #push(s: Snapshot): void {
+    try {
+      this.onSnapshot(s)
+    } catch (e) {
+      this.log.error('xds stream failed on snapshot', { streamId: this.#streamId, err: e })
+      this.fail('internal error')
+    }
+  }
+
+  /** The transport can take writes again: push the newest snapshot if one was held back. */
+  drained(): void {
+    if (!this.#deferred || this.#closed || this.snapshot === undefined) return
+    this.#deferred = false
+    this.#push(this.snapshot)
   }
 
   /** A new snapshot for this stream's group. */

@@ -116,7 +116,8 @@ export class DeltaStream extends AdsStream {
       const p = this.dp.nacked(nonce, req.errorDetail)
       if (p) this.call('onNack', this.dp, { typeUrl: t.typeUrl, nonce, epoch: p.epoch, version: p.version, error: req.errorDetail })
     } else {
-      for (const [name, version] of inflight.sent) if (t.nacked.get(name) === version) t.nacked.delete(name)
+      // A version of these names was accepted: an older refusal no longer says anything.
+      for (const name of inflight.sent.keys()) t.nacked.delete(name)
       t.nackCount = 0
       const p = this.dp.acked(nonce)
       if (p) this.call('onAck', this.dp, { typeUrl: t.typeUrl, nonce, epoch: p.epoch, version: p.version })

@@ -73,10 +73,12 @@ function bind<Req>(
   registry: StreamRegistry,
 ): void {
   let ended = false
+  let congested = false
   const transport: StreamTransport = {
     send: (bytes) => {
-      if (!ended) call.write(bytes)
+      if (!ended && !call.write(bytes)) congested = true
     },
+    congested: () => congested,
     close: (status) => {
       if (ended) return
       ended = true
@@ -86,6 +88,10 @@ function bind<Req>(
   }
   const stream = make(transport, `s${++streamSeq}`)
   registry.add(stream)
+  call.on('drain', () => {
+    congested = false
+    stream.drained()
+  })
   const finish = (reason: string, message?: string) => {
     registry.delete(stream)
     stream.close(message === undefined ? { reason } : { reason, message })
