@@ -126,3 +126,43 @@ describe('startup failures', () => {
     s.close()
   })
 })
+
+describe('filters across reloads', () => {
+  const COUNTER = `let n = 0
+export function onRequestHeaders(req, ctx) { n++; req.headers.set('x-count', String(n)); return 0 }`
+
+  it('reuses an unchanged filter (its state survives), rebuilds a changed one, and rejects a config whose filter does not build', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'reuse-'))
+    await writeFile(join(dir, 'counter.js'), COUNTER)
+    await writeFile(join(dir, 'broken.js'), 'export function onRequestHeaders( {')
+    const up = await startUpstream((req, res) => res.end(String(req.headers['x-count'])))
+    const cfg = (filterConfig: unknown, extraRoute = false, module = 'counter.js') => ({
+      allowUnsigned: true,
+      accessLog: 'off',
+      listeners: [{ name: 'main', address: '127.0.0.1', port: 0 }],
+      clusters: [{ name: 'app', endpoints: [`127.0.0.1:${up.port}`] }],
+      filters: [{ name: 'counter', kind: 'quickjs', module, config: filterConfig, capabilities: ['headers:read', 'headers:write'] }],
+      routes: [
+        ...(extraRoute ? [{ name: 'extra', match: { path: '/extra' }, directResponse: { status: 204 } }] : []),
+        { name: 'app', match: { prefix: '/' }, cluster: 'app', filters: ['counter'] },
+      ],
+    })
+    const proxy = await startProxy(cfg({ v: 1 }), { baseDir: dir, log: createLogger({ level: 'error', write: () => {} }) })
+    try {
+      const get = async () => (await request(proxy.address().port, { path: '/' })).body
+      expect(await get()).toBe('1')
+      expect(await get()).toBe('2')
+      expect(await proxy.reload(cfg({ v: 1 }, true))).toBe(2)
+      expect(await get()).toBe('3')
+      expect(await proxy.reload(cfg({ v: 2 }, true))).toBe(3)
+      expect(await get()).toBe('1')
+      await expect(proxy.reload(cfg({ v: 2 }, true, 'broken.js'))).rejects.toMatchObject({ code: 'config_filter_build' })
+      expect(proxy.epoch).toBe(3)
+      expect(await get()).toBe('2')
+    } finally {
+      await proxy.close()
+      await up.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
