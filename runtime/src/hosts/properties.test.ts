@@ -60,6 +60,7 @@ describe('properties', () => {
     expect(get('response.code')).toBeUndefined()
     expect(getProperty(['plugin_name'], { stream: undefined, pluginName: 'p' })).toBe('p')
     expect(getProperty(['request', 'path'], { stream: undefined, pluginName: 'p' })).toBeUndefined()
+    expect(getProperty(['omnirelay', 'epoch'], { stream: undefined, pluginName: 'p', epoch: 3 })).toEqual(int64(3))
   })
 
   it('serializes header maps the proxy-wasm way', () => {

@@ -29,6 +29,8 @@ export interface PropertyContext {
   filterVersion?: string
   /** Values the filter set with `set_property` on this stream (path joined with '.'). */
   custom?: Map<string, Uint8Array>
+  /** The config epoch the filter was built for: `omnirelay.epoch` outside a request. */
+  epoch?: number
 }
 
 export type PropertyValue = string | Uint8Array
@@ -118,7 +120,7 @@ export function getProperty(path: readonly string[], ctx: PropertyContext): Prop
         case 'cluster':
           return info?.clusterName
         case 'epoch':
-          return info && int64(info.epoch)
+          return info ? int64(info.epoch) : ctx.epoch === undefined ? undefined : int64(ctx.epoch)
         case 'peer_identity':
           return info?.tls?.peerIdentity
         case 'request_id':

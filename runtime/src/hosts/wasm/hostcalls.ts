@@ -294,6 +294,7 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
         vmId: env.vmId,
         filterVersion: env.version,
         custom: cur ? cur.props : vm.rootProps,
+        epoch: env.services.epoch,
       })
       if (value === undefined) return R.NotFound
       return m().returnValue(value, retPtr, retSize) ? R.Ok : R.InvalidMemoryAccess
