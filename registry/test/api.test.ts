@@ -80,6 +80,8 @@ describe('HTTP API', () => {
     const list = await getJson(reg.url, '/v1/revocations')
     expect(list.body.digests).toContain(b.digest)
     expect(list.body.serial).toBeGreaterThan(0)
+    const etag = list.headers.get('etag') as string
+    expect((await fetch(`${reg.url}/v1/revocations`, { headers: { 'if-none-match': etag } })).status).toBe(304)
     const dl = await getJson(reg.url, `/v1/blobs/${b.digest}`)
     expect(dl.status).toBe(410)
     expect(dl.body.error.code).toBe('revoked')

@@ -213,7 +213,16 @@ async function handle(registry: Registry, req: IncomingMessage, res: ServerRespo
   if (route === 'revocations' && rest.length === 0) {
     if (method === 'GET') {
       read()
-      return send(res, 200, registry.revocations())
+      // Data planes poll this: the serial only grows, so it makes a cheap validator.
+      const list = registry.revocations()
+      const etag = `"revocations-${list.serial}"`
+      res.setHeader('etag', etag)
+      if (req.headers['if-none-match'] === etag) {
+        res.writeHead(304)
+        res.end()
+        return
+      }
+      return send(res, 200, list)
     }
     if (method === 'POST') {
       const body = await readJson(req)
