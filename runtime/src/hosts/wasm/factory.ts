@@ -103,7 +103,7 @@ export async function createWasmFactory(
   } catch (e) {
     throw new WasmLoadError(def.name, (e as { code: string }).code, (e as Error).message.replace(/^filter "[^"]*": /, ''), { cause: e })
   }
-  const factory = new WasmFilterFactory(def, prepared, services, grants)
+  const factory = new WasmFilterFactory(def, prepared, services, grants, artifact.bundle?.version)
   factory.start()
   return factory
 }
@@ -140,10 +140,10 @@ export class WasmFilterFactory implements FilterFactory {
   readonly #instances: GaugeChild
   readonly #created: CounterChild
 
-  constructor(def: FilterDefinition, prepared: PreparedModule, services: HostServices, grants: Set<Capability>) {
+  constructor(def: FilterDefinition, prepared: PreparedModule, services: HostServices, grants: Set<Capability>, version?: string) {
     this.name = def.name
     this.failurePolicy = def.failurePolicy
-    this.version = undefined
+    this.version = version
     this.#def = def
     this.#prepared = prepared
     this.#services = services
@@ -157,7 +157,7 @@ export class WasmFilterFactory implements FilterFactory {
     this.env = {
       name: def.name,
       vmId: def.name,
-      version: undefined,
+      version,
       services,
       log: services.log.child({ filter: def.name, kind: 'wasm' }),
       grants,
