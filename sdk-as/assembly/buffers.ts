@@ -26,9 +26,10 @@ export class Buffer {
   /** Up to `maxSize` bytes from `start`; null when not available. */
   bytes(start: u32 = 0, maxSize: u32 = u32.MAX_VALUE): ArrayBuffer | null {
     if (maxSize == u32.MAX_VALUE) {
+      // Ask for exactly what is there: some hosts refuse start + maxSize beyond the end.
       const size = getBufferSize(this.type);
       if (size < 0) return null;
-      maxSize = <u32>size;
+      maxSize = <u64>size > <u64>start ? <u32>size - start : 0;
     }
     return getBufferBytes(this.type, start, maxSize);
   }
