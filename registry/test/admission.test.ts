@@ -127,6 +127,20 @@ describe('admission', () => {
     expect(await refused(await f.signed({ name: 'acme-hog', wat: filterWat({ onRequestHeaders: BAD.hog }) }))).toMatchObject({ code: 'smoke_memory_exceeded', step: 'smoke' })
   })
 
+  it('refuses a filter that outruns the smoke wall-clock bound', async () => {
+    const g = await fixture()
+    const r = await startRegistry({ dataDir: g.dir, trustPolicy: g.trustPolicy, tokens: TOKENS, admission: { smoke: { runner: 'abi', timeoutMs: 20 } } })
+    try {
+      // 90 M fuel of a tight loop takes far longer than 20 ms on any machine.
+      const slow = await g.signed({ name: 'acme-slow', wat: filterWat({ onRequestHeaders: BAD.spin }), quotas: { default: { fuel: 90_000_000 }, maximum: { fuel: 90_000_000 } } })
+      const res = await post(r.url, slow, PUBLISH_TOKEN)
+      expect(res.body.error).toMatchObject({ code: 'smoke_timeout', step: 'smoke' })
+    } finally {
+      await r.close()
+      await g.cleanup()
+    }
+  })
+
   it("runs the bundle's own sample requests instead of the default corpus", async () => {
     const wat = filterWat({ onRequestHeaders: BAD.trapOnBoom })
     // The default corpus never sends x-boom: admitted.
