@@ -20,10 +20,15 @@ export interface PbStruct {
   fields?: Record<string, PbValue>
 }
 
+/** Sets an own property even for keys like `__proto__` (node metadata is untrusted). */
+function put<T>(o: Record<string, T>, k: string, v: T): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true })
+}
+
 export function structToJson(s: PbStruct | null | undefined): Record<string, JsonValue> {
   const out: Record<string, JsonValue> = {}
   if (s?.fields == null) return out
-  for (const [k, v] of Object.entries(s.fields)) out[k] = valueToJson(v)
+  for (const [k, v] of Object.entries(s.fields)) put(out, k, valueToJson(v))
   return out
 }
 
@@ -40,7 +45,7 @@ function valueToJson(v: PbValue | null | undefined): JsonValue {
 
 export function jsonToStruct(o: Record<string, unknown>): PbStruct {
   const fields: Record<string, PbValue> = {}
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) fields[k] = jsonToValue(v)
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) put(fields, k, jsonToValue(v))
   return { fields }
 }
 
