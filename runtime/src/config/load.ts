@@ -13,7 +13,11 @@ import { validateConfig } from './validate.ts'
 export function parseConfig(text: string, baseDir: string): ProxyConfig {
   let doc: unknown
   try {
-    doc = YAML.parse(text, { prettyErrors: true, uniqueKeys: true, maxAliasCount: 100 })
+    const parsed = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true, logLevel: 'silent' })
+    // Warnings (unknown tags...) would silently change meaning: treat them as errors too.
+    const problem = parsed.errors[0] ?? parsed.warnings[0]
+    if (problem) throw problem
+    doc = parsed.toJS({ maxAliasCount: 100 })
   } catch (e) {
     const err = e as Error & { linePos?: [{ line: number; col: number }] }
     const at = err.linePos?.[0] ? `line ${err.linePos[0].line}, column ${err.linePos[0].col}` : ''
