@@ -3,7 +3,7 @@ import { host } from '../../src/hosts/wasm/index.ts'
 import { FilterStatus } from '../../src/pipeline/phases.ts'
 import { CAPABILITIES, type Capability } from '../../src/pipeline/filter.ts'
 import { wat } from './wat.ts'
-import { makeArtifact, makeDef, makeServices, makeStream } from './fixtures.ts'
+import { PRELUDE, makeArtifact, makeDef, makeServices, makeStream } from './fixtures.ts'
 import { cppLike, lifecycleFilter, bodyFilter, calloutFilter, denyFilter, goLike, headerFilter, misuseFilter, rustLike, stateFilter, tickFilter } from './modules.ts'
 
 const dec = new TextDecoder()
@@ -220,6 +220,20 @@ describe('wasm host: proxy-wasm ABI', () => {
     expect(dec.decode(services.sharedData.get('t\u0000job')!.value)).toBe('job-1')
     expect(u32('deleted')).toBe(1) // proxy_done from the queue callback -> proxy_on_delete
     await factory.close()
+  })
+
+  it('module logging is rate-limited per filter', async () => {
+    const chatty = `(module (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32))) ${PRELUDE}
+      (data (i32.const 1024) "spam")
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (local $i i32)
+        (loop $l (drop (call $log (i32.const 2) (i32.const 1024) (i32.const 4)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1))) (br_if $l (i32.lt_u (local.get $i) (i32.const 1000))))
+        (i32.const 0)))`
+    const services = makeServices()
+    const { factory } = await load(chatty, {}, services)
+    factory.createStream(makeStream()).onRequestHeaders!(true)
+    expect(services.lines.filter((l) => l.msg === 'spam')).toHaveLength(200)
+    expect(services.metrics.render()).toContain('omnirelay_wasm_log_dropped_total{filter="t"} 800')
   })
 
   it('timers tick on the root instance', async () => {

@@ -48,6 +48,8 @@ export const WASM_DEFAULTS = {
   /** Per-request isolation: most live instances per filter, and most kept idle. */
   maxInstances: 256,
   maxIdle: 32,
+  /** Module log lines per second per filter (burst the same); the rest are counted and dropped. */
+  logLinesPerSecond: 200,
   backoffBaseMs: 100,
   backoffMaxMs: 30_000,
 } as const
@@ -168,6 +170,7 @@ export class WasmFilterFactory implements FilterFactory {
       fuelBudget: this.fuelBudget,
       initFuel: this.fuelBudget * WASM_DEFAULTS.initFuelFactor,
       timeoutMs: def.quotas.timeoutMs ?? WASM_DEFAULTS.timeoutMs,
+      allowLog: () => this.#allowLog(),
       onFailure: (vm, err, binding) => this.#onFailure(vm, err, binding),
     }
     const exported = new Set(prepared.exports.map((e) => e.name))
@@ -184,6 +187,27 @@ export class WasmFilterFactory implements FilterFactory {
     if (exported.has('proxy_on_response_trailers')) phases |= Phase.ResponseTrailers
     if (exported.has('proxy_on_log')) phases |= Phase.Log
     this.phases = def.phases === undefined ? phases : phases & def.phases
+  }
+
+  #logTokens: number = WASM_DEFAULTS.logLinesPerSecond
+  #logRefillAt = 0
+  #logDropped: CounterChild | undefined
+
+  #allowLog(): boolean {
+    const now = performance.now()
+    if (now - this.#logRefillAt >= 1000) {
+      this.#logTokens = WASM_DEFAULTS.logLinesPerSecond
+      this.#logRefillAt = now
+    }
+    if (this.#logTokens > 0) {
+      this.#logTokens--
+      return true
+    }
+    this.#logDropped ??= this.#services.metrics
+      .counter('omnirelay_wasm_log_dropped_total', 'Module log lines dropped by the per-filter rate limit', ['filter'])
+      .labels(this.name)
+    this.#logDropped.inc()
+    return false
   }
 
   /** Builds and initializes the first instance; throws WasmLoadError. */

@@ -46,6 +46,8 @@ export interface FilterEnv {
   /** Fuel for initialization (start, _initialize, vm_start, configure). */
   readonly initFuel: number
   readonly timeoutMs: number
+  /** Whether one more module log line may be written now (untrusted modules must not flood the log). */
+  allowLog(): boolean
   /** Told about every failure, after the instance is marked broken. */
   onFailure(vm: WasmVm, err: FilterError, binding: StreamBinding | undefined): void
 }
@@ -98,6 +100,8 @@ export interface Callbacks {
 }
 
 const MAX_OUTSTANDING_CALLOUTS = 64
+/** Contexts a module may keep open after their stream ended (proxy_on_done returned false). */
+const MAX_PENDING_DONE = 4096
 const EMPTY = new Uint8Array(0)
 
 export class WasmVm {
@@ -306,11 +310,15 @@ export class WasmVm {
       const done = this.fns.onDone ? this.call(this.fns.onDone, binding, id) : 1
       if (done) {
         if (this.fns.onDelete) this.call(this.fns.onDelete, binding, id)
-      } else this.#pendingDone.add(id)
+      } else {
+        // The module finishes later (proxy_done). Keep only the id: the stream is over.
+        this.#pendingDone.add(id)
+        if (this.#pendingDone.size > MAX_PENDING_DONE) this.#pendingDone.delete(this.#pendingDone.values().next().value!)
+      }
     } catch {
       // Reported through onFailure already; onDone must not throw.
     } finally {
-      if (!this.#pendingDone.has(id)) this.streams.delete(id)
+      this.streams.delete(id)
     }
   }
 
@@ -318,12 +326,10 @@ export class WasmVm {
   done(): boolean {
     const id = this.effective
     if (!this.#pendingDone.delete(id)) return false
-    const binding = this.streams.get(id)
-    this.streams.delete(id)
     queueMicrotask(() => {
       if (!this.broken && this.fns.onDelete) {
         try {
-          this.call(this.fns.onDelete, binding, id)
+          this.call(this.fns.onDelete, undefined, id)
         } catch {
           // reported through onFailure
         }
@@ -349,13 +355,20 @@ export class WasmVm {
       return true
     }
     const b = this.streams.get(id)
-    if (!b) return false
+    if (b) {
+      this.effective = id
+      this.current = b
+      return true
+    }
+    if (!this.#pendingDone.has(id)) return false
+    // A finished context waiting for proxy_done: selectable, but it has no stream any more.
     this.effective = id
-    this.current = b
+    this.current = undefined
     return true
   }
 
   guestLog(level: number, msg: string): void {
+    if (!this.env.allowLog()) return
     const log = this.env.log
     const text = msg.length > 4096 ? `${msg.slice(0, 4096)}…` : msg
     const fields = { context: this.effective }
