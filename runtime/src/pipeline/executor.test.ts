@@ -51,6 +51,7 @@ function run(factories: FilterFactory[], opts: { maxBodyBytes?: number; pauseMs?
       rec.reply = r
       rec.events.push(`reply:${r.status}`)
     },
+    requestQueueDrained: () => rec.events.push('drained'),
   }
   const stream = new PipelineStream({ requestHeaders: HeaderMap.fromPairs([[':method', 'GET'], [':path', '/']]) })
   const r = new PipelineRun(makeChain(entries), stream, sink, { maxBodyBytes: opts.maxBodyBytes ?? 1024, filterPauseTimeoutMs: opts.pauseMs ?? 10_000 })
@@ -94,8 +95,23 @@ describe('PipelineRun', () => {
     saved!.resume()
     saved!.resume()
     expect(t.log).toEqual(['t:reqh'])
-    expect(rec.events).toEqual(['upstream', 'req-end'])
+    expect(rec.events).toEqual(['upstream', 'req-end', 'drained'])
     expect(rec.reqBody).toBe('early')
+  })
+
+  it('reports queued request bytes while held and tells the sink when they drained', () => {
+    let saved: HttpStream | undefined
+    const p = factory('pauser', (s) => ({ onRequestHeaders: () => ((saved = s), FilterStatus.Pause), onRequestBody: () => FilterStatus.Continue }))
+    const { r, rec } = run([p])
+    r.start(false)
+    r.requestData(enc.encode('abc'), false)
+    r.requestData(enc.encode('de'), false)
+    expect(r.queuedRequestBytes).toBe(5)
+    expect(rec.events).toEqual([])
+    saved!.resume()
+    expect(r.queuedRequestBytes).toBe(0)
+    expect(rec.reqBody).toBe('abcde')
+    expect(rec.events).toEqual(['upstream', 'drained'])
   })
 
   it('a local reply wins whatever status the hook returns, also when sent asynchronously', () => {

@@ -43,6 +43,8 @@ export interface PipelineSink {
   responseTrailersDone(): void
   /** A local reply replaces the response (or resets the stream if the head was already sent). */
   localReply(reply: LocalReply): void
+  /** Request bytes queued while a phase was held have been passed on (resume reading downstream). */
+  requestQueueDrained?(): void
 }
 
 interface Held {
@@ -97,6 +99,11 @@ export class PipelineRun implements StreamOwner {
     const n = chain.entries.length
     this.#filters = new Array(n)
     this.#disabled = new Array<boolean>(n).fill(false)
+  }
+
+  /** Request body bytes waiting for a held phase to continue (the transport pauses reading above a watermark). */
+  get queuedRequestBytes(): number {
+    return this.#pendingReqSize
   }
 
   /** Whether a local reply has replaced the response. */
@@ -445,6 +452,7 @@ export class PipelineRun implements StreamOwner {
     this.#pendingReqEnd = false
     if (!this.#chain.bodies) return
     this.#reqBody(0, pending ? concatAll(pending) : EMPTY, end)
+    if (!this.#replied) this.#sink.requestQueueDrained?.()
   }
 
   #queueResp(chunk: Uint8Array, end: boolean): void {

@@ -46,6 +46,8 @@ export interface ServeContext {
 }
 
 const EMPTY = new Uint8Array(0)
+/** Request bytes queued while a filter holds the request before reading downstream pauses. */
+const QUEUE_HIGH_WATER = 64 * 1024
 
 /**
  * The exchange hangs off its response and upstream body under this symbol, so the event
@@ -365,6 +367,8 @@ class Exchange implements PipelineSink {
       req.on('data', (c: Uint8Array) => {
         this.bytesIn += c.length
         run.requestData(c, false)
+        // A filter holds the request (e.g. an auth callout): stop reading rather than queue the upload.
+        if (run.queuedRequestBytes > QUEUE_HIGH_WATER) req.pause()
       })
       req.on('end', () => run.requestData(EMPTY, true))
     }
@@ -406,6 +410,10 @@ class Exchange implements PipelineSink {
   }
 
   requestTrailersDone(): void {}
+
+  requestQueueDrained(): void {
+    if (this.req.isPaused() && this.feed === undefined) this.req.resume()
+  }
 
   responseHeadersDone(): void {
     const run = this.run!
