@@ -65,6 +65,15 @@ describe('edge forwarding', () => {
     expect(json(r).body.length).toBe(200_000)
   })
 
+  it('handles Expect: 100-continue and absolute-form request targets', async () => {
+    const r = await request(port, { method: 'POST', path: '/app/x', headers: { expect: '100-continue', 'content-length': '5' }, body: 'hello' })
+    expect(r.status).toBe(200)
+    expect(json(r).body).toBe('hello')
+    expect(json(r).headers.expect).toBeUndefined()
+    const abs = await request(port, { path: 'http://api.test/api/abs?q=1' })
+    expect(json(abs).url).toBe('/v2/abs?q=1')
+  })
+
   it('matches host and rewrites the prefix', async () => {
     const r = await request(port, { path: '/api/users?x=1', headers: { host: 'API.test:8080' } })
     expect(json(r).url).toBe('/v2/users?x=1')

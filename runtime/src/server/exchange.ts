@@ -143,11 +143,12 @@ class Exchange implements PipelineSink {
     this.requestId = facts.requestId
     this.hasBody = req.httpVersionMajor === 2 ? !(req as Http2ServerRequest).stream.endAfterHeaders : facts.hasBody
 
-    const url = req.url ?? '/'
+    let url = req.url ?? '/'
+    if (url.charCodeAt(0) !== 47 /* / */) url = this.absoluteForm(url)
     const q = url.indexOf('?')
     const path = q < 0 ? url : url.slice(0, q)
     const method = req.method ?? 'GET'
-    const route = state.table.match(normalizeHost(facts.authority), path, method, req.rawHeaders)
+    const route = state.table.match(normalizeHost(this.authority), path, method, req.rawHeaders)
     if (route === undefined) {
       this.m = state.noRoute
       this.m.requests.inc()
@@ -166,6 +167,17 @@ class Exchange implements PipelineSink {
       return
     }
     this.startPipeline(method, url)
+  }
+
+  /** `GET http://host/path` (absolute form, RFC 9112 §3.2.2): the URL's authority wins over Host. */
+  absoluteForm(url: string): string {
+    try {
+      const u = new URL(url)
+      if (u.host) this.authority = u.host
+      return u.pathname + u.search
+    } catch {
+      return '/'
+    }
   }
 
   pickCluster(rd: RouteData): void {

@@ -94,6 +94,9 @@ export function forwardRequestHeaders(
       case 'via':
         via = via === undefined ? value : `${via}, ${value}`
         continue
+      case 'expect':
+        // The downstream server already answered "100 Continue"; undici refuses the header.
+        continue
       case 'te':
         // Only "trailers" may cross (HTTP/2 forbids anything else; gRPC needs it).
         if (value.toLowerCase().includes('trailers')) out.push('te', 'trailers')

@@ -52,4 +52,5 @@ send({ type: 'hello' })
 // waits for the primary's 'close' so in-flight requests drain.
 process.on('SIGINT', () => {})
 process.on('SIGTERM', () => {})
+process.on('SIGHUP', () => {})
 process.on('disconnect', () => void (proxy?.close(0) ?? Promise.resolve()).finally(() => process.exit(0)))
