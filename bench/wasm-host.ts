@@ -20,6 +20,7 @@ import { MetricsRegistry } from '../runtime/src/observability/metrics.ts'
 import type { Capability, FilterDefinition, FilterFactory, Isolation, StreamFilter } from '../runtime/src/pipeline/filter.ts'
 import { HeaderMap } from '../runtime/src/pipeline/header-map.ts'
 import { PipelineStream } from '../runtime/src/pipeline/stream.ts'
+import { instrumentFuel, loadBinaryen } from '../runtime/src/sandbox/fuel.ts'
 import { headerFilter } from '../runtime/test/wasm/modules.ts'
 import { wat } from '../runtime/test/wasm/wat.ts'
 
@@ -121,6 +122,13 @@ async function memoryPerInstance(s: Subject): Promise<{ rssKiB: number; linearKi
 }
 
 const all = await subjects()
+const tb = performance.now()
+await loadBinaryen()
+console.log(`binaryen import: ${(performance.now() - tb).toFixed(0)} ms (once per process; the disk cache skips it)`)
+for (const s of all) {
+  const r = await instrumentFuel(s.bytes)
+  console.log(`${s.name}: ${s.bytes.length} B -> ${r.bytes.length} B metered, instrumented in ${r.stats.ms.toFixed(1)} ms (${r.stats.meteredFunctions}/${r.stats.functions} functions, ${r.stats.loops} loops)`)
+}
 // Memory first, on a quiet heap (run with --expose-gc for steadier figures).
 const mems = new Map<string, { rssKiB: number; linearKiB: number }>()
 for (const s of all) await memoryPerInstance(s) // warm-up: instrumentation, compilation, allocator settling
