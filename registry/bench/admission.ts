@@ -1,14 +1,14 @@
 /**
  * Registry benchmark, run by itself: `npx tsx registry/bench/admission.ts`.
  *
- * 1. Admission time of a ~100 KB AssemblyScript bundle (the add-headers example compiled
- *    without optimization: 93 KB of real SDK code), published over loopback HTTP: verify +
+ * 1. Admission time of a ~100 KB AssemblyScript bundle (the add-headers example plus generated
+ *    functions, compiled without optimization), published over loopback HTTP: verify +
  *    validate + instrument + smoke run through the runtime's Wasm host, plus storage. Each
  *    round publishes a new version whose module differs by a custom section, so no cache helps.
  * 2. Download throughput of stored blobs by digest: the 100 KB bundle (sequential and 8
  *    concurrent) and an 8 MiB bundle.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildFilter } from '@omnirelay/sdk-as/build'
@@ -58,6 +58,30 @@ function bundle(name: string, version: string, wasm: Uint8Array, extra: Record<s
   return packBundle({ manifest: serializeManifest(manifest), artifacts })
 }
 
+const EXTRA_FUNCTIONS = Number(process.env.EXTRA_FUNCTIONS ?? 220)
+
+/**
+ * The add-headers example plus generated functions (each with a loop, all reachable from
+ * onRequestHeaders), compiled without optimization: a ~100 KB module of real SDK code.
+ */
+async function buildBenchFilter(): Promise<Uint8Array> {
+  const example = await readFile(new URL('../../examples/filters/add-headers/assembly/index.ts', import.meta.url), 'utf8')
+  const hook = 'if (!edits.empty) edits.apply(this.requestHeaders);'
+  if (!example.includes(hook)) throw new Error('the add-headers example changed: update the bench generator')
+  const fns: string[] = []
+  const cases: string[] = []
+  for (let i = 0; i < EXTRA_FUNCTIONS; i++) {
+    fns.push(`function churn${i}(x: i32): i32 { let s = x ^ ${i * 2654435761 >>> 0}; for (let j = 0; j < ${(i % 7) + 2}; j++) { s = s * 31 + j; if (s & 1) s ^= 0x5bd1e995; else s += ${i}; } return s; }`)
+    cases.push(`    case ${i}: return churn${i}(x);`)
+  }
+  const source = example.replace(hook, `${hook}\n    churn(<i32>numHeaders);`) +
+    `\n${fns.join('\n')}\nfunction churn(x: i32): i32 {\n  switch (x % ${EXTRA_FUNCTIONS}) {\n${cases.join('\n')}\n  }\n  return x;\n}\n`
+  const entry = join(dir, 'assembly', 'index.ts')
+  await mkdir(join(dir, 'assembly'), { recursive: true })
+  await writeFile(entry, source)
+  return (await buildFilter({ entry, optimize: false })).wasm
+}
+
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 const fmt = (ms: number): string => `${ms.toFixed(1)} ms`
 
@@ -70,8 +94,8 @@ const reg = await startRegistry({
   tokens: [{ id: 'bench', token }],
 })
 try {
-  const { wasm } = await buildFilter({ entry: new URL('../../examples/filters/add-headers/assembly/index.ts', import.meta.url).pathname, optimize: false })
-  console.log(`module: ${wasm.length} bytes (AssemblyScript add-headers, unoptimized)`)
+  const wasm = await buildBenchFilter()
+  console.log(`module: ${wasm.length} bytes (AssemblyScript: the add-headers example + ${EXTRA_FUNCTIONS} generated functions, unoptimized)`)
 
   const totals: number[] = []
   const steps: Record<string, number[]> = {}
