@@ -16,6 +16,7 @@ import type { Readable } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
 import type { Limits } from '../config/types.ts'
 import type { AccessLog } from '../observability/access-log.ts'
+import type { Logger } from '../observability/logger.ts'
 import { statusClass, type ProxyMetrics, type RouteMetrics } from '../observability/proxy-metrics.ts'
 import { PipelineRun, type PipelineSink } from '../pipeline/executor.ts'
 import type { StreamInfo } from '../pipeline/filter.ts'
@@ -43,6 +44,7 @@ export interface ServeContext {
   accessLog: AccessLog
   limits: Limits
   draining: boolean
+  log?: Logger
 }
 
 const EMPTY = new Uint8Array(0)
@@ -91,7 +93,14 @@ export function upstreamErrorReply(err: unknown): LocalReply {
 }
 
 export function handleRequest(ctx: ServeContext, req: DownstreamRequest, res: DownstreamResponse): void {
-  new Exchange(ctx, req, res).begin()
+  const ex = new Exchange(ctx, req, res)
+  try {
+    ex.begin()
+  } catch (err) {
+    // A bug of ours must cost one request, not the process: answer 500 and say so in the log.
+    ctx.log?.error('request handling failed', { err, requestId: ex.requestId })
+    ex.writeLocal(hostReply(500, 'internal_error'))
+  }
 }
 
 class Exchange implements PipelineSink {
@@ -213,9 +222,21 @@ class Exchange implements PipelineSink {
     cluster
       .request({ method, path, headers, body: this.hasBody ? body : null, policy: this.rd!.policy, signal: this.ac.signal })
       .then(
-        (ures) => this.onUpstream(ures),
+        (ures) => this.onUpstreamSafe(ures),
         (err) => this.onUpstreamError(err),
       )
+  }
+
+  /** A response head we cannot relay (e.g. a header value HTTP/2 refuses) must not become an unhandled rejection. */
+  onUpstreamSafe(ures: UpstreamResponse): void {
+    try {
+      this.onUpstream(ures)
+    } catch (err) {
+      this.ctx.log?.warn('upstream response could not be relayed', { err, requestId: this.requestId })
+      ures.body.destroy()
+      if (this.details === null) this.details = 'upstream_response_invalid'
+      this.writeLocal(hostReply(502, 'upstream_response_invalid'))
+    }
   }
 
   onUpstream(ures: UpstreamResponse): void {

@@ -184,6 +184,7 @@ export class Proxy {
           accessLog,
           limits: config.limits,
           draining: false,
+          log: this.log,
         }
         const l = new Listener(lc, ctx, config.baseDir, this.log, this.metrics)
         if (cur) await cur.close(config.limits.drainTimeoutMs) // same port: free it first
