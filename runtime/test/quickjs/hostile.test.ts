@@ -98,6 +98,24 @@ describe('hostile QuickJS filters', () => {
     expect((await drive([f], { path: '/c' })).stream.requestHeaders.get('x-served')).toBe('1')
   })
 
+  it('header injection never reaches the stream, even with the prelude\'s built-ins tampered with', async () => {
+    await expectContained('crlf', `req.headers.set('x-a', 'v\\r\\nx-evil: 1')`, 'thrown')
+    await expectContained('badname', `req.headers.set('bad name', 'v')`, 'thrown')
+    const { f, services } = await hostile(
+      'tamper',
+      `const join = Array.prototype.join
+      Array.prototype.join = function (sep) { Array.prototype.join = join; return 'x-ok' + sep + 'v\\r\\nx-evil: 1' }
+      req.headers.set('x-b', '1')`,
+      'reload',
+    )
+    const out = await drive([f], { path: '/attack' })
+    expect(out.status).toBe(500)
+    expect(out.stream.requestHeaders.flat.join('\n')).not.toContain('evil')
+    expect(metricValue(services.metrics, 'omnirelay_quickjs_failures_total{filter="tamper",code="thrown"}')).toBe(1)
+    await f.whenReady()
+    expect((await drive([f], { path: '/next' })).status).toBe('upstream')
+  })
+
   it('a crash loop backs off: replacements are rate-limited and requests meanwhile are unavailable', async () => {
     const { f, services } = await hostile('crashloop', `while (true) {}`)
     const statuses: (number | string)[] = []

@@ -74,7 +74,7 @@ export class NativeFilterFactory implements FilterFactory {
   #consecutive = 0
   #lastReloadAt = 0
   #closed = false
-  #logWindowStart = 0
+  #logWindowStart = -Infinity
   #logSuppressed = 0
   readonly #failures = new Map<string, CounterChild>()
   readonly #pipelineFailures = new Map<string, CounterChild>()

@@ -78,7 +78,7 @@ export class QuickJsFilterFactory implements FilterFactory {
   #consecutive = 0
   #lastReplaceAt = 0
   #retryTimer: ReturnType<typeof setTimeout> | undefined
-  #logWindowStart = 0
+  #logWindowStart = -Infinity
   #logSuppressed = 0
   readonly #failures = new Map<string, CounterChild>()
   readonly #pipelineFailures = new Map<string, CounterChild>()

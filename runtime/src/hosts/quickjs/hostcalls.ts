@@ -52,10 +52,28 @@ export class HostcallError extends Error {
   }
 }
 
+/** A lower-case HTTP token, optionally a pseudo-header (`:path`). */
+const HEADER_NAME = /^:?[!#$%&'*+\-.^_`|~0-9a-z]+$/
+/** Control characters other than HTAB: never valid in a header value. */
+const BAD_VALUE = /[\u0000-\u0008\u000a-\u001f\u007f]/
+
+/**
+ * Validates a flat header list coming out of the sandbox. The prelude lower-cases names, but
+ * filter code can replace the built-ins the prelude uses, so the host checks again: nothing
+ * that could split a header line (CR, LF, NUL) or an invalid name ever reaches the stream.
+ */
+export function checkHeaderFields(f: readonly string[]): void {
+  if (f.length % 2 !== 0) throw new HostcallError('malformed header list')
+  for (let i = 0; i < f.length; i += 2) {
+    if (!HEADER_NAME.test(f[i]!)) throw new HostcallError('invalid header name')
+    if (BAD_VALUE.test(f[i + 1]!)) throw new HostcallError('invalid header value')
+  }
+}
+
 function flatToPairs(s: string): [string, string][] {
   if (s === '') return []
   const f = s.split(SEP)
-  if (f.length % 2 !== 0) throw new HostcallError('malformed header list')
+  checkHeaderFields(f)
   const out: [string, string][] = []
   for (let i = 0; i < f.length; i += 2) out.push([f[i]!, f[i + 1]!])
   return out
@@ -210,11 +228,6 @@ export function metricSink(env: HostcallEnv): (op: number, name: string, value: 
     const r = op === 0 ? env.metrics.increment(id, BigInt(Math.trunc(value))) : env.metrics.record(id, BigInt(Math.trunc(value)))
     if (r !== 0) throw new HostcallError(`metric "${name}": invalid update`)
   }
-}
-
-/** Checks a flat header list that came back from the filter (an even number of fields). */
-export function checkFlat(s: string): void {
-  flatToPairs(s)
 }
 
 /** Encodes a callout response for the prelude: flat headers joined by U+0001, U+0002, body text. */

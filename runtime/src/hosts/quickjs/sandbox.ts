@@ -25,7 +25,7 @@ import { FilterError, FilterErrorCode, type FilterErrorCode as Code } from '../.
 import { FilterStatus } from '../../pipeline/phases.ts'
 import { isOutOfFuel } from '../../sandbox/fuel.ts'
 import { createEngine, type Engine } from './engine.ts'
-import { checkFlat, createHostcalls, encodeCalloutResponse, HostcallError, metricSink, type HostcallEnv, type HostcallTarget } from './hostcalls.ts'
+import { checkHeaderFields, createHostcalls, encodeCalloutResponse, HostcallError, metricSink, type HostcallEnv, type HostcallTarget } from './hostcalls.ts'
 import { HARDEN_SOURCE, PENDING, PHASE_OP, PRELUDE_SOURCE } from './prelude.ts'
 import { StreamState } from './stream-state.ts'
 
@@ -233,8 +233,8 @@ export class Sandbox implements HostcallTarget {
         const p = parts[i]!
         const f = p.indexOf(FIELD)
         if (p.charCodeAt(0) === 72 /* H */) {
-          const flat = p.slice(f + 1)
-          checkFlat(flat)
+          const flat = f + 1 === p.length ? [] : p.slice(f + 1).split(SEP)
+          checkHeaderFields(flat)
           state.headers[(p.charCodeAt(1) - 48) & 3] = flat
           state.hasEffects = true
         } else if (p.charCodeAt(0) === 77 /* M */ && this.#metrics) {
@@ -419,7 +419,7 @@ export class Sandbox implements HostcallTarget {
       const flat = hs[k]
       if (flat === undefined) continue
       const map = k === 0 ? s.requestHeaders : k === 1 ? s.responseHeaders : k === 2 ? s.requestTrailers : s.responseTrailers
-      map.replaceAll(flat === '' ? [] : flat.split(SEP))
+      map.replaceAll(flat)
     }
     if (state.bodies[0]) s.requestBody = state.bodies[0]
     if (state.bodies[1]) s.responseBody = state.bodies[1]

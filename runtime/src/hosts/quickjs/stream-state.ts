@@ -17,8 +17,8 @@ export class StreamState {
   /** Fuel left of this request's budget (sum over every hook and continuation). */
   fuelLeft: number
   readonly budget: number
-  /** Header maps replaced in this turn, by HEADER_KIND (NUL-joined flat string). */
-  headers: (string | undefined)[] = [undefined, undefined, undefined, undefined]
+  /** Header maps replaced in this turn, by HEADER_KIND (flat name/value arrays). */
+  headers: (string[] | undefined)[] = [undefined, undefined, undefined, undefined]
   /** Body replaced in this turn: [request, response]. */
   bodies: (Uint8Array | undefined)[] = [undefined, undefined]
   reply: PendingReply | undefined = undefined
