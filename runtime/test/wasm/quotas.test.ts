@@ -3,7 +3,7 @@ import { host, requiredCapabilities } from '../../src/hosts/wasm/index.ts'
 import { FilterError } from '../../src/pipeline/filter.ts'
 import { wat } from './wat.ts'
 import { PRELUDE, makeArtifact, makeDef, makeServices, makeStream } from './fixtures.ts'
-import { bodyFilter, headerFilter, hostile, needsCallout, rustLike, stateFilter } from './modules.ts'
+import { bodyFilter, headerFilter, hostile, needsCallout, rustLike, stateFilter, trapIn } from './modules.ts'
 
 /** Counts to $n (param) in a loop: cheap per iteration, so wall time grows without much fuel. */
 const counter = `(module ${PRELUDE}
@@ -124,5 +124,25 @@ describe('wasm host: capabilities', () => {
     expect(err.code).toBe('capability_denied')
     expect(err.message).toContain('http-callout')
     expect(err.message).not.toContain('log (for')
+  })
+})
+
+describe('wasm host: crash loops', () => {
+  it('rate-limits instance rebuilds when every request fails (fail-closed)', async () => {
+    const services = makeServices()
+    // Traps at once, so 15 requests fit well inside the one-second window.
+    const factory = await host.createFactory(makeDef('cl'), makeArtifact(await wat(trapIn('request_headers'))), services)
+    const codes: string[] = []
+    for (let i = 0; i < 15; i++) {
+      try {
+        factory.createStream(makeStream([[':method', 'GET'], [':path', '/bad']])).onRequestHeaders!(true)
+      } catch (e) {
+        codes.push((e as FilterError).code)
+      }
+    }
+    expect(codes.filter((c) => c === 'trap').length).toBeLessThanOrEqual(11)
+    expect(codes).toContain('unavailable')
+    const created = Number(/omnirelay_wasm_instances_created_total\{filter="cl"\} (\d+)/.exec(services.metrics.render())![1])
+    expect(created).toBeLessThanOrEqual(11)
   })
 })

@@ -50,6 +50,8 @@ export const WASM_DEFAULTS = {
   maxIdle: 32,
   /** Module log lines per second per filter (burst the same); the rest are counted and dropped. */
   logLinesPerSecond: 200,
+  /** Shared mode: fresh instances built per second at most (crash loops answer `unavailable` beyond). */
+  maxRebuildsPerSecond: 10,
   backoffBaseMs: 100,
   backoffMaxMs: 30_000,
 } as const
@@ -136,6 +138,8 @@ export class WasmFilterFactory implements FilterFactory {
   #lastFailureAt = 0
   #retryAt = 0
   #logWindowStart = 0
+  #rebuildWindowAt = 0
+  #rebuilds = 0
   #logSuppressed = 0
   readonly #failures = new Map<string, CounterChild>()
   readonly fuelUsed: HistogramChild
@@ -284,6 +288,16 @@ export class WasmFilterFactory implements FilterFactory {
   }
 
   #rebuildShared(): WasmVm {
+    // A module that fails every request would otherwise make every request pay for a full
+    // initialization (up to the init fuel): cap rebuilds per second whatever the policy.
+    const now = performance.now()
+    if (now - this.#rebuildWindowAt >= 1000) {
+      this.#rebuildWindowAt = now
+      this.#rebuilds = 0
+    }
+    if (++this.#rebuilds > WASM_DEFAULTS.maxRebuildsPerSecond) {
+      throw new FilterError(this.name, FilterErrorCode.Unavailable, 'crash loop: instance rebuilds are rate-limited')
+    }
     const vm = this.#newVm(true)
     try {
       vm.initialize()
