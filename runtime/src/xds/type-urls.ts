@@ -10,13 +10,19 @@ export const TypeUrl = {
   BundleRef: 'type.googleapis.com/omnirelay.v1.BundleRef',
   FilterChain: 'type.googleapis.com/omnirelay.v1.FilterChain',
   RolloutSplit: 'type.googleapis.com/omnirelay.v1.RolloutSplit',
+  /** End-of-epoch marker; always delivered last (see resources.proto). */
+  Epoch: 'type.googleapis.com/omnirelay.v1.Epoch',
 } as const
+
+/** Name of the single Epoch resource of a snapshot. */
+export const EPOCH_RESOURCE_NAME = 'epoch'
 export type KnownTypeUrl = (typeof TypeUrl)[keyof typeof TypeUrl]
 
 /**
  * Make-before-break: clusters and their endpoints exist before anything routes
  * to them; bundles before the chains that load them; chains and splits before
- * the listeners/routes that use them. Removals go in the reverse order.
+ * the listeners/routes that use them. Removals go in the reverse order. The
+ * Epoch marker closes a delivery pass (servers send it after the removals too).
  */
 export const DELIVERY_ORDER: readonly string[] = [
   TypeUrl.Cluster,
@@ -26,6 +32,7 @@ export const DELIVERY_ORDER: readonly string[] = [
   TypeUrl.RolloutSplit,
   TypeUrl.Listener,
   TypeUrl.RouteConfiguration,
+  TypeUrl.Epoch,
 ]
 
 /**
@@ -40,6 +47,7 @@ const FULL_STATE = new Set<string>([
   TypeUrl.BundleRef,
   TypeUrl.FilterChain,
   TypeUrl.RolloutSplit,
+  TypeUrl.Epoch,
 ])
 
 export function isFullStateType(typeUrl: string): boolean {

@@ -48,7 +48,8 @@ describe('OmniRelay xDS client (delta)', () => {
     expect(updates.every((u) => u.epoch === 3)).toBe(true)
     const cla = decodeResource(TypeUrl.ClusterLoadAssignment, updates[1]!.resources[0]!.value) as { cluster_name: string }
     expect(cla.cluster_name).toBe('api-cluster')
-    expect(c.status).toMatchObject({ state: 'connected', appliedEpoch: 3, acks: 4, nacks: 0 })
+    // Four types plus the end-of-epoch marker.
+    expect(c.status).toMatchObject({ state: 'connected', appliedEpoch: 3, acks: 5, nacks: 0 })
     const dp = s.dataPlanes()[0]!.toJSON()
     expect(dp).toMatchObject({ id: 'edge-1', protocol: 'delta', labels: { group: 'edge', 'omnirelay.host_kinds': ['wasm'] } })
   })
@@ -114,10 +115,55 @@ describe('OmniRelay xDS client (delta)', () => {
     cache.setSnapshot('edge-1', serviceSnapshot(7, [{ name: 'a', ports: [1] }, { name: 'b', ports: [2] }, { name: 'c', ports: [3] }]))
     const second = await server(cache, port)
     await until(() => second.server.dataPlanes()[0]?.appliedEpoch === 7, 5000, 'epoch 7')
-    const sent = second.responses.flatMap((r) => r.resources.map((n) => `${r.typeUrl.split('.').pop()}:${n}`))
+    const sent = second.responses.filter((r) => r.typeUrl !== TypeUrl.Epoch).flatMap((r) => r.resources.map((n) => `${r.typeUrl.split('.').pop()}:${n}`))
     expect(sent.sort()).toEqual(['Cluster:c-cluster', 'ClusterLoadAssignment:c-cluster', 'Listener:c', 'RouteConfiguration:c-route'])
     expect(updates.length).toBeGreaterThan(applied)
   })
+})
+
+describe('OmniRelay xDS client, atomic epochs', () => {
+  for (const protocol of ['delta', 'sotw'] as const) {
+    it(`${protocol}: applies each epoch as one batch after the marker; a refused epoch changes nothing`, async () => {
+      const { cache, server: s } = await server()
+      cache.setSnapshot('edge-1', serviceSnapshot(1, [{ name: 'a', ports: [1] }]))
+      const batches: { epoch: number | undefined; types: (string | undefined)[] }[] = []
+      let refuse = false
+      const c = createXdsClient({
+        address: s.address,
+        node: { id: 'edge-1' },
+        protocol,
+        backoff: { initialMs: 20, maxMs: 200 },
+        onEpoch: ({ epoch, updates }) => {
+          if (refuse) throw Object.assign(new Error('bundle digest mismatch'), { code: 'BUNDLE_DIGEST_MISMATCH' })
+          // SotW also sends (empty) full-state types like BundleRef; count what carries something.
+          const real = updates.filter((u) => u.resources.length > 0 || u.removed.length > 0)
+          batches.push({ epoch, types: real.map((u) => u.typeUrl.split('.').pop()) })
+        },
+      })
+      cleanup.push(() => c.close())
+      await until(() => s.dataPlanes()[0]?.appliedEpoch === 1 && s.dataPlanes()[0]?.state === 'ack')
+      // SotW delivers the requested types as the requests arrive; all of them precede the marker.
+      expect(batches.at(-1)!.epoch).toBe(1)
+      expect(batches.flatMap((b) => b.types).sort()).toEqual(['Cluster', 'ClusterLoadAssignment', 'Listener', 'RouteConfiguration'])
+      const seen = batches.length
+
+      refuse = true
+      cache.setSnapshot('edge-1', serviceSnapshot(2, [{ name: 'a', ports: [1] }, { name: 'b', ports: [2] }]))
+      await until(() => s.dataPlanes()[0]?.state === 'nack')
+      expect(s.dataPlanes()[0]!.refusedEpoch).toBe(2)
+      expect(s.dataPlanes()[0]!.lastError?.error.message).toBe('BUNDLE_DIGEST_MISMATCH: bundle digest mismatch')
+      expect([...c.held(TypeUrl.Cluster).keys()]).toEqual(['a-cluster'])
+      expect(c.status.appliedEpoch).toBe(1)
+
+      refuse = false
+      cache.setSnapshot('edge-1', serviceSnapshot(3, [{ name: 'a', ports: [1] }, { name: 'c', ports: [3] }]))
+      await until(() => s.dataPlanes()[0]?.appliedEpoch === 3 && s.dataPlanes()[0]?.state === 'ack')
+      const last = batches.slice(seen)
+      expect(last).toHaveLength(1)
+      expect(last[0]).toEqual({ epoch: 3, types: ['Cluster', 'ClusterLoadAssignment', 'Listener', 'RouteConfiguration'] })
+      expect([...c.held(TypeUrl.Cluster).keys()].sort()).toEqual(['a-cluster', 'c-cluster'])
+    })
+  }
 })
 
 describe('OmniRelay xDS client (SotW)', () => {

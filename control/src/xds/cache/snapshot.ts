@@ -4,10 +4,10 @@
  * class are computed once and memoized.
  */
 import { createHash } from 'node:crypto'
-import { compareDelivery } from '@omnirelay/runtime/xds/type-urls.ts'
+import { compareDelivery, EPOCH_RESOURCE_NAME, TypeUrl } from '@omnirelay/runtime/xds/type-urls.ts'
 import { unmetRequirement, type ClientCapabilities } from './capabilities.ts'
 import { CacheErrorCode, XdsCacheError } from './errors.ts'
-import type { MarshaledVariant, XdsResource } from './resource.ts'
+import { makeResource, type MarshaledVariant, type XdsResource } from './resource.ts'
 
 /** What one client sees of one type: the variant it can run per name, and what it cannot. */
 export interface TypeView {
@@ -41,6 +41,10 @@ export class Snapshot {
         throw new XdsCacheError(CacheErrorCode.DuplicateResource, `duplicate resource ${r.typeUrl} ${r.name}`)
       }
       m.set(r.name, r)
+    }
+    // Every snapshot carries its end-of-epoch marker (clients that subscribe apply epochs atomically).
+    if (!this.#byType.has(TypeUrl.Epoch)) {
+      this.#byType.set(TypeUrl.Epoch, new Map([[EPOCH_RESOURCE_NAME, makeResource(TypeUrl.Epoch, EPOCH_RESOURCE_NAME, { epoch })]]))
     }
     this.#typeUrls = [...this.#byType.keys()].sort(compareDelivery)
   }

@@ -23,7 +23,7 @@ import {
   type XdsNode,
 } from '../proto/messages.ts'
 import type { JsonValue } from '../proto/struct.ts'
-import { DELIVERY_ORDER, isFullStateType } from '../type-urls.ts'
+import { DELIVERY_ORDER, isFullStateType, TypeUrl } from '../type-urls.ts'
 import { Backoff, type BackoffOptions } from './backoff.ts'
 import { XdsClientError, XdsClientErrorCode } from './errors.ts'
 
@@ -70,8 +70,17 @@ export interface XdsClientOptions {
   protocol?: 'delta' | 'sotw'
   /** Types to subscribe to; `names` omitted means wildcard. Default: every known type, wildcard. */
   subscriptions?: readonly { typeUrl: string; names?: readonly string[] }[]
-  /** Applies an update. Resolve to ACK; throw/reject to NACK with the error's message (and `code`). */
-  onResources: (update: XdsUpdate) => Promise<void> | void
+  /**
+   * Applies one type's update. Resolve to ACK; throw/reject to NACK with the
+   * error's message (and `code`). Give this or `onEpoch`.
+   */
+  onResources?: (update: XdsUpdate) => Promise<void> | void
+  /**
+   * Atomic mode: all updates of an epoch are held until the server's end-of-epoch
+   * marker, then applied together; resolve to ACK them all, throw to NACK them all
+   * (the previous epoch stays in force). Needs a MeshKit server (omnirelay.v1.Epoch).
+   */
+  onEpoch?: (batch: XdsEpochBatch) => Promise<void> | void
   onStatus?: (status: XdsClientStatus) => void
   backoff?: BackoffOptions
   credentials?: grpc.ChannelCredentials
@@ -112,6 +121,19 @@ interface TypeSub {
 
 type AnyResponse = DeltaDiscoveryResponse | DiscoveryResponse
 
+interface Pending {
+  res: AnyResponse
+  s: TypeSub
+  update: XdsUpdate
+}
+
+/** Everything one epoch changed, delivered at once (see `onEpoch`). */
+export interface XdsEpochBatch {
+  readonly epoch: number | undefined
+  /** Per-type updates in arrival (make-before-break) order. */
+  readonly updates: readonly XdsUpdate[]
+}
+
 export interface XdsClient {
   readonly status: XdsClientStatus
   /** Names (and versions) currently held for a type. */
@@ -133,6 +155,9 @@ export interface XdsClient {
  */
 export function createXdsClient(opts: XdsClientOptions): XdsClient {
   if (!opts.address || !opts.node?.id) throw new XdsClientError(XdsClientErrorCode.BadOptions, 'address and node.id are required')
+  if ((opts.onResources === undefined) === (opts.onEpoch === undefined)) {
+    throw new XdsClientError(XdsClientErrorCode.BadOptions, 'give exactly one of onResources and onEpoch')
+  }
   return new AdsClient(opts)
 }
 
@@ -149,6 +174,7 @@ class AdsClient implements XdsClient {
   #nodeSent = false
   #timer: NodeJS.Timeout | undefined
   #queue: Promise<void> = Promise.resolve()
+  #batch: Pending[] = []
   #closed = false
   readonly #status: XdsClientStatus = {
     state: 'connecting', appliedEpoch: undefined, refused: undefined, connects: 0, acks: 0, nacks: 0,
@@ -173,7 +199,8 @@ class AdsClient implements XdsClient {
       ...(opts.node.locality ? { locality: opts.node.locality } : {}),
     }
     const subs: readonly { typeUrl: string; names?: readonly string[] }[] = opts.subscriptions ?? DELIVERY_ORDER.map((typeUrl) => ({ typeUrl }))
-    for (const s of subs) {
+    const wanted = opts.onEpoch !== undefined && !subs.some((s) => s.typeUrl === TypeUrl.Epoch) ? [...subs, { typeUrl: TypeUrl.Epoch }] : subs
+    for (const s of wanted) {
       this.#subs.set(s.typeUrl, {
         typeUrl: s.typeUrl, wildcard: s.names === undefined, names: new Set(s.names ?? []),
         versions: new Map(), sotwVersion: '', sotwNonce: '',
@@ -204,6 +231,8 @@ class AdsClient implements XdsClient {
     if (this.#closed) return
     const gen = ++this.#generation
     this.#nodeSent = false
+    // A half-received epoch from the lost stream was neither applied nor ACKed.
+    this.#batch = []
     this.#setState('connecting')
     const path = this.#protocol === 'delta' ? `${SERVICE}/DeltaAggregatedResources` : `${SERVICE}/StreamAggregatedResources`
     const call =
@@ -261,8 +290,9 @@ class AdsClient implements XdsClient {
     }
   }
 
+  /** Explicit `*` for wildcard: the legacy empty list means wildcard only for LDS/CDS. */
   #sotwNames(s: TypeSub): string[] {
-    return s.wildcard ? (s.names.size > 0 ? ['*', ...s.names] : []) : [...s.names]
+    return s.wildcard ? ['*', ...s.names] : [...s.names]
   }
 
   async #apply(gen: number, res: AnyResponse): Promise<void> {
@@ -273,32 +303,61 @@ class AdsClient implements XdsClient {
       return
     }
     const update = 'systemVersionInfo' in res ? this.#deltaUpdate(res) : this.#sotwUpdate(s, res)
+    const onEpoch = this.#opts.onEpoch
+    if (res.typeUrl !== TypeUrl.Epoch) {
+      if (onEpoch !== undefined) {
+        // Held back until the marker closes the epoch; applied and answered together.
+        this.#batch.push({ res, s, update })
+        return
+      }
+      const error = await this.#run(() => this.#opts.onResources!(update))
+      this.#settle(gen, [{ res, s, update }], error)
+      return
+    }
+    // The end-of-epoch marker.
+    const batch = this.#batch.splice(0)
+    const error = onEpoch === undefined ? undefined : await this.#run(() => onEpoch({ epoch: update.epoch, updates: batch.map((b) => b.update) }))
+    this.#settle(gen, [...batch, { res, s, update }], error)
+  }
+
+  /** Runs an apply callback; its failure becomes the NACK's error_detail. */
+  async #run(fn: () => Promise<void> | void): Promise<RpcStatus | undefined> {
     try {
-      await this.#opts.onResources(update)
+      await fn()
+      return undefined
     } catch (e) {
       const err = e as { code?: unknown; message?: unknown }
       const message = `${typeof err.code === 'string' ? `${err.code}: ` : ''}${typeof err.message === 'string' ? err.message : String(e)}`
-      this.#status.nacks++
-      this.#status.refused = { epoch: update.epoch, typeUrl: res.typeUrl, message }
-      if (gen === this.#generation) this.#nack(res, s, { code: GRPC_INVALID_ARGUMENT, message })
-      return
+      return { code: GRPC_INVALID_ARGUMENT, message }
     }
-    // Accepted: it is now what we hold, whatever happens to the stream.
-    if ('systemVersionInfo' in res) {
-      for (const r of res.resources) s.versions.set(r.name, r.version)
-      for (const n of res.removedResources) s.versions.delete(n)
-    } else {
-      s.versions = new Map(update.resources.map((r) => [r.name, r.version]))
-      s.sotwVersion = res.versionInfo
-    }
-    this.#status.acks++
-    if (update.epoch !== undefined) this.#status.appliedEpoch = update.epoch
-    if (gen !== this.#generation) return
-    if ('systemVersionInfo' in res) {
-      this.#write({ typeUrl: res.typeUrl, resourceNamesSubscribe: [], resourceNamesUnsubscribe: [], initialResourceVersions: {}, responseNonce: res.nonce })
-    } else {
-      s.sotwNonce = res.nonce
-      this.#write({ versionInfo: res.versionInfo, resourceNames: this.#sotwNames(s), typeUrl: res.typeUrl, responseNonce: res.nonce })
+  }
+
+  /** ACKs (and holds) or NACKs each applied response, in order. */
+  #settle(gen: number, items: Pending[], error: RpcStatus | undefined): void {
+    for (const { res, s, update } of items) {
+      if (error !== undefined) {
+        this.#status.nacks++
+        this.#status.refused = { epoch: update.epoch, typeUrl: res.typeUrl, message: error.message }
+        if (gen === this.#generation) this.#nack(res, s, error)
+        continue
+      }
+      // Accepted: it is now what we hold, whatever happens to the stream.
+      if ('systemVersionInfo' in res) {
+        for (const r of res.resources) s.versions.set(r.name, r.version)
+        for (const n of res.removedResources) s.versions.delete(n)
+      } else {
+        s.versions = new Map(update.resources.map((r) => [r.name, r.version]))
+        s.sotwVersion = res.versionInfo
+      }
+      this.#status.acks++
+      if (update.epoch !== undefined) this.#status.appliedEpoch = update.epoch
+      if (gen !== this.#generation) continue
+      if ('systemVersionInfo' in res) {
+        this.#write({ typeUrl: res.typeUrl, resourceNamesSubscribe: [], resourceNamesUnsubscribe: [], initialResourceVersions: {}, responseNonce: res.nonce })
+      } else {
+        s.sotwNonce = res.nonce
+        this.#write({ versionInfo: res.versionInfo, resourceNames: this.#sotwNames(s), typeUrl: res.typeUrl, responseNonce: res.nonce })
+      }
     }
   }
 

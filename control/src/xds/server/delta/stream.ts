@@ -8,7 +8,7 @@
  * removed_resources. system_version_info carries the config epoch.
  */
 import type { DeltaDiscoveryRequest } from '@omnirelay/runtime/xds/proto/messages.ts'
-import { compareDelivery, TypeUrl } from '@omnirelay/runtime/xds/type-urls.ts'
+import { compareDelivery, EPOCH_RESOURCE_NAME, TypeUrl } from '@omnirelay/runtime/xds/type-urls.ts'
 import type { MarshaledVariant } from '../../cache/resource.ts'
 import type { Snapshot } from '../../cache/snapshot.ts'
 import { encodeDeltaDiscoveryResponseBytes } from '../../wire/response-encoder.ts'
@@ -88,9 +88,17 @@ export class DeltaStream extends AdsStream {
       }
     }
     if (changed && this.snapshot !== undefined) {
-      this.#evaluate(t, this.snapshot, 'all')
+      if (this.#evaluate(t, this.snapshot, 'all')) this.#endPass(t, this.snapshot)
       this.dp.evaluated(this.snapshot.epoch)
     }
+  }
+
+  /** After a request-triggered send: the marker tells the client this batch is complete. */
+  #endPass(sentType: DeltaType, snap: Snapshot): void {
+    const marker = this.#types.get(TypeUrl.Epoch)
+    if (marker === undefined || marker === sentType) return
+    marker.client.delete(EPOCH_RESOURCE_NAME)
+    this.#evaluate(marker, snap, 'all')
   }
 
   #forget(t: DeltaType, name: string): void {
@@ -124,7 +132,8 @@ export class DeltaStream extends AdsStream {
     }
   }
 
-  #evaluate(t: DeltaType, snap: Snapshot, phase: Phase): void {
+  /** Sends what the client lacks of this type; true if something was sent. */
+  #evaluate(t: DeltaType, snap: Snapshot, phase: Phase): boolean {
     const view = snap.view(t.typeUrl, this.dp.capabilities)
     if (view.withheld.size > 0) this.reportWithheld(view, (n) => t.wildcard || t.names.has(n), snap.epoch)
     const upserts: [string, MarshaledVariant][] = []
@@ -147,26 +156,32 @@ export class DeltaStream extends AdsStream {
     }
     if (upserts.length === 0 && removals.length === 0) {
       if (!blocked && phase === 'all' && t.inflight.size === 0) this.dp.inSync(t.typeUrl)
-      return
+      return false
     }
     const wait = this.backoffRemaining(t)
     if (wait > 0) {
       this.schedule(t, wait, () => {
         if (this.snapshot === undefined) return
-        this.#evaluate(t, this.snapshot, 'all')
+        if (this.#evaluate(t, this.snapshot, 'all')) this.#endPass(t, this.snapshot)
         this.dp.evaluated(this.snapshot.epoch)
       })
-      return
+      return false
     }
     this.#send(t, snap.epoch, upserts, removals)
+    return true
   }
 
   protected onSnapshot(snap: Snapshot): void {
-    if (this.#ordered === undefined) this.#ordered = [...this.#types.values()].sort((a, b) => compareDelivery(a.typeUrl, b.typeUrl))
+    if (this.#ordered === undefined) {
+      this.#ordered = [...this.#types.values()].filter((t) => t.typeUrl !== TypeUrl.Epoch).sort((a, b) => compareDelivery(a.typeUrl, b.typeUrl))
+    }
     const types = this.#ordered
-    // Make-before-break: every addition/update in dependency order, then removals in reverse.
+    // Make-before-break: every addition/update in dependency order, then removals in
+    // reverse, then the end-of-epoch marker.
     for (let i = 0; i < types.length; i++) this.#evaluate(types[i]!, snap, 'upserts')
     for (let i = types.length - 1; i >= 0; i--) this.#evaluate(types[i]!, snap, 'removals')
+    const marker = this.#types.get(TypeUrl.Epoch)
+    if (marker !== undefined) this.#evaluate(marker, snap, 'all')
     this.dp.evaluated(snap.epoch)
   }
 

@@ -7,7 +7,7 @@
  * client, the hash decides whether there is anything new to send.
  */
 import type { DiscoveryRequest } from '@omnirelay/runtime/xds/proto/messages.ts'
-import { compareDelivery, isFullStateType, TypeUrl } from '@omnirelay/runtime/xds/type-urls.ts'
+import { compareDelivery, EPOCH_RESOURCE_NAME, isFullStateType, TypeUrl } from '@omnirelay/runtime/xds/type-urls.ts'
 import type { MarshaledVariant } from '../../cache/resource.ts'
 import { hashEntries, type Snapshot } from '../../cache/snapshot.ts'
 import { encodeDiscoveryResponseBytes } from '../../wire/response-encoder.ts'
@@ -45,6 +45,7 @@ function hashOfVersion(versionInfo: string): string {
 
 export class SotwStream extends AdsStream {
   readonly #types = new Map<string, SotwType>()
+  #sends = 0
 
   /** Feeds one request from the client. */
   handle(req: DiscoveryRequest): void {
@@ -87,9 +88,19 @@ export class SotwStream extends AdsStream {
 
     const changed = this.#subscribe(t, req.resourceNames)
     if ((first || changed) && this.snapshot !== undefined) {
+      const sends = this.#sends
       this.#evaluate(t, this.snapshot, false)
+      if (this.#sends !== sends) this.#endPass(t, this.snapshot)
       this.dp.evaluated(this.snapshot.epoch)
     }
+  }
+
+  /** After a request-triggered send: the marker tells the client this batch is complete. */
+  #endPass(sentType: SotwType, snap: Snapshot): void {
+    const marker = this.#types.get(TypeUrl.Epoch)
+    if (marker === undefined || marker === sentType) return
+    marker.forced.add(EPOCH_RESOURCE_NAME)
+    this.#evaluate(marker, snap, false)
   }
 
   /** Applies the request's name list; true when the subscription changed. */
@@ -175,20 +186,26 @@ export class SotwStream extends AdsStream {
 
   #retry(t: SotwType): void {
     if (this.snapshot === undefined) return
+    const sends = this.#sends
     this.#evaluate(t, this.snapshot, false)
+    if (this.#sends !== sends) this.#endPass(t, this.snapshot)
     this.dp.evaluated(this.snapshot.epoch)
   }
 
   protected onSnapshot(snap: Snapshot): void {
-    const types = [...this.#types.values()].sort((a, b) => compareDelivery(a.typeUrl, b.typeUrl))
+    const types = [...this.#types.values()].filter((t) => t.typeUrl !== TypeUrl.Epoch).sort((a, b) => compareDelivery(a.typeUrl, b.typeUrl))
     const owed: SotwType[] = []
     for (const t of types) if (this.#evaluate(t, snap, true)) owed.push(t)
     // Removals last, in reverse order: routes stop pointing at a cluster before it goes.
     for (const t of owed.reverse()) this.#evaluate(t, snap, false)
+    // Then the end-of-epoch marker.
+    const marker = this.#types.get(TypeUrl.Epoch)
+    if (marker !== undefined) this.#evaluate(marker, snap, false)
     this.dp.evaluated(snap.epoch)
   }
 
   #send(t: SotwType, epoch: number, held: Held): void {
+    this.#sends++
     const warming = t.typeUrl === TypeUrl.Cluster ? this.#edsNamesOfChanged(t.client.entries, held.entries) : []
     t.forced.clear()
     const nonce = this.nextNonce()
