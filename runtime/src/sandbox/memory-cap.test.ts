@@ -88,6 +88,17 @@ describe('ModuleCache', () => {
     }
   })
 
+  it('can be seeded with an instrumentation the caller already has', async () => {
+    const { instrumentFuel } = await import('./fuel.ts')
+    const bytes = await wat(`(module (memory 1) (func (export "f")))`)
+    const r = await instrumentFuel(bytes)
+    const cache = new ModuleCache()
+    cache.seedInstrumented(bytes, { fuel: true }, { bytes: r.bytes, hasStart: false })
+    const p = await cache.prepare(bytes, { fuel: true, maxPages: 2 })
+    expect(p.exports.map((e) => e.name)).toContain('__omnirelay_fuel')
+    expect(p.memories[0]!.maximum).toBe(2)
+  })
+
   it('does not cache failures', async () => {
     const cache = new ModuleCache()
     await expect(cache.prepare(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 99]), { fuel: true })).rejects.toBeDefined()

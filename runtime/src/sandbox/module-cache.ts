@@ -99,6 +99,30 @@ export class ModuleCache {
     return p
   }
 
+  /**
+   * Primes the instrumentation step for `original` with a result the caller already has
+   * (the registry's admission instruments a module, then smoke-runs it through the host).
+   * Trusted input: it is used as is for this digest and these options.
+   *
+   * @example
+   * const r = await instrumentFuel(bytes)
+   * cache.seedInstrumented(bytes, { fuel: true }, r)
+   */
+  seedInstrumented(
+    original: Uint8Array,
+    opts: Pick<PrepareOptions, 'fuel' | 'snapshot'>,
+    result: Pick<InstrumentResult, 'bytes' | 'hasStart'> & { mutableGlobals?: string[] },
+  ): void {
+    const ikey = `${sha256Hex(original)}:${opts.fuel ? 'f' : 'u'}${opts.snapshot ? 's' : '-'}`
+    const full: InstrumentResult = {
+      bytes: result.bytes,
+      hasStart: result.hasStart,
+      mutableGlobals: result.mutableGlobals ?? [],
+      stats: { functions: 0, meteredFunctions: 0, loops: 0, ms: 0 },
+    }
+    this.#remember(this.#instrumented, ikey, Promise.resolve(full))
+  }
+
   get size(): number {
     return this.#compiled.size
   }
