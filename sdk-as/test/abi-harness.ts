@@ -48,17 +48,21 @@ export class AbiHarness {
   /** Per-stream state, keyed by context id. */
   readonly streams = new Map<number, { request: Pairs; response: Pairs; reply?: LocalReply }>()
   nowNs = 1_700_000_000_000_000_000n
+  instance!: WebAssembly.Instance
   #ex!: Exports
   #active = 0
   #config = new Uint8Array()
   #call?: { headers: Pairs; body: Uint8Array }
   #cas = 1
 
-  static async load(wasm: Uint8Array): Promise<AbiHarness> {
+  /** `extra`: more import modules (e.g. a fuel pass's); `beforeInit` runs before `_initialize` (returning false skips it). */
+  static async load(wasm: Uint8Array | WebAssembly.Module, extra: WebAssembly.Imports = {}, beforeInit?: (i: WebAssembly.Instance) => boolean | void): Promise<AbiHarness> {
     const h = new AbiHarness()
-    const { instance } = await WebAssembly.instantiate(wasm, { env: h.#imports() })
+    const imports = { ...extra, env: h.#imports() }
+    const instance = wasm instanceof WebAssembly.Module ? await WebAssembly.instantiate(wasm, imports) : (await WebAssembly.instantiate(wasm, imports)).instance
+    h.instance = instance
     h.#ex = instance.exports as unknown as Exports
-    h.#ex._initialize()
+    if (beforeInit?.(instance) !== false) h.#ex._initialize()
     return h
   }
 
