@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // omnirelay-as: start and build AssemblyScript proxy-wasm filters.
 //
-//   omnirelay-as new <dir>            scaffold a filter project
+//   omnirelay-as new <dir>             scaffold a filter project
 //   omnirelay-as build [dir] [--debug] compile <dir>/assembly/index.ts to <dir>/build/filter.wasm
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { basename, join, relative, resolve } from 'node:path'
@@ -68,6 +68,7 @@ function scaffold(dir) {
     'assembly/tsconfig.json': JSON.stringify({ extends: 'assemblyscript/std/assembly.json', include: ['./**/*.ts'] }, null, 2) + '\n',
     'assembly/index.ts': FILTER_TEMPLATE,
     '.gitignore': 'node_modules/\nbuild/\n',
+    'omnirelay.yaml': proxyConfig(name),
     'README.md': readme(name),
   }
   for (const [file, text] of Object.entries(files)) {
@@ -115,23 +116,36 @@ class Hello extends HttpContext {
 registerRootContext((id: u32): RootContext => new Root(id));
 `
 
+function proxyConfig(name) {
+  return `# Development config: runs build/filter.wasm unsigned in front of an app on 127.0.0.1:3000.
+# omnirelay run --config omnirelay.yaml   then   curl -i localhost:8080/
+allowUnsigned: true
+listeners:
+  - { name: main, port: 8080, filters: [${name}] }
+clusters:
+  - { name: app, endpoints: ["127.0.0.1:3000"] }
+routes:
+  - { match: { prefix: / }, cluster: app }
+filters:
+  - name: ${name}
+    kind: wasm
+    module: ./build/filter.wasm
+    capabilities: [headers:read, headers:write, log]
+    quotas: { fuel: 2000000, memoryBytes: 1048576, timeoutMs: 50 }
+    config: { header: x-hello, value: world }
+`
+}
+
 function readme(name) {
   return `# ${name}
 
 An OmniRelay / proxy-wasm HTTP filter in AssemblyScript.
 
 - \`npm run build\` compiles \`assembly/index.ts\` to \`build/filter.wasm\` (\`npm run build:debug\` keeps names).
-- Run it in OmniRelay (development, unsigned):
-
-\`\`\`yaml
-allowUnsigned: true
-filters:
-  - name: ${name}
-    kind: wasm
-    module: ./build/filter.wasm
-    capabilities: [headers:read, headers:write, body:read, log]
-    config: { header: x-hello, value: world }
-\`\`\`
+- \`omnirelay run --config omnirelay.yaml\` runs it (development, unsigned) in front of an app
+  on 127.0.0.1:3000; \`curl -i localhost:8080/\` shows \`x-hello: world\`.
+- For production, pack it into a signed bundle: \`omnirelay bundle build .\`.
+- The same \`build/filter.wasm\` runs in Envoy (\`envoy.filters.http.wasm\`, runtime \`envoy.wasm.runtime.v8\`).
 
 See the @omnirelay/sdk-as README for the API.
 `

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
+import { loadConfigFile } from '../../runtime/src/config/load.ts'
 import { AbiHarness } from './abi-harness.ts'
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'omnirelay-as.js')
@@ -19,7 +20,7 @@ describe('omnirelay-as', () => {
     const created = run('new', 'hello-filter')
     expect(created.status).toBe(0)
     const dir = join(tmp, 'hello-filter')
-    for (const f of ['package.json', 'asconfig.json', 'README.md', 'assembly/index.ts', '.gitignore']) expect(existsSync(join(dir, f))).toBe(true)
+    for (const f of ['package.json', 'asconfig.json', 'README.md', 'assembly/index.ts', '.gitignore', 'omnirelay.yaml']) expect(existsSync(join(dir, f))).toBe(true)
     expect(JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name).toBe('hello-filter')
 
     // --debug skips the optimizer (release builds are covered by the examples' tests): seconds faster.
@@ -33,6 +34,9 @@ describe('omnirelay-as', () => {
     h.requestHeaders(2, [[':path', '/']])
     h.responseHeaders(2, [[':status', '200']])
     expect(h.streams.get(2)!.response).toContainEqual(['x-greeting', 'hi'])
+    // The scaffold's proxy config is valid and points at the module just built.
+    const cfg = await loadConfigFile(join(dir, 'omnirelay.yaml'))
+    expect(join(cfg.baseDir, cfg.filters[0]!.module!)).toBe(join(dir, 'build', 'filter.wasm'))
   })
 
   it('refuses to scaffold into a non-empty directory (exit 1) and reports compile errors (exit 1)', () => {
