@@ -21,7 +21,7 @@ import type { Capability, FilterDefinition, FilterFactory, HttpStream, LoadedArt
 import { FilterError, FilterErrorCode } from '../../pipeline/filter.ts'
 import { hostReply } from '../../pipeline/local-reply.ts'
 import { FilterStatus, Phase } from '../../pipeline/phases.ts'
-import type { CounterChild, GaugeChild, HistogramChild } from '../../observability/metrics.ts'
+import type { CounterChild, GaugeChild, HistogramChild, Metric } from '../../observability/metrics.ts'
 import { moduleCache, type ModuleCache, type PreparedModule } from '../../sandbox/module-cache.ts'
 import { pagesFor } from '../../sandbox/memory-cap.ts'
 import type { HostServices } from '../host-services.ts'
@@ -142,6 +142,7 @@ export class WasmFilterFactory implements FilterFactory {
   #rebuilds = 0
   #logSuppressed = 0
   readonly #failures = new Map<string, CounterChild>()
+  readonly #failureMetric: Metric<CounterChild>
   readonly fuelUsed: HistogramChild
   readonly #instances: GaugeChild
   readonly #created: CounterChild
@@ -160,6 +161,10 @@ export class WasmFilterFactory implements FilterFactory {
     this.fuelUsed = m.histogram('omnirelay_filter_fuel_used', 'Fuel used per request by a filter', ['filter'], FUEL_BUCKETS).labels(def.name)
     this.#instances = m.gauge('omnirelay_wasm_instances', 'Live Wasm instances per filter', ['filter']).labels(def.name)
     this.#created = m.counter('omnirelay_wasm_instances_created_total', 'Wasm instances created (initial, pool growth, reloads)', ['filter']).labels(def.name)
+    // Registered before any module runs: a module defining a metric with one of these names
+    // (they share the omnirelay_wasm_ prefix) then gets BadArgument instead of breaking ours.
+    this.#failureMetric = m.counter('omnirelay_wasm_failures_total', 'Wasm filter failures (instance discarded) by reason code', ['filter', 'code'])
+    this.#logDroppedMetric = m.counter('omnirelay_wasm_log_dropped_total', 'Module log lines dropped by the per-filter rate limit', ['filter'])
     this.env = {
       name: def.name,
       vmId: def.name,
@@ -196,6 +201,7 @@ export class WasmFilterFactory implements FilterFactory {
   #logTokens: number = WASM_DEFAULTS.logLinesPerSecond
   #logRefillAt = 0
   #logDropped: CounterChild | undefined
+  readonly #logDroppedMetric: Metric<CounterChild>
 
   #allowLog(): boolean {
     const now = performance.now()
@@ -207,9 +213,7 @@ export class WasmFilterFactory implements FilterFactory {
       this.#logTokens--
       return true
     }
-    this.#logDropped ??= this.#services.metrics
-      .counter('omnirelay_wasm_log_dropped_total', 'Module log lines dropped by the per-filter rate limit', ['filter'])
-      .labels(this.name)
+    this.#logDropped ??= this.#logDroppedMetric.labels(this.name)
     this.#logDropped.inc()
     return false
   }
@@ -333,7 +337,7 @@ export class WasmFilterFactory implements FilterFactory {
   #onFailure(vm: WasmVm, err: FilterError, binding: StreamBinding | undefined): void {
     let c = this.#failures.get(err.code)
     if (!c) {
-      c = this.#services.metrics.counter('omnirelay_wasm_failures_total', 'Wasm filter failures (instance discarded) by reason code', ['filter', 'code']).labels(this.name, err.code)
+      c = this.#failureMetric.labels(this.name, err.code)
       this.#failures.set(err.code, c)
     }
     c.inc()

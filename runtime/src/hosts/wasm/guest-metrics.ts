@@ -9,6 +9,8 @@ import { MetricType, WasmResult } from './abi.ts'
 
 /** Untrusted modules must not grow the registry without bound. */
 const MAX_METRICS = 256
+/** The host's own series under the same prefix: a module must not write into them. */
+const RESERVED = new Set(['instances', 'instances_created_total', 'failures_total', 'log_dropped_total'])
 const VALUE_BUCKETS = [1, 5, 10, 50, 100, 500, 1000, 5000, 10_000, 50_000, 100_000, 1_000_000]
 
 type Entry =
@@ -33,7 +35,9 @@ export class GuestMetrics {
     const existing = this.#byName.get(key)
     if (existing !== undefined) return existing
     if (this.#entries.length >= MAX_METRICS) return -WasmResult.BadArgument
-    const prom = `omnirelay_wasm_${name.replace(/[^a-zA-Z0-9_]/g, '_')}`
+    const sanitized = name.replace(/[^a-zA-Z0-9_]/g, '_')
+    if (RESERVED.has(sanitized)) return -WasmResult.BadArgument
+    const prom = `omnirelay_wasm_${sanitized}`
     const help = `Filter-defined metric "${name.replace(/[\n\\]/g, ' ')}"`
     let entry: Entry
     try {
