@@ -149,7 +149,8 @@ describe('OmniRelay xDS client, atomic epochs', () => {
 
       refuse = true
       cache.setSnapshot('edge-1', serviceSnapshot(2, [{ name: 'a', ports: [1] }, { name: 'b', ports: [2] }]))
-      await until(() => s.dataPlanes()[0]?.state === 'nack')
+      // Every response of epoch 2 (four types and the marker) refused.
+      await until(() => Object.values(s.dataPlanes()[0]!.toJSON().types).filter((t) => t.state === 'nack' && t.epoch === 2).length === 5)
       expect(s.dataPlanes()[0]!.refusedEpoch).toBe(2)
       expect(s.dataPlanes()[0]!.lastError?.error.message).toBe('BUNDLE_DIGEST_MISMATCH: bundle digest mismatch')
       expect([...c.held(TypeUrl.Cluster).keys()]).toEqual(['a-cluster'])
