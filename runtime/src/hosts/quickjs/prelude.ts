@@ -89,15 +89,35 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
     if (o && typeof o === 'object' && !Object.isFrozen(o)) { Object.freeze(o); for (const k of Object.keys(o)) deepFreeze(o[k]); }
     return o;
   };
-  const lc = (n) => String(n).toLowerCase();
+  // Lower-casing is a built-in call (costly in the interpreter); names repeat, so cache them.
+  const LC = { __proto__: null };
+  let lcSize = 0;
+  const lc = (n) => {
+    let v = LC[n];
+    if (v === undefined) { v = String(n).toLowerCase(); if (lcSize < 512) { LC[n] = v; lcSize++; } }
+    return v;
+  };
   // Header names and values are validated by the host when a turn's changes arrive (a filter
   // could replace the built-ins used here); this check only serves encodePairs' early errors.
   const check = (s, what) => { if (BAD.test(s)) throw new TypeError('invalid header ' + what); return s; };
 
-  function Headers(kind) { this._k = kind; this._f = null; this._t = -1; this._d = false; }
+  // _f: the flat [name, value, ...] array of this turn; _x: name -> index of its first entry,
+  // built on first lookup (property lookups are the cheapest thing the interpreter does);
+  // dropped whenever entries shift.
+  function Headers(kind) { this._k = kind; this._f = null; this._t = -1; this._d = false; this._x = null; }
   Headers.prototype._load = function () {
-    if (this._t !== turn) { const s = h.hget(this._k); this._f = s === '' ? [] : s.split(SEP); this._t = turn; this._d = false; }
+    if (this._t !== turn) { const s = h.hget(this._k); this._f = s === '' ? [] : s.split(SEP); this._t = turn; this._d = false; this._x = null; }
     return this._f;
+  };
+  Headers.prototype._ix = function () {
+    let x = this._x;
+    if (x === null) {
+      x = { __proto__: null };
+      const f = this._f;
+      for (let i = f.length - 2; i >= 0; i -= 2) x[f[i]] = i;
+      this._x = x;
+    }
+    return x;
   };
   Headers.prototype._touch = function () { if (!this._d) { this._d = true; dirty.push(this); } };
   // Array.prototype.indexOf runs in C: far cheaper than a bytecode loop in the interpreter.
@@ -108,30 +128,62 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
     return i;
   };
   const readers = {
-    get(name) { const f = this._load(); const i = find(f, lc(name), 0); return i === -1 ? undefined : f[i + 1]; },
+    // Hot path: one call per lookup (helpers inlined; calls are what the interpreter pays for).
+    get(name) {
+      if (this._t !== turn) this._load();
+      const x = this._x === null ? this._ix() : this._x;
+      let n = LC[name];
+      if (n === undefined) n = lc(name);
+      const i = x[n];
+      return i === undefined ? undefined : this._f[i + 1];
+    },
     getAll(name) { name = lc(name); const f = this._load(); const out = []; for (let i = find(f, name, 0); i !== -1; i = find(f, name, i + 2)) out.push(f[i + 1]); return out; },
-    has(name) { return this.get(name) !== undefined; },
+    has(name) {
+      if (this._t !== turn) this._load();
+      const x = this._x === null ? this._ix() : this._x;
+      let n = LC[name];
+      if (n === undefined) n = lc(name);
+      return x[n] !== undefined;
+    },
     entries() { const f = this._load(); const out = []; for (let i = 0; i < f.length; i += 2) out.push([f[i], f[i + 1]]); return out; },
     keys() { const f = this._load(); const out = []; for (let i = 0; i < f.length; i += 2) out.push(f[i]); return out; },
   };
   const writers = {
     set(name, value) {
-      name = lc(name); value = String(value);
-      const f = this._load();
-      const i = find(f, name, 0);
-      if (i === -1) f.push(name, value);
+      let n = LC[name];
+      name = n === undefined ? lc(name) : n;
+      if (typeof value !== 'string') value = String(value);
+      if (this._t !== turn) this._load();
+      const f = this._f;
+      const x = this._x === null ? this._ix() : this._x;
+      const i = x[name];
+      if (i === undefined) { x[name] = f.length; f.push(name, value); }
       else {
         f[i + 1] = value;
-        for (let j = find(f, name, i + 2); j !== -1; j = find(f, name, j)) f.splice(j, 2);
+        let j = find(f, name, i + 2);
+        if (j !== -1) { for (; j !== -1; j = find(f, name, j)) f.splice(j, 2); this._x = null; }
       }
-      this._touch();
+      if (!this._d) { this._d = true; dirty.push(this); }
     },
-    add(name, value) { const f = this._load(); f.push(lc(name), String(value)); this._touch(); },
+    add(name, value) {
+      let n = LC[name];
+      name = n === undefined ? lc(name) : n;
+      if (this._t !== turn) this._load();
+      const f = this._f;
+      const x = this._x;
+      if (x !== null && x[name] === undefined) x[name] = f.length;
+      f.push(name, typeof value === 'string' ? value : String(value));
+      if (!this._d) { this._d = true; dirty.push(this); }
+    },
     remove(name) {
-      name = lc(name); const f = this._load();
-      let i = find(f, name, 0);
-      if (i === -1) return false;
+      let n = LC[name];
+      name = n === undefined ? lc(name) : n;
+      if (this._t !== turn) this._load();
+      const f = this._f;
+      let i = (this._x === null ? this._ix() : this._x)[name];
+      if (i === undefined) return false;
       for (; i !== -1; i = find(f, name, i)) f.splice(i, 2);
+      this._x = null;
       this._touch();
       return true;
     },
@@ -142,9 +194,10 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
   if (!G.has('headers:read') && !G.has('headers:write')) delete Headers.prototype.size;
 
   const pm = [];
+  const DIGIT = ['0', '1', '2'];
   const effects = (status) => {
     if (dirty.length === 0 && pm.length === 0) return status;
-    let out = '' + status;
+    let out = DIGIT[status];
     const d = dirty;
     dirty = [];
     for (const v of d) { if (v._d && v._t === turn) out += '\u0003H' + v._k + '\u0002' + v._f.join(SEP); v._d = false; }
@@ -221,13 +274,13 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
   if (G.has('properties')) ctx.property = (path) => h.prop(Array.isArray(path) ? path.map(String).join('.') : String(path));
   if (G.has('metrics')) {
     const upd = (op, name, v) => {
-      name = String(name);
-      if (BAD.test(name)) throw new TypeError('invalid metric name');
-      if (!Number.isFinite(v)) throw new TypeError('metric value must be a finite number');
-      pm.push(op, name, v);
+      if (typeof name !== 'string') name = String(name);
+      if (v !== v || v === Infinity || v === -Infinity) throw new TypeError('metric value must be a finite number');
+      const k = pm.length;
+      pm[k] = op; pm[k + 1] = name; pm[k + 2] = v;
     };
     ctx.metrics = Object.freeze({
-      increment(name, by) { upd(0, name, by === undefined ? 1 : Number(by)); },
+      increment(name, by) { upd(0, name, by === undefined ? 1 : typeof by === 'number' ? by : Number(by)); },
       set(name, v) { upd(1, name, Number(v)); },
       observe(name, v) { upd(2, name, Number(v)); },
     });
@@ -285,7 +338,7 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
     dirty = []; pm.length = 0;
     ctx.endOfStream = eos;
     ctx.bodySize = size;
-    if (pre !== undefined) { const v = primary[op]; v._f = pre === '' ? [] : pre.split(SEP); v._t = turn; v._d = false; }
+    if (pre !== undefined) { const v = primary[op]; v._f = pre === '' ? [] : pre.split(SEP); v._t = turn; v._d = false; v._x = null; }
     const fn = hooks[op];
     if (fn === undefined) return 0;
     let r;
