@@ -153,3 +153,35 @@ for (const s of all) {
   const m = mems.get(s.name)!
   console.log(`${s.name.padEnd(17)} memory per live instance: ${m.linearKiB.toFixed(0)} KiB linear memory; RSS growth ~${m.rssKiB.toFixed(0)} KiB/instance (noisy)`)
 }
+
+// A chain of five typical filters (the AssemblyScript examples), each metered, shared isolation.
+const examples: Subject[] = []
+for (const [name, config, caps] of [
+  ['add-headers', all[0]?.config, ['headers:read', 'headers:write', 'log']],
+  ['path-deny', { prefixes: ['/admin', '/internal'] }, ['headers:read', 'local-reply', 'metrics', 'log']],
+  ['rate-limit', { capacity: 1e12, refillPerSecond: 1, bucket: 'bench' }, ['headers:read', 'shared-data', 'local-reply', 'metrics', 'log']],
+] as const) {
+  const file = fileURLToPath(new URL(`../examples/filters/${name}/build/filter.wasm`, import.meta.url))
+  if (existsSync(file)) examples.push({ name, bytes: new Uint8Array(readFileSync(file)), config, caps: [...caps] })
+}
+if (examples.length === 3) {
+  const chain: FilterFactory[] = []
+  for (const [i, s] of [examples[0]!, examples[1]!, examples[2]!, { ...examples[0]!, name: 'add-headers-2' }, examples[1]!].entries()) {
+    chain.push(await factory({ ...s, name: `${s.name}-${i}` }, true, 'shared'))
+  }
+  const runChain = () => {
+    const st = new PipelineStream({ requestHeaders: HeaderMap.fromPairs(REQ), responseHeaders: HeaderMap.fromPairs(RESP) })
+    const fs = chain.map((f) => f.createStream(st))
+    for (const f of fs) f.onRequestHeaders?.(true)
+    for (let i = fs.length - 1; i >= 0; i--) fs[i]!.onResponseHeaders?.(false)
+    for (const f of fs) f.onLog?.()
+    for (const f of fs) f.onDone?.()
+  }
+  for (let i = 0; i < 2000; i++) runChain()
+  const t = process.cpuUsage()
+  for (let i = 0; i < N; i++) runChain()
+  const u = process.cpuUsage(t)
+  const us = (u.user + u.system) / N
+  console.log(`chain of 5 AS filters (add-headers, path-deny, rate-limit, add-headers, path-deny), metered: ${us.toFixed(2)} µs/req CPU, ${(us - baseline).toFixed(2)} µs added`)
+  for (const f of chain) await f.close()
+}
