@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { host, requiredCapabilities } from '../../src/hosts/wasm/index.ts'
 import { FilterError } from '../../src/pipeline/filter.ts'
@@ -40,6 +41,29 @@ describe('wasm host: quotas', () => {
       expect(used[0]).toBeGreaterThan(0)
       expect(new Set(used).size).toBe(1)
     }
+  })
+
+  const asFilter = new URL('../../../examples/filters/add-headers/build/filter.wasm', import.meta.url)
+  it.skipIf(!existsSync(asFilter))('fuel is deterministic for an AssemblyScript filter on per-request instances (examples built)', async () => {
+    const services = makeServices()
+    const caps = ['headers:read', 'headers:write', 'log'] as const
+    const config = { request: { add: { 'x-a': '1' }, remove: ['x-b'] }, response: { add: { 'x-c': '2' } } }
+    const bytes = new Uint8Array(readFileSync(asFilter))
+    const factory = await host.createFactory(makeDef('as', { isolation: 'per-request', config, capabilities: [...caps] }), makeArtifact(bytes, [...caps]), services)
+    const delta = fuelPerRequest(services, 'as')
+    const used: number[] = []
+    for (let i = 0; i < 5; i++) {
+      const s = makeStream([[':method', 'GET'], [':path', '/x'], ['x-b', 'gone']])
+      const f = factory.createStream(s)
+      f.onRequestHeaders!(true)
+      s.responseHeaders.set(':status', '200')
+      f.onResponseHeaders!(false)
+      f.onDone!()
+      expect(s.requestHeaders.get('x-a')).toBe('1')
+      used.push(delta())
+    }
+    expect(used[0]).toBeGreaterThan(1000)
+    expect(new Set(used).size).toBe(1)
   })
 
   it('a request budget is shared across hooks and traps only that filter', async () => {
