@@ -6,7 +6,7 @@
  *
  * Simulated data planes are delta ADS streams in one worker thread (one TCP
  * connection each unless --shared-connection), subscribed wildcard to CDS, EDS,
- * LDS and RDS, ACKing each response as soon as it arrives. Convergence = time from
+ * LDS, RDS and the Epoch marker, ACKing each response as soon as it arrives. Convergence = time from
  * setSnapshot until the server has the ACK of the new epoch from every stream.
  * Server and simulated clients share the machine's 2 cores, so the times are an
  * upper bound; the heap figure is the server's (main thread) only.

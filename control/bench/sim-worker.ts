@@ -8,7 +8,8 @@ import { encodeDeltaDiscoveryRequest, type DeltaDiscoveryRequest } from '@omnire
 import { TypeUrl } from '@omnirelay/runtime/xds/type-urls.ts'
 
 const PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources'
-const TYPES = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration]
+// As an OmniRelay in atomic mode: the four standard types and the end-of-epoch marker.
+const TYPES = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.Epoch]
 const { shared } = workerData as { shared: boolean }
 const SHARED = shared
 

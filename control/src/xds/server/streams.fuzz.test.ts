@@ -48,7 +48,7 @@ it('delta and SotW streams survive arbitrary request sequences', () => {
         const sent: Buffer[] = []
         const transport = { send: (b: Buffer) => void sent.push(b), close: () => {} }
         const opts = { cache, nackBackoff: { baseMs: 0, maxMs: 0 } }
-        const stream = kind === 'delta' ? new DeltaStream('delta', opts, transport, 'f') : new SotwStream('sotw', opts, transport, 'f')
+        const stream = kind === 'delta' ? new DeltaStream(opts, transport, 'f') : new SotwStream(opts, transport, 'f')
         const asked = new Set<string>()
         const nacked = new Map<string, string>()
         let first = true

@@ -13,7 +13,7 @@ it('a client that is not reading gets the newest snapshot once it drains, not ev
   cache.setSnapshot('n', new Snapshot(1, [bundle('b', 'sha256:1')]))
   const sent: Buffer[] = []
   let congested = false
-  const stream = new DeltaStream('delta', { cache }, { send: (b) => void sent.push(b), congested: () => congested, close: () => {} }, 't1')
+  const stream = new DeltaStream({ cache }, { send: (b) => void sent.push(b), congested: () => congested, close: () => {} }, 't1')
   const node = { id: 'n', cluster: '', metadata: {}, userAgentName: '', userAgentVersion: '', clientFeatures: [] }
   stream.handle({ node, typeUrl: TypeUrl.BundleRef, resourceNamesSubscribe: [], resourceNamesUnsubscribe: [], initialResourceVersions: {}, responseNonce: '' })
   expect(sent).toHaveLength(1)

@@ -12,7 +12,7 @@ import { compareDelivery, EPOCH_RESOURCE_NAME, TypeUrl } from '@omnirelay/runtim
 import type { MarshaledVariant } from '../../cache/resource.ts'
 import type { Snapshot } from '../../cache/snapshot.ts'
 import { encodeDeltaDiscoveryResponseBytes } from '../../wire/response-encoder.ts'
-import { AdsStream, type NackState } from '../stream-base.ts'
+import { AdsStream, type AdsStreamOptions, type NackState, type StreamTransport } from '../stream-base.ts'
 
 /** A refused removal is remembered with this version so it is not retried in a loop. */
 const REMOVAL = ''
@@ -37,6 +37,15 @@ type Phase = 'all' | 'upserts' | 'removals'
 
 export class DeltaStream extends AdsStream {
   readonly #types = new Map<string, DeltaType>()
+
+  /**
+   * @example
+   * const stream = new DeltaStream({ cache }, { send: (bytes) => call.write(bytes), close: () => call.end() }, 's1')
+   * call.on('data', (req) => stream.handle(req))
+   */
+  constructor(opts: AdsStreamOptions, transport: StreamTransport, streamId: string) {
+    super('delta', opts, transport, streamId)
+  }
   /** #types in delivery order; rebuilt when a type is added. */
   #ordered: DeltaType[] | undefined
 

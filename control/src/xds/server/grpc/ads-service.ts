@@ -134,9 +134,9 @@ function bind<Req>(
 export function addAdsService(server: grpc.Server, opts: AdsStreamOptions, registry = new StreamRegistry()): StreamRegistry {
   server.addService(adsServiceDefinition, {
     StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>) =>
-      bind(call, (t, id) => new SotwStream('sotw', opts, t, id), registry),
+      bind(call, (t, id) => new SotwStream(opts, t, id), registry),
     DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>) =>
-      bind(call, (t, id) => new DeltaStream('delta', opts, t, id), registry),
+      bind(call, (t, id) => new DeltaStream(opts, t, id), registry),
   })
   return registry
 }

@@ -11,7 +11,7 @@ import { compareDelivery, EPOCH_RESOURCE_NAME, isFullStateType, TypeUrl } from '
 import type { MarshaledVariant } from '../../cache/resource.ts'
 import { hashEntries, type Snapshot } from '../../cache/snapshot.ts'
 import { encodeDiscoveryResponseBytes } from '../../wire/response-encoder.ts'
-import { AdsStream, type NackState } from '../stream-base.ts'
+import { AdsStream, type AdsStreamOptions, type NackState, type StreamTransport } from '../stream-base.ts'
 
 interface Held {
   hash: string
@@ -45,6 +45,15 @@ function hashOfVersion(versionInfo: string): string {
 
 export class SotwStream extends AdsStream {
   readonly #types = new Map<string, SotwType>()
+
+  /**
+   * @example
+   * const stream = new SotwStream({ cache }, { send: (bytes) => call.write(bytes), close: () => call.end() }, 's1')
+   * call.on('data', (req) => stream.handle(req))
+   */
+  constructor(opts: AdsStreamOptions, transport: StreamTransport, streamId: string) {
+    super('sotw', opts, transport, streamId)
+  }
   #sends = 0
 
   /** Feeds one request from the client. */
