@@ -302,17 +302,18 @@ export class WasmFilterFactory implements FilterFactory {
     if (++this.#rebuilds > WASM_DEFAULTS.maxRebuildsPerSecond) {
       throw new FilterError(this.name, FilterErrorCode.Unavailable, 'crash loop: instance rebuilds are rate-limited')
     }
-    const vm = this.#newVm(true)
+    let vm: WasmVm | undefined
     try {
+      vm = this.#newVm(true)
       vm.initialize()
     } catch (e) {
-      this.#drop(vm)
+      if (vm) this.#drop(vm)
       // Initialization failing again is a crash loop whatever the policy: back off.
       this.#backoff()
-      throw e instanceof FilterError ? e : new FilterError(this.name, FilterErrorCode.Unavailable, String(e))
+      throw e instanceof FilterError ? e : new FilterError(this.name, FilterErrorCode.Unavailable, `could not create an instance: ${(e as Error).message}`, { cause: e })
     }
     this.#root = vm
-    this.env.log.info('wasm instance reloaded', { filter: this.name, failures: this.#consecutive })
+    if (this.#rebuilds === 1) this.env.log.info('wasm instance reloaded', { filter: this.name, failures: this.#consecutive })
     return vm
   }
 
