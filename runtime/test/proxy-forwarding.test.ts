@@ -44,7 +44,7 @@ describe('edge forwarding', () => {
     expect(seen.url).toBe('/app/x?y=1')
     expect(seen.headers['x-forwarded-for']).toBe('10.0.0.1, 127.0.0.1')
     expect(seen.headers['x-forwarded-proto']).toBe('http')
-    expect(seen.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/)
+    expect(seen.headers['x-request-id']).toMatch(/^[0-9a-f]{24}-[0-9a-f]+$/)
     expect(seen.headers.via).toBe('1.1 omnirelay')
     expect(seen.headers['x-secret-hop']).toBeUndefined()
     expect(seen.headers['proxy-authorization']).toBeUndefined()
@@ -56,7 +56,7 @@ describe('edge forwarding', () => {
 
   it('keeps a sane incoming x-request-id and replaces a hostile one', async () => {
     expect(json(await request(port, { path: '/app', headers: { 'x-request-id': 'abc-123' } })).headers['x-request-id']).toBe('abc-123')
-    expect(json(await request(port, { path: '/app', headers: { 'x-request-id': 'x'.repeat(500) } })).headers['x-request-id']).toHaveLength(36)
+    expect(json(await request(port, { path: '/app', headers: { 'x-request-id': 'x'.repeat(500) } })).headers['x-request-id']).toMatch(/^[0-9a-f]{24}-[0-9a-f]+$/)
   })
 
   it('streams request bodies upstream', async () => {

@@ -114,5 +114,9 @@ export function normalizeHost(h: string | undefined): string {
   if (colon >= 0) end = colon
   const host = end === h.length ? h : h.slice(0, end)
   // Most clients send lower-case hosts; skip the copy when nothing would change.
-  return /[A-Z]/.test(host) ? host.toLowerCase() : host
+  for (let i = 0; i < host.length; i++) {
+    const c = host.charCodeAt(i)
+    if (c >= 65 && c <= 90) return host.toLowerCase()
+  }
+  return host
 }

@@ -28,6 +28,7 @@ import { normalizeHost } from '../routing/route-table.ts'
 import { UpstreamError, type Cluster, type UpstreamResponse } from '../upstream/types.ts'
 import { AbortLatch } from './abort-latch.ts'
 import { BodyFeed } from './body-feed.ts'
+import { wallTime } from './clock.ts'
 import { forwardRequestHeaders, forwardResponseHeaders, type ForwardOptions } from './forward-headers.ts'
 import { Action, type ListenerState, type RouteData } from './snapshot.ts'
 
@@ -110,7 +111,6 @@ class Exchange implements PipelineSink {
   readonly res: ServerResponse
   readonly state: ListenerState
   readonly startMono = performance.now()
-  readonly startTime = Date.now()
   rd: RouteData | undefined
   m!: RouteMetrics
   cluster: Cluster | undefined
@@ -380,7 +380,7 @@ class Exchange implements PipelineSink {
     const info = new MutableStreamInfo()
     info.requestId = this.requestId
     info.startMonotonic = this.startMono
-    info.startTime = this.startTime
+    info.startTime = wallTime(this.startMono)
     info.protocol = req.httpVersionMajor === 2 ? 'HTTP/2' : 'HTTP/1.1'
     info.scheme = ctx.scheme
     const sock = req.socket
@@ -494,7 +494,8 @@ class Exchange implements PipelineSink {
     }
     this.run?.finish()
     const now = performance.now()
-    const status = res.statusCode
+    // Nothing sent before the client left: log 0 (like nginx's 499, the status never existed).
+    const status = aborted && !res.headersSent ? 0 : res.statusCode
     const m = this.m
     m.responses[statusClass(status)]!.inc()
     m.duration.observe((now - this.startMono) / 1000)
@@ -506,7 +507,7 @@ class Exchange implements PipelineSink {
     // Piped bodies are not counted chunk by chunk; the declared length is what crossed.
     if (this.bytesIn === 0 && this.hasBody) this.bytesIn = Number(req.headers['content-length']) || 0
     log.write({
-      time: new Date(this.startTime).toISOString(),
+      time: new Date(wallTime(this.startMono)).toISOString(),
       requestId: this.requestId,
       listener: ctx.name,
       method: req.method ?? '',

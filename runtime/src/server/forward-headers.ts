@@ -3,7 +3,7 @@
  * `x-forwarded-for`/`-proto`, `x-request-id` and `via` are added on the way in, `via` on
  * the way out. Works on flat arrays in one pass; no header objects.
  */
-import { randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 
 /** Connection-scoped headers; `te` is handled apart (`te: trailers` must reach gRPC upstreams). */
 const HOP_BY_HOP = new Set([
@@ -23,6 +23,19 @@ export function isHopByHop(lowerName: string): boolean {
 }
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/
+
+/**
+ * Request ids: a random 96-bit prefix per process plus a counter. Unique across processes
+ * and restarts like a UUID, but without drawing entropy per request (randomUUID showed up
+ * at ~1 % of CPU per request). Ids are correlation handles, not secrets.
+ */
+const ID_PREFIX = randomBytes(12).toString('hex')
+let idCounter = 0
+
+export function newRequestId(): string {
+  idCounter = (idCounter + 1) % Number.MAX_SAFE_INTEGER
+  return `${ID_PREFIX}-${idCounter.toString(16)}`
+}
 
 /** What the single pass over the downstream headers learned. */
 export interface RequestFacts {
@@ -119,7 +132,7 @@ export function forwardRequestHeaders(
   else if (xff !== undefined) out.push('x-forwarded-for', xff)
   if (opts.setProto || proto === undefined) out.push('x-forwarded-proto', opts.setProto ? scheme : (proto ?? scheme))
   else out.push('x-forwarded-proto', proto)
-  if (requestId === undefined || !SAFE_REQUEST_ID.test(requestId)) requestId = randomUUID()
+  if (requestId === undefined || !SAFE_REQUEST_ID.test(requestId)) requestId = newRequestId()
   out.push('x-request-id', requestId)
   out.push('via', via === undefined ? opts.via : `${via}, ${opts.via}`)
   return { headers: out, authority, requestId, hasBody, upgrade: connection && /\bupgrade\b/i.test(connection) ? upgrade : undefined }
