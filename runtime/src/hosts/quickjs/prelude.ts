@@ -83,7 +83,10 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
   const SEP = '\\u0001';
   const BAD = /[\\u0000-\\u0003\\r\\n]/;
   let turn = 0;
-  let dirty = [];
+  // Changed views and metric updates of the current turn: arrays reused, with counters (an
+  // allocation per call costs more than it looks in the interpreter).
+  const dirty = [];
+  let nd = 0;
 
   const deepFreeze = (o) => {
     if (o && typeof o === 'object' && !Object.isFrozen(o)) { Object.freeze(o); for (const k of Object.keys(o)) deepFreeze(o[k]); }
@@ -119,7 +122,7 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
     }
     return x;
   };
-  Headers.prototype._touch = function () { if (!this._d) { this._d = true; dirty.push(this); } };
+  Headers.prototype._touch = function () { if (!this._d) { this._d = true; dirty[nd++] = this; } };
   // Array.prototype.indexOf runs in C: far cheaper than a bytecode loop in the interpreter.
   // A hit at an odd index is a value equal to the name: skip it.
   const find = (f, name, from) => {
@@ -163,7 +166,7 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
         let j = find(f, name, i + 2);
         if (j !== -1) { for (; j !== -1; j = find(f, name, j)) f.splice(j, 2); this._x = null; }
       }
-      if (!this._d) { this._d = true; dirty.push(this); }
+      if (!this._d) { this._d = true; dirty[nd++] = this; }
     },
     add(name, value) {
       let n = LC[name];
@@ -173,7 +176,7 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
       const x = this._x;
       if (x !== null && x[name] === undefined) x[name] = f.length;
       f.push(name, typeof value === 'string' ? value : String(value));
-      if (!this._d) { this._d = true; dirty.push(this); }
+      if (!this._d) { this._d = true; dirty[nd++] = this; }
     },
     remove(name) {
       let n = LC[name];
@@ -194,20 +197,25 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
   if (!G.has('headers:read') && !G.has('headers:write')) delete Headers.prototype.size;
 
   const pm = [];
+  let np = 0;
   const DIGIT = ['0', '1', '2'];
   const effects = (status) => {
-    if (dirty.length === 0 && pm.length === 0) return status;
+    if (nd === 0 && np === 0) return status;
     let out = DIGIT[status];
-    const d = dirty;
-    dirty = [];
-    for (const v of d) { if (v._d && v._t === turn) out += '\u0003H' + v._k + '\u0002' + v._f.join(SEP); v._d = false; }
-    for (let i = 0; i < pm.length; i += 3) out += '\u0003M' + pm[i] + '\u0002' + pm[i + 1] + '\u0002' + pm[i + 2];
-    pm.length = 0;
+    for (let i = 0; i < nd; i++) {
+      const v = dirty[i];
+      if (v._d && v._t === turn) out += '\u0003H' + v._k + '\u0002' + v._f.join(SEP);
+      v._d = false;
+    }
+    nd = 0;
+    for (let i = 0; i < np; i += 3) out += '\u0003M' + pm[i] + '\u0002' + pm[i + 1] + '\u0002' + pm[i + 2];
+    np = 0;
     return out;
   };
   const metricsToHost = () => {
-    for (let i = 0; i < pm.length; i += 3) h.metric(pm[i], pm[i + 1], pm[i + 2]);
-    pm.length = 0;
+    const n = np;
+    np = 0;
+    for (let i = 0; i < n; i += 3) h.metric(pm[i], pm[i + 1], pm[i + 2]);
   };
 
   function Message(kind, trailerKind, isRequest) {
@@ -276,8 +284,8 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
     const upd = (op, name, v) => {
       if (typeof name !== 'string') name = String(name);
       if (v !== v || v === Infinity || v === -Infinity) throw new TypeError('metric value must be a finite number');
-      const k = pm.length;
-      pm[k] = op; pm[k + 1] = name; pm[k + 2] = v;
+      pm[np] = op; pm[np + 1] = name; pm[np + 2] = v;
+      np += 3;
     };
     ctx.metrics = Object.freeze({
       increment(name, by) { upd(0, name, by === undefined ? 1 : typeof by === 'number' ? by : Number(by)); },
@@ -324,7 +332,8 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
   }
   const status = (r) => (r === 1 || r === 'pause' ? 1 : 0);
   const settleOk = (r) => { h.settle(status(r)); };
-  const settleErr = (e) => { dirty = []; metricsToHost(); h.fail(e && e.message !== undefined ? String(e.name) + ': ' + String(e.message) : String(e), e && e.stack !== undefined ? String(e.stack) : ''); };
+  const dropDirty = () => { for (let i = 0; i < nd; i++) dirty[i]._d = false; nd = 0; };
+  const settleErr = (e) => { dropDirty(); metricsToHost(); h.fail(e && e.message !== undefined ? String(e.name) + ': ' + String(e.message) : String(e), e && e.stack !== undefined ? String(e.stack) : ''); };
 
   const primary = [request.headers, request.headers, request.trailers, response.headers, response.headers, response.trailers, undefined];
   const dispatch = function (op, size, eos, pre) {
@@ -332,10 +341,11 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
     if (op === 8) return effects(0);
     turn++;
     if (op === 7) {
-      dirty = []; pm.length = 0;
+      dropDirty(); np = 0;
       return 0;
     }
-    dirty = []; pm.length = 0;
+    if (nd !== 0) dropDirty();
+    np = 0;
     ctx.endOfStream = eos;
     ctx.bodySize = size;
     if (pre !== undefined) { const v = primary[op]; v._f = pre === '' ? [] : pre.split(SEP); v._t = turn; v._d = false; v._x = null; }
@@ -345,7 +355,7 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
     try {
       r = fn(op < 3 ? request : response, ctx);
     } catch (e) {
-      dirty = [];
+      dropDirty();
       metricsToHost();
       throw e;
     }
