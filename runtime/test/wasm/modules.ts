@@ -155,7 +155,7 @@ export const calloutFilter = `(module
   (func (export "proxy_on_http_call_response") (param $root i32) (param $token i32) (param $nh i32) (param $bs i32) (param $nt i32)
     (drop (call $eff (global.get $ctx)))
     (if (i32.and (i32.eqz (call $get (i32.const 6) (i32.const 1040) (i32.const 7) (i32.const 2048) (i32.const 2052)))
-                 (i32.eq (i32.load (i32.load (i32.const 2048))) (i32.load (i32.const 1056))))
+                 (i32.eq (i32.and (i32.load (i32.load (i32.const 2048))) (i32.const 0xffffff)) (i32.and (i32.load (i32.const 1056)) (i32.const 0xffffff))))
       (then
         (if (i32.gt_u (local.get $bs) (i32.const 0))
           (then

@@ -24,6 +24,7 @@ let auth: Upstream
 let proxy: ProxyHandle
 let port: number
 let baseConfig: Record<string, unknown>
+let authDelayMs = 0
 
 const HOSTILE = [
   ['loop', 'loop', 'fail-closed'],
@@ -61,8 +62,11 @@ beforeAll(async () => {
   }
   for (const [f, src] of Object.entries(files)) await writeFile(join(dir, f), await wat(src))
   await writeFile(join(dir, 'garbage.wasm'), Buffer.from('this is not wasm at all'))
+  // A "new version" of the callout filter: same behaviour, different bytes (digest).
+  await writeFile(join(dir, 'callout-v2.wasm'), await wat(calloutFilter.replace(/\)$/, ' (data (i32.const 4000) "v2"))')))
   up = await startUpstream()
-  auth = await startUpstream((req, res) => {
+  auth = await startUpstream(async (req, res) => {
+    if (authDelayMs) await new Promise((r) => setTimeout(r, authDelayMs))
     res.writeHead(req.headers['x-token'] === 'good' || req.url === '/check' ? 200 : 403, { 'content-type': 'text/plain' })
     res.end('authorized')
   })
@@ -184,6 +188,19 @@ describe('wasm filters through the proxy', () => {
       expect((await get('header.test')).status).toBe(200)
     })
   }
+
+  it('a new version of a filter swaps in without dropping the request paused in its callout', async () => {
+    authDelayMs = 300
+    const inFlight = get('callout.test')
+    await new Promise((r) => setTimeout(r, 100))
+    const filters = (baseConfig.filters as { name: string; module: string }[]).map((f) => (f.name === 'callout' ? { ...f, module: 'callout-v2.wasm' } : f))
+    await proxy.reload({ ...baseConfig, filters })
+    authDelayMs = 0
+    const r = await inFlight
+    expect(r.status).toBe(200)
+    expect((await get('callout.test')).status).toBe(200)
+    await proxy.reload(baseConfig)
+  })
 
   const refused = [
     ['garbage bytes', 'garbage.wasm', 'invalid_module', {}],
