@@ -47,6 +47,8 @@ it(`fans a change out to ${N} clients and all ACK it`, async () => {
   expect(eds).toHaveLength(N)
   expect(eds.every((r) => r.resources.length === 1 && r.resources[0] === 'svc3-cluster')).toBe(true)
   expect(responses.length - eds.length).toBe(N)
-  expect(ms).toBeLessThan(2000)
+  // The requirement is 2 s at 1,000 streams (control/bench/convergence.ts measures it);
+  // this bound only catches regressions, with room for a busy CI machine.
+  expect(ms).toBeLessThan(3000)
   console.log(`fan-out to ${N} clients: ${ms.toFixed(0)} ms`)
 })

@@ -9,7 +9,7 @@ import { silentLogger, type Logger } from '@omnirelay/runtime/observability/logg
 import { capabilitiesOf } from '../cache/capabilities.ts'
 import type { SnapshotCache } from '../cache/snapshot-cache.ts'
 import type { Snapshot, TypeView } from '../cache/snapshot.ts'
-import type { CloseEvent, XdsCallbacks } from './callbacks.ts'
+import type { CloseEvent, NackEvent, XdsCallbacks } from './callbacks.ts'
 import { DataPlane } from './data-plane.ts'
 
 /** gRPC status codes used when the server ends a stream. */
@@ -112,6 +112,7 @@ export abstract class AdsStream {
       }
       const group = this.opts.cache.groupOf(node)
       this.#dp = new DataPlane(this.#streamId, this.protocol, node, group, capabilitiesOf(node))
+      this.log.debug('xds stream open', { streamId: this.#streamId, protocol: this.protocol, node: node.id, group })
       this.call('onStreamOpen', this.#dp)
       this.snapshot = this.opts.cache.getSnapshot(group)
       this.#unwatch = this.opts.cache.watch(group, (s) => {
@@ -189,6 +190,12 @@ export abstract class AdsStream {
     }
   }
 
+  /** Reports a refusal: logged (operators grep for it) and passed to onNack. */
+  protected reportNack(ev: NackEvent): void {
+    this.log.warn('xds update refused', { node: this.dp.id, typeUrl: ev.typeUrl, epoch: ev.epoch, error: ev.error.message })
+    this.call('onNack', this.dp, ev)
+  }
+
   /** Invokes a callback; its failure is logged, never propagated into the stream. */
   protected call<K extends keyof XdsCallbacks>(name: K, ...args: Parameters<NonNullable<XdsCallbacks[K]>>): void {
     const cb = this.opts.callbacks?.[name] as ((...a: unknown[]) => void) | undefined
@@ -213,6 +220,9 @@ export abstract class AdsStream {
     this.#closed = true
     this.#unwatch?.()
     this.clearTimers()
-    if (this.#dp !== undefined) this.call('onClose', this.#dp, ev)
+    if (this.#dp !== undefined) {
+      this.log.debug('xds stream closed', { streamId: this.#streamId, node: this.#dp.id, reason: ev.reason })
+      this.call('onClose', this.#dp, ev)
+    }
   }
 }

@@ -131,7 +131,7 @@ export class DeltaStream extends AdsStream {
       t.nackCount++
       t.lastNackAt = Date.now()
       const p = this.dp.nacked(nonce, req.errorDetail)
-      if (p) this.call('onNack', this.dp, { typeUrl: t.typeUrl, nonce, epoch: p.epoch, version: p.version, error: req.errorDetail })
+      if (p) this.reportNack({ typeUrl: t.typeUrl, nonce, epoch: p.epoch, version: p.version, error: req.errorDetail })
     } else {
       // A version of these names was accepted: an older refusal no longer says anything.
       for (const name of inflight.sent.keys()) t.nacked.delete(name)

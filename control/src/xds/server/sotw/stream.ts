@@ -85,7 +85,7 @@ export class SotwStream extends AdsStream {
         t.nackCount++
         t.lastNackAt = Date.now()
         const p = this.dp.nacked(sent.nonce, req.errorDetail)
-        if (p) this.call('onNack', this.dp, { typeUrl: t.typeUrl, nonce: sent.nonce, epoch: p.epoch, version: p.version, error: req.errorDetail })
+        if (p) this.reportNack({ typeUrl: t.typeUrl, nonce: sent.nonce, epoch: p.epoch, version: p.version, error: req.errorDetail })
       } else {
         t.acked = sent
         t.nackCount = 0
