@@ -75,6 +75,11 @@ export class DataPlane {
     return this.node.metadata
   }
 
+  /** Responses sent and not yet answered. */
+  get pendingCount(): number {
+    return this.#pending.size
+  }
+
   get state(): ConfigState {
     if (this.#nacked.size > 0) return 'nack'
     if (this.#pending.size > 0) return 'pending'
@@ -92,6 +97,11 @@ export class DataPlane {
     if (supersede) for (const [n, p] of this.#pending) if (p.typeUrl === typeUrl) this.#pending.delete(n)
     this.#pending.set(nonce, { typeUrl, epoch, version })
     this.types.set(typeUrl, { ...this.types.get(typeUrl), state: 'pending', version, epoch })
+  }
+
+  /** @internal a response that will never be answered (superseded). */
+  forget(nonce: string): void {
+    this.#pending.delete(nonce)
   }
 
   /** @internal */

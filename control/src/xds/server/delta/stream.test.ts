@@ -27,3 +27,18 @@ it('a client that is not reading gets the newest snapshot once it drains, not ev
   stream.close({ reason: 'server-closed' })
   expect(cache.watcherCount()).toBe(0)
 })
+
+it('keeps a bounded number of unanswered responses for a client that never ACKs', () => {
+  const cache = new SnapshotCache()
+  cache.setSnapshot('n', new Snapshot(1, [bundle('b', 'sha256:1')]))
+  let sent = 0
+  const stream = new DeltaStream({ cache }, { send: () => void sent++, close: () => {} }, 't2')
+  const node = { id: 'n', cluster: '', metadata: {}, userAgentName: '', userAgentVersion: '', clientFeatures: [] }
+  stream.handle({ node, typeUrl: TypeUrl.BundleRef, resourceNamesSubscribe: [], resourceNamesUnsubscribe: [], initialResourceVersions: {}, responseNonce: '' })
+  for (let e = 2; e <= 300; e++) cache.setSnapshot('n', new Snapshot(e, [bundle('b', `sha256:${e}`)]))
+  expect(sent).toBe(300)
+  expect(stream.dataPlane!.state).toBe('pending')
+  // Only the newest 64 responses of the type are still tracked.
+  expect(stream.dataPlane!.pendingCount).toBe(64)
+  stream.close({ reason: 'server-closed' })
+})

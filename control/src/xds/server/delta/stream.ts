@@ -14,6 +14,9 @@ import type { Snapshot } from '../../cache/snapshot.ts'
 import { encodeDeltaDiscoveryResponseBytes } from '../../wire/response-encoder.ts'
 import { AdsStream, type AdsStreamOptions, type NackState, type StreamTransport } from '../stream-base.ts'
 
+/** Unanswered responses kept per type; see #send. */
+const MAX_INFLIGHT = 64
+
 /** A refused removal is remembered with this version so it is not retried in a loop. */
 const REMOVAL = ''
 
@@ -212,6 +215,13 @@ export class DeltaStream extends AdsStream {
     }
     this.transport.send(encodeDeltaDiscoveryResponseBytes(version, t.typeUrl, nonce, bytes, removals, this.opts.controlPlaneId))
     t.inflight.set(nonce, inflight)
+    // A client that never answers must not grow this without bound: the oldest
+    // unanswered response is then treated as superseded (its ACK becomes stale).
+    if (t.inflight.size > MAX_INFLIGHT) {
+      const oldest = t.inflight.keys().next().value!
+      t.inflight.delete(oldest)
+      this.dp.forget(oldest)
+    }
     this.dp.sent(t.typeUrl, nonce, epoch, version, false)
     this.call('onResponse', this.dp, { typeUrl: t.typeUrl, nonce, epoch, version, resources: upserts.map(([n]) => n), removed: removals })
     // Envoy keeps an updated cluster warming until it gets its endpoints, even
