@@ -222,6 +222,33 @@ describe('wasm host: proxy-wasm ABI', () => {
     await factory.close()
   })
 
+  it('bounds what a module can make the host hold (headers, body)', async () => {
+    const greedy = `(module
+      (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+      (import "env" "proxy_set_buffer_bytes" (func $set (param i32 i32 i32 i32 i32) (result i32)))
+      ${PRELUDE}
+      (data (i32.const 1024) "x-many")
+      (global $refused (mut i32) (i32.const 0))
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (local $i i32)
+        (loop $l
+          (if (call $add (i32.const 0) (i32.const 1024) (i32.const 6) (i32.const 1024) (i32.const 6)) (then (global.set $refused (i32.add (global.get $refused) (i32.const 1)))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1))) (br_if $l (i32.lt_u (local.get $i) (i32.const 2000))))
+        (i32.const 0))
+      (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (local $i i32)
+        ;; append 60 KiB 40 times: the body limit (1 MiB here) refuses the last ones
+        (loop $l
+          (drop (call $set (i32.const 0) (i32.const -1) (i32.const 0) (i32.const 0) (i32.const 61440)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1))) (br_if $l (i32.lt_u (local.get $i) (i32.const 40))))
+        (i32.const 0)))`
+    const { factory } = await load(greedy, { quotas: { fuel: 1e8, maxBodyBytes: 1 << 20, timeoutMs: 1000 } })
+    const s = makeStream()
+    const f = factory.createStream(s)
+    f.onRequestHeaders!(true)
+    expect(s.requestHeaders.size).toBe(1024)
+    f.onRequestBody!(0, true)
+    expect(s.requestBody.length).toBe(17 * 61440)
+  })
+
   it('module logging is rate-limited per filter', async () => {
     const chatty = `(module (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32))) ${PRELUDE}
       (data (i32.const 1024) "spam")

@@ -69,6 +69,8 @@ export interface SharedQueuesOptions {
   maxDepth?: number
   /** Number of queues. Default 1,024. */
   maxQueues?: number
+  /** Bytes held by all queues together. Default 64 MiB. */
+  maxBytes?: number
 }
 
 interface Queue {
@@ -81,6 +83,8 @@ interface Queue {
 export function createSharedQueues(opts: SharedQueuesOptions = {}): SharedQueues {
   const maxDepth = opts.maxDepth ?? 10_000
   const maxQueues = opts.maxQueues ?? 1024
+  const maxBytes = opts.maxBytes ?? 64 * 1024 * 1024
+  let bytes = 0
   const byName = new Map<string, number>()
   const byId = new Map<number, Queue>()
   let nextId = 1
@@ -103,6 +107,8 @@ export function createSharedQueues(opts: SharedQueuesOptions = {}): SharedQueues
       const q = byId.get(id)
       if (!q) return false
       if (q.items.length - q.head >= maxDepth) throw new SharedStateError(`shared queue ${id} is full (${maxDepth} items)`)
+      if (bytes + data.length > maxBytes) throw new SharedStateError(`shared queues are full (${maxBytes} bytes)`)
+      bytes += data.length
       q.items.push(data.slice())
       // Listeners run a sandbox's callback: never inside the enqueuing sandbox's own host call.
       for (const l of q.listeners) queueMicrotask(l)
@@ -114,6 +120,7 @@ export function createSharedQueues(opts: SharedQueuesOptions = {}): SharedQueues
       if (q.head >= q.items.length) return undefined
       const item = q.items[q.head]!
       q.items[q.head++] = EMPTY
+      bytes -= item.length
       // Compact now and then so a long-lived queue does not keep a growing array.
       if (q.head > 1024 && q.head * 2 > q.items.length) {
         q.items = q.items.slice(q.head)

@@ -48,6 +48,15 @@ describe('createSharedQueues', () => {
     expect(q.enqueue(999, b('x'))).toBe(false)
   })
 
+  it('bounds total bytes', () => {
+    const q = createSharedQueues({ maxBytes: 4 })
+    const id = q.register('vm', 'q')
+    q.enqueue(id, b('abc'))
+    expect(() => q.enqueue(id, b('de'))).toThrow(expect.objectContaining({ code: 'quota_exceeded' }))
+    q.dequeue(id)
+    expect(q.enqueue(id, b('de'))).toBe(true)
+  })
+
   it('bounds depth', () => {
     const q = createSharedQueues({ maxDepth: 2 })
     const id = q.register('vm', 'q')

@@ -48,6 +48,8 @@ export const WASM_DEFAULTS = {
   /** Per-request isolation: most live instances per filter, and most kept idle. */
   maxInstances: 256,
   maxIdle: 32,
+  /** Largest body a module may write (proxy_set_buffer_bytes) without `quotas.maxBodyBytes`. */
+  maxBodyBytes: 16 * 1024 * 1024,
   /** Module log lines per second per filter (burst the same); the rest are counted and dropped. */
   logLinesPerSecond: 200,
   /** Shared mode: fresh instances built per second at most (crash loops answer `unavailable` beyond). */
@@ -179,6 +181,7 @@ export class WasmFilterFactory implements FilterFactory {
       fuelBudget: this.fuelBudget,
       initFuel: this.fuelBudget * WASM_DEFAULTS.initFuelFactor,
       timeoutMs: def.quotas.timeoutMs ?? WASM_DEFAULTS.timeoutMs,
+      maxBodyBytes: def.quotas.maxBodyBytes ?? WASM_DEFAULTS.maxBodyBytes,
       allowLog: () => this.#allowLog(),
       onFailure: (vm, err, binding) => this.#onFailure(vm, err, binding),
     }

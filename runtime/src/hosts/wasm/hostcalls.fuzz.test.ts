@@ -52,7 +52,7 @@ describe('host functions under arbitrary arguments', () => {
       name: 'fuzz', vmId: 'fuzz', version: undefined, services, log: services.log, grants: new Set(CAPABILITIES),
       calloutClusters: new Set(['auth']), pluginConfig: new TextEncoder().encode('{"a":1}'), vmConfig: new Uint8Array(0),
       metrics: new GuestMetrics(new MetricsRegistry(), 'fuzz'), fuelBudget: 1e9, initFuel: 1e9, timeoutMs: 1e9,
-      allowLog: () => true, onFailure: () => {},
+      maxBodyBytes: 1 << 20, allowLog: () => true, onFailure: () => {},
     }
     const vm = new WasmVm(prepared, env, true)
     const stream = new PipelineStream({ requestHeaders: HeaderMap.fromPairs([[':method', 'GET'], [':path', '/'], ['x-a', 'b']]) })

@@ -20,6 +20,21 @@ import type { WasmVm } from './vm.ts'
 import { wasiImports, assemblyScriptImports } from './wasi.ts'
 
 const R = WasmResult
+
+/**
+ * Bounds on what a module can make the host hold: fuel limits how often a module calls us,
+ * not how much each call copies out of its memory, so every growing host-side structure is
+ * capped here (answers BadArgument beyond).
+ */
+export const HOST_LIMITS = {
+  /** Entries in one header map, and bytes of one header value. */
+  maxHeaders: 1024,
+  maxHeaderValueBytes: 64 * 1024,
+  /** Bytes of a serialized map handed to set_header_map_pairs / http_call / local reply. */
+  maxSerializedMapBytes: 1024 * 1024,
+  /** Bytes of a callout request body. */
+  maxCalloutBodyBytes: 1024 * 1024,
+} as const
 type HostFn = (...args: any[]) => number | bigint | void
 
 const HEADER_NAME = /^:?[!#$%&'*+\-.^_`|~0-9a-z]+$/
@@ -146,8 +161,10 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
       const old = type === BufferType.HttpRequestBody ? s.requestBody : s.responseBody
       const from = Math.min(start >>> 0, old.length)
       const to = Math.min(from + (size >>> 0), old.length)
+      const nextLen = from + dataLen + (old.length - to)
+      if (nextLen > env.maxBodyBytes) return R.BadArgument
       const data = m().bytes(dataPtr, dataLen)
-      const next = new Uint8Array(from + data.length + (old.length - to))
+      const next = new Uint8Array(nextLen)
       next.set(old.subarray(0, from), 0)
       next.set(data, from)
       next.set(old.subarray(to), from + data.length)
@@ -226,8 +243,9 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
       if (map === undefined) return R.BadArgument
       if (!m().ok(ptr, len)) return R.InvalidMemoryAccess
       if (map === null) return R.NotFound
+      if (len > HOST_LIMITS.maxSerializedMapBytes) return R.BadArgument
       const flat = m().pairs(ptr, len)
-      if (!flat || !validPairs(flat)) return R.BadArgument
+      if (!flat || flat.length > HOST_LIMITS.maxHeaders * 2 || !validPairs(flat)) return R.BadArgument
       map.replaceAll(flat)
       return R.Ok
     },
@@ -236,6 +254,7 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
       if (map === undefined) return R.BadArgument
       if (!m().ok(kPtr, kLen) || !m().ok(vPtr, vLen)) return R.InvalidMemoryAccess
       if (map === null) return R.NotFound
+      if (vLen > HOST_LIMITS.maxHeaderValueBytes || map.size >= HOST_LIMITS.maxHeaders) return R.BadArgument
       const k = str(kPtr, kLen).toLowerCase()
       const v = str(vPtr, vLen)
       if (!validHeader(k, v)) return R.BadArgument
@@ -247,6 +266,7 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
       if (map === undefined) return R.BadArgument
       if (!m().ok(kPtr, kLen) || !m().ok(vPtr, vLen)) return R.InvalidMemoryAccess
       if (map === null) return R.NotFound
+      if (vLen > HOST_LIMITS.maxHeaderValueBytes || map.size >= HOST_LIMITS.maxHeaders) return R.BadArgument
       const k = str(kPtr, kLen).toLowerCase()
       const v = str(vPtr, vLen)
       if (!validHeader(k, v)) return R.BadArgument
@@ -275,6 +295,7 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
       if (!m().ok(detPtr, detLen) || !m().ok(bodyPtr, bodyLen) || !m().ok(hdrPtr, hdrLen)) return R.InvalidMemoryAccess
       const s = vm.current?.stream
       if (!s) return R.NotFound
+      if (hdrLen > HOST_LIMITS.maxSerializedMapBytes) return R.BadArgument
       const flat = m().pairs(hdrPtr, hdrLen)
       if (!flat || !validPairs(flat)) return R.BadArgument
       const headers: [string, string][] = []
@@ -400,6 +421,9 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
       const mm = m()
       if (!mm.ok(uPtr, uLen) || !mm.ok(hPtr, hLen) || !mm.ok(bPtr, bLen) || !mm.ok(tPtr, tLen) || !mm.ok(retToken, 4)) {
         return R.InvalidMemoryAccess
+      }
+      if (hLen > HOST_LIMITS.maxSerializedMapBytes || tLen > HOST_LIMITS.maxSerializedMapBytes || bLen > HOST_LIMITS.maxCalloutBodyBytes) {
+        return R.BadArgument
       }
       const cluster = str(uPtr, uLen)
       if (!env.calloutClusters.has(cluster)) return R.BadArgument

@@ -46,6 +46,8 @@ export interface FilterEnv {
   /** Fuel for initialization (start, _initialize, vm_start, configure). */
   readonly initFuel: number
   readonly timeoutMs: number
+  /** Largest body a module may set with proxy_set_buffer_bytes. */
+  readonly maxBodyBytes: number
   /** Whether one more module log line may be written now (untrusted modules must not flood the log). */
   allowLog(): boolean
   /** Told about every failure, after the instance is marked broken. */
