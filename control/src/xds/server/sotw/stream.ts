@@ -71,7 +71,9 @@ export class SotwStream extends AdsStream {
       }
       this.#types.set(req.typeUrl, t)
     }
-    const stale = req.responseNonce !== '' && req.responseNonce !== t.lastNonce
+    // Nothing was sent for a new type on this stream, so a nonce there (left over from
+    // an earlier stream) cannot be stale: the request still subscribes.
+    const stale = !first && req.responseNonce !== '' && req.responseNonce !== t.lastNonce
     this.call('onRequest', this.dp, { typeUrl: req.typeUrl, nonce: req.responseNonce, stale, resourceNames: req.resourceNames })
     // A newer response is in flight; this request answers an older one and is superseded.
     if (stale) return
@@ -121,8 +123,10 @@ export class SotwStream extends AdsStream {
       wildcard = !t.explicit && isFullStateType(t.typeUrl)
     } else {
       wildcard = false
-      for (const n of names) if (n === '*') wildcard = true
+      for (const n of names) {
+        if (n === '*') wildcard = true
         else set.add(n)
+      }
       t.explicit = true
     }
     const changed = wildcard !== t.wildcard || set.size !== t.names.size || [...set].some((n) => !t.names.has(n))
