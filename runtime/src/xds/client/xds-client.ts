@@ -224,7 +224,12 @@ class AdsClient implements XdsClient {
   #setState(state: XdsConnectionState, retryInMs?: number): void {
     this.#status.state = state
     this.#status.retryInMs = retryInMs
-    this.#opts.onStatus?.(this.status)
+    try {
+      this.#opts.onStatus?.(this.status)
+    } catch (e) {
+      // Runs inside gRPC event handlers: a throwing hook must not take the process down.
+      this.#log.warn('xds onStatus hook threw', { err: e })
+    }
   }
 
   #connect(): void {
