@@ -4,11 +4,12 @@
  * directory: `<dataDir>/registry.sqlite` and `<dataDir>/blobs/`.
  */
 import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { compileTrustPolicy, loadTrustPolicy, type TrustPolicy } from '@omnirelay/runtime/bundles/trust-policy.ts'
 import { normalizeDigest, sha256Digest } from '@omnirelay/runtime/bundles/digest.ts'
 import { unpackBundle } from '@omnirelay/runtime/bundles/format.ts'
-import { admitBundle } from './admission/pipeline.ts'
+import { admitBundle, type Admitted } from './admission/pipeline.ts'
+import { AdmissionPool } from './admission/worker/admission-pool.ts'
 import { resolvePolicy, type AdmissionPolicy } from './admission/policy.ts'
 import { selectSmokeRunner, type SmokeRunner } from './admission/smoke/index.ts'
 import { AuditAction, AuditLog, type AuditEntry, type AuditVerifyResult } from './audit/audit-log.ts'
@@ -37,6 +38,14 @@ export interface RegistryOptions {
    * another process (the CLI) could otherwise delete a publish's blobs before its commit.
    */
   collectGarbage?: boolean
+  /**
+   * Where admission runs. `worker` (default when the trust policy is a file or a document): a
+   * worker thread, so publishes never block this event loop and a runaway one is stopped at
+   * `admissionTimeoutMs`. `inline`: on this thread (always used for a compiled policy object).
+   */
+  admissionIsolation?: 'worker' | 'inline'
+  /** Hard limit on one admission in the worker, thread start included. Default 60 s. */
+  admissionTimeoutMs?: number
   /** Fault injection for crash tests: runs after the blobs are written, before the metadata commit. */
   faults?: { afterBlobs?: () => void | Promise<void> }
 }
@@ -67,8 +76,7 @@ export class Registry {
   readonly #db: Db
   readonly #meta: MetadataStore
   readonly #blobs: BlobStore
-  readonly #trust: TrustPolicy
-  readonly #smoke: SmokeRunner
+  readonly #admit: AdmitFn
   readonly #now: () => Date
   readonly #faults: RegistryOptions['faults']
   /** One admission at a time per name@version: concurrent identical publishes become one admit + `exists`. */
@@ -81,8 +89,7 @@ export class Registry {
     opts: RegistryOptions
     db: Db
     blobs: BlobStore
-    trust: TrustPolicy
-    smoke: SmokeRunner
+    admit: AdmitFn
     policy: AdmissionPolicy
   }) {
     this.dataDir = o.opts.dataDir
@@ -91,8 +98,7 @@ export class Registry {
     this.#db = o.db
     this.#meta = new MetadataStore(o.db)
     this.#blobs = o.blobs
-    this.#trust = o.trust
-    this.#smoke = o.smoke
+    this.#admit = o.admit
     this.#now = o.opts.now ?? (() => new Date())
     this.#faults = o.opts.faults
     this.audit = new AuditLog(o.db)
@@ -113,7 +119,18 @@ export class Registry {
         ? await loadTrustPolicy(opts.trustPolicy)
         : await compileTrustPolicy(opts.trustPolicy, opts.dataDir)
     const policy = resolvePolicy(opts.admission)
-    const smoke = await selectSmokeRunner(policy.smoke.runner)
+    const useWorker = (opts.admissionIsolation ?? 'worker') === 'worker' && !isCompiled(opts.trustPolicy)
+    const admit: AdmitFn = useWorker
+      ? poolAdmit(
+          new AdmissionPool(
+            {
+              trustPolicy: typeof opts.trustPolicy === 'string' ? { file: resolve(opts.trustPolicy) } : { document: opts.trustPolicy as object, baseDir: resolve(opts.dataDir) },
+              policy,
+            },
+            opts.admissionTimeoutMs ?? 60_000,
+          ),
+        )
+      : inlineAdmit(trust, policy, await selectSmokeRunner(policy.smoke.runner))
     const db = openDatabase(join(opts.dataDir, 'registry.sqlite'))
     try {
       const blobs = new BlobStore(join(opts.dataDir, 'blobs'))
@@ -124,7 +141,7 @@ export class Registry {
         await blobs.collectGarbage((d) => referenced.has(d))
       }
       for (const g of opts.tokens ?? []) meta.upsertToken(tokenRecord(g))
-      return new Registry({ opts, db, blobs, trust, smoke, policy })
+      return new Registry({ opts, db, blobs, admit, policy })
     } catch (e) {
       db.close()
       throw e
@@ -193,7 +210,7 @@ export class Registry {
     }
     let admitted
     try {
-      admitted = await this.#admissions.run(() => admitBundle(file, { trustPolicy: this.#trust, policy: this.policy, smoke: this.#smoke, now: this.#now() }))
+      admitted = await this.#admissions.run(() => this.#admit.admit(file, this.#now()))
       authorize(who, 'publish', admitted.verified.manifest.name)
       if (this.#meta.isRevoked('signer', admitted.verified.signer.keyId)) {
         throw new RegistryError(RegistryErrorCode.SignerRevoked, `signer "${admitted.verified.signer.keyId}" is revoked`, { status: 422, step: AdmissionStep.Signature })
@@ -387,6 +404,7 @@ export class Registry {
   close(): void {
     if (this.#closed) return
     this.#closed = true
+    void this.#admit.close()
     this.#db.close()
   }
 
@@ -413,6 +431,20 @@ class Semaphore {
       else this.#free++
     }
   }
+}
+
+/** Runs admission: on this thread or in the worker. */
+interface AdmitFn {
+  admit(file: Uint8Array, now: Date): Promise<Admitted>
+  close(): Promise<void>
+}
+
+function inlineAdmit(trustPolicy: TrustPolicy, policy: AdmissionPolicy, smoke: SmokeRunner): AdmitFn {
+  return { admit: (file, now) => admitBundle(file, { trustPolicy, policy, smoke, now }), close: async () => {} }
+}
+
+function poolAdmit(pool: AdmissionPool): AdmitFn {
+  return { admit: (file, now) => pool.admit(file, now), close: () => pool.close() }
 }
 
 function splitSubject(s: string): [string, string] {

@@ -8,7 +8,7 @@ let reg: RunningRegistry
 
 beforeAll(async () => {
   f = await fixture()
-  reg = await startRegistry({ dataDir: f.dir, trustPolicy: f.trustPolicy, tokens: TOKENS, admission: { smoke: { runner: 'abi' } } })
+  reg = await startRegistry({ dataDir: f.dir, trustPolicy: f.trustPolicy, tokens: TOKENS, admission: { smoke: { runner: 'abi' } }, admissionIsolation: 'inline' })
 })
 afterAll(async () => {
   await reg?.close()
@@ -138,7 +138,7 @@ describe('HTTP API', () => {
 describe('signer revocation', () => {
   it('marks every bundle of a revoked signer, refuses its downloads and its new publishes', async () => {
     const g = await fixture()
-    const r = await startRegistry({ dataDir: g.dir, trustPolicy: g.trustPolicy, tokens: TOKENS, admission: { smoke: { runner: 'abi' } } })
+    const r = await startRegistry({ dataDir: g.dir, trustPolicy: g.trustPolicy, tokens: TOKENS, admission: { smoke: { runner: 'abi' } }, admissionIsolation: 'inline' })
     try {
       const b = (await post(r.url, await g.signed({ name: 'acme-old' }), PUBLISH_TOKEN)).body.bundle
       const s = await postJson(r.url, '/v1/revocations', { signer: 'acme-2026', reason: 'key leaked' }, ADMIN_TOKEN)
@@ -161,7 +161,7 @@ describe('signer revocation', () => {
 describe('token-protected reads', () => {
   it('refuses reads without a read token when configured', async () => {
     const g = await fixture()
-    const r = await startRegistry({ dataDir: g.dir, trustPolicy: g.trustPolicy, tokens: TOKENS, readAccess: 'token', admission: { smoke: { runner: 'abi' } } })
+    const r = await startRegistry({ dataDir: g.dir, trustPolicy: g.trustPolicy, tokens: TOKENS, readAccess: 'token', admission: { smoke: { runner: 'abi' } }, admissionIsolation: 'inline' })
     try {
       expect((await getJson(r.url, '/v1/bundles')).status).toBe(401)
       expect((await getJson(r.url, '/v1/bundles', OTHER_TOKEN)).status).toBe(403)

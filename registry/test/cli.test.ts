@@ -17,7 +17,7 @@ async function run(argv: string[]): Promise<{ code: number; out: string; err: st
 
 beforeAll(async () => {
   f = await fixture()
-  reg = await startRegistry({ dataDir: f.dir, trustPolicy: f.trustPolicy, tokens: TOKENS, admission: { smoke: { runner: 'abi' } } })
+  reg = await startRegistry({ dataDir: f.dir, trustPolicy: f.trustPolicy, tokens: TOKENS, admission: { smoke: { runner: 'abi' } }, admissionIsolation: 'inline' })
   await post(reg.url, await f.signed({ name: 'acme-cli', version: '1.0.0', description: 'cli test filter' }), PUBLISH_TOKEN)
   await post(reg.url, await f.signed({ name: 'acme-cli', version: '1.1.0' }), PUBLISH_TOKEN)
 })

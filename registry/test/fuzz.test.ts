@@ -11,7 +11,7 @@ let good: Uint8Array
 
 beforeAll(async () => {
   f = await fixture()
-  reg = await startRegistry({ dataDir: f.dir, trustPolicy: f.trustPolicy, tokens: TOKENS, admission: { smoke: { runner: 'abi' } } })
+  reg = await startRegistry({ dataDir: f.dir, trustPolicy: f.trustPolicy, tokens: TOKENS, admission: { smoke: { runner: 'abi' } }, admissionIsolation: 'inline' })
   good = await f.signed({ name: 'acme-fuzz' })
 })
 afterAll(async () => {

@@ -85,6 +85,8 @@ export const BAD = {
   /** Traps only when the request carries `x-boom` (so only a bundle's own samples trigger it). */
   trapOnBoom:
     '(if (i32.eqz (call $get (i32.const 0) (i32.const 32) (i32.const 6) (i32.const 4096) (i32.const 4100))) (then (unreachable))) (i32.const 0)',
+  /** Copies 8 MiB per loop turn: a few fuel units buy milliseconds, so only a wall clock stops it (needs 256 pages). */
+  grind: '(loop $l (memory.copy (i32.const 0) (i32.const 8388608) (i32.const 8388608)) (br $l)) (i32.const 0)',
   /** Grows memory past any cap, then traps the way allocators do. */
   hog: '(loop $g (br_if $g (i32.ge_s (memory.grow (i32.const 1)) (i32.const 0)))) (unreachable)',
 }

@@ -16,7 +16,7 @@ async function fx(): Promise<Fixture> {
   fixtures.push(f)
   return f
 }
-const open = (f: Fixture) => startRegistry({ dataDir: f.dir, trustPolicy: f.trustPolicy, tokens: TOKENS, admission: { smoke: { runner: 'abi' } } })
+const open = (f: Fixture) => startRegistry({ dataDir: f.dir, trustPolicy: f.trustPolicy, tokens: TOKENS, admission: { smoke: { runner: 'abi' } }, admissionIsolation: 'inline' })
 
 async function blobFiles(dir: string): Promise<string[]> {
   const base = join(dir, 'blobs', 'sha256')
@@ -35,7 +35,7 @@ describe('persistence', () => {
     const head = (await getJson(reg.url, '/v1/health')).body.auditHead
     await reg.close()
 
-    reg = await startRegistry({ dataDir: f.dir, trustPolicy: f.trustPolicy, admission: { smoke: { runner: 'abi' } } })
+    reg = await startRegistry({ dataDir: f.dir, trustPolicy: f.trustPolicy, admission: { smoke: { runner: 'abi' } }, admissionIsolation: 'inline' })
     try {
       const versions = (await getJson(reg.url, '/v1/bundles/acme-keep')).body.versions
       expect(versions.map((v: { version: string; yanked: unknown }) => [v.version, v.yanked !== null])).toEqual([['1.0.0', false], ['1.1.0', true]])

@@ -59,10 +59,9 @@ function fromArtifactError(e: unknown, fallback: AdmissionStep): RegistryError {
   return refusal(fallback, 'internal', `unexpected failure: ${(e as Error)?.message ?? String(e)}`, { status: 500, cause: e })
 }
 
-/** What an admitted bundle brings to storage. */
+/** What an admitted bundle brings to storage. Plain data: it crosses from the admission worker. */
 export interface Admitted {
-  verified: VerifiedBundle
-  file: Uint8Array
+  verified: Pick<VerifiedBundle, 'digest' | 'manifestDigest' | 'manifest' | 'signer'>
   instrumented?: Uint8Array
   report: {
     /** Milliseconds per step. */
@@ -137,7 +136,7 @@ export async function admitBundle(file: Uint8Array, ctx: AdmissionContext): Prom
   lap('manifest')
 
   if (m.kind !== 'wasm') {
-    return { verified, file, report: { steps, samples: 'none' } }
+    return { verified: summary(verified), report: { steps, samples: 'none' } }
   }
 
   // 4. Wasm module: imports, ABI, memory, fuel instrumentation.
@@ -161,9 +160,12 @@ export async function admitBundle(file: Uint8Array, ctx: AdmissionContext): Prom
   })
   lap('smoke')
   return {
-    verified,
-    file,
+    verified: summary(verified),
     instrumented: wasm.instrumented,
     report: { steps, imports: wasm.imports, smoke, samples: own ? 'bundle' : 'default' },
   }
+}
+
+function summary(v: VerifiedBundle): Admitted['verified'] {
+  return { digest: v.digest, manifestDigest: v.manifestDigest, manifest: v.manifest, signer: v.signer }
 }
