@@ -4,3 +4,4 @@ export { makeResource, type MarshaledVariant, type ResourceMessage, type Resourc
 export { referencesOf, type ResourceRef } from './references.ts'
 export { Snapshot, hashEntries, type TypeView } from './snapshot.ts'
 export { SnapshotCache, groupByLabel, groupByNodeId, type NodeGrouper, type SnapshotCacheOptions, type SnapshotListener } from './snapshot-cache.ts'
+export { makeResourceByRules, type DownlevelRule } from './downlevel.ts'
