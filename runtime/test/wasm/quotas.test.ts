@@ -68,7 +68,7 @@ describe('wasm host: quotas', () => {
 
   it('a request budget is shared across hooks and traps only that filter', async () => {
     const services = makeServices()
-    const factory = await host.createFactory(makeDef('b', { quotas: { fuel: 500 } }), makeArtifact(await wat(bodyFilter)), services)
+    const factory = await host.createFactory(makeDef('b', { quotas: { fuel: 5000 } }), makeArtifact(await wat(bodyFilter)), services)
     const s = makeStream()
     const f = factory.createStream(s)
     s.requestBody = new Uint8Array(10_000).fill(97)
@@ -79,6 +79,18 @@ describe('wasm host: quotas', () => {
     ok.requestBody = new TextEncoder().encode('ab')
     expect(f2.onRequestBody!(2, true)).toBe(0)
     expect(new TextDecoder().decode(ok.requestBody)).toBe('AB')
+  })
+
+  it('host calls cost fuel: a loop around a host call is stopped too', async () => {
+    const hostLoop = `(module (import "env" "proxy_get_header_map_pairs" (func $pairs (param i32 i32 i32) (result i32))) ${PRELUDE}
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (loop $l (drop (call $pairs (i32.const 0) (i32.const 2048) (i32.const 2052))) (global.set $heap (i32.const 32768)) (br $l))
+        (i32.const 0)))`
+    const services = makeServices()
+    const factory = await host.createFactory(makeDef('hl', { quotas: { fuel: 1_000_000, timeoutMs: 5000 } }), makeArtifact(await wat(hostLoop)), services)
+    const t = performance.now()
+    expect(() => factory.createStream(makeStream()).onRequestHeaders!(true)).toThrow(expect.objectContaining({ code: 'fuel_exhausted' }))
+    expect(performance.now() - t).toBeLessThan(500)
   })
 
   it('the watchdog fails a call that ran past timeoutMs, after the fact, and discards the instance', async () => {

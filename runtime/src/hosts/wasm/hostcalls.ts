@@ -494,8 +494,21 @@ export function createImports(
     else if (extra.fuel && imp.name in extra.fuel && imp.kind === 'function' && !(imp.module in tables)) mod[imp.name] = extra.fuel[imp.name]!
     else {
       const fn = tables[imp.module]?.[imp.name]
-      if (fn) mod[imp.name] = fn
+      if (fn) mod[imp.name] = metered(vm, fn)
     }
   }
   return out
+}
+
+/**
+ * Host calls cost fuel too: a loop of cheap Wasm around an expensive host call would
+ * otherwise run long on little fuel. Each call counts; past the call's allowance
+ * (fuel at entry / HOSTCALL_FUEL) it stops the module like running out of fuel, and the
+ * count is charged to the request afterwards (vm.ts). Fixed arity: no rest-array per call.
+ */
+function metered(vm: WasmVm, fn: HostFn): HostFn {
+  return (a?: any, b?: any, c?: any, d?: any, e?: any, f?: any, g?: any, h?: any, i?: any, j?: any, k?: any, l?: any) => {
+    if (++vm.hostcalls > vm.hostcallLimit) vm.hostcallsExhausted()
+    return fn(a, b, c, d, e, f, g, h, i, j, k, l)
+  }
 }

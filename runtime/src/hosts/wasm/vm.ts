@@ -19,7 +19,7 @@
 import type { Logger } from '../../observability/logger.ts'
 import { FilterError, FilterErrorCode, type Capability, type HttpStream } from '../../pipeline/filter.ts'
 import { HeaderMap } from '../../pipeline/header-map.ts'
-import { FuelMeter, GROW_EXPORT, START_EXPORT, fuelImports, isOutOfFuel } from '../../sandbox/fuel.ts'
+import { FuelMeter, GROW_EXPORT, OutOfFuel, START_EXPORT, fuelImports, isOutOfFuel } from '../../sandbox/fuel.ts'
 import { MAX_PAGES } from '../../sandbox/memory-cap.ts'
 import type { PreparedModule } from '../../sandbox/module-cache.ts'
 import type { HostServices, HttpCallRequest, HttpCallResponse } from '../host-services.ts'
@@ -102,6 +102,8 @@ export interface Callbacks {
 }
 
 const MAX_OUTSTANDING_CALLOUTS = 64
+/** Fuel one host call costs (about what a short host call takes in Wasm instructions). */
+export const HOSTCALL_FUEL = 1000
 /** Contexts a module may keep open after their stream ended (proxy_on_done returned false). */
 const MAX_PENDING_DONE = 4096
 const EMPTY = new Uint8Array(0)
@@ -115,6 +117,9 @@ export class WasmVm {
   /** The instance that receives timer and queue callbacks (shared mode: the only one). */
   readonly isRoot: boolean
   broken = false
+  /** Host calls made during the current call into the module, and how many it may make. */
+  hostcalls = 0
+  hostcallLimit = Infinity
   /** Used since the last snapshot restore. */
   dirty = false
   effective = ROOT_CONTEXT_ID
@@ -239,14 +244,21 @@ export class WasmVm {
     const meter = this.#meter
     // After a call for `binding` the global holds exactly binding.fuelLeft: skip the BigInt write
     // when the same stream calls again (the common case: several hooks of one request in a row).
-    if (meter && (binding === undefined || binding !== this.#fuelOwner)) meter.set(binding ? binding.fuelLeft : this.#rootFuel)
+    const fuelIn = binding ? binding.fuelLeft : this.#rootFuel
+    if (meter && (binding === undefined || binding !== this.#fuelOwner)) meter.set(fuelIn)
     this.#fuelOwner = binding
+    const prevHostcalls = this.hostcalls
+    const prevLimit = this.hostcallLimit
+    this.hostcalls = 0
+    if (meter) this.hostcallLimit = Math.max(0, Math.floor(fuelIn / HOSTCALL_FUEL))
     const t0 = performance.now()
     let r: number | undefined
     try {
       r = fn(ctx, a, b, c, d)
     } catch (e) {
-      if (meter && binding) binding.fuelLeft = meter.remaining()
+      this.#settleFuel(binding)
+      this.hostcalls = prevHostcalls
+      this.hostcallLimit = prevLimit
       this.effective = prevEffective
       this.current = prevCurrent
       if (this.#cleanExit && e instanceof ProcExit && e.exitCode === 0) return 0
@@ -254,7 +266,9 @@ export class WasmVm {
       this.#fail(err, binding)
       throw err
     }
-    if (meter && binding) binding.fuelLeft = meter.remaining()
+    this.#settleFuel(binding)
+    this.hostcalls = prevHostcalls
+    this.hostcallLimit = prevLimit
     this.effective = prevEffective
     this.current = prevCurrent
     const ms = performance.now() - t0
@@ -264,6 +278,20 @@ export class WasmVm {
       throw err
     }
     return r === undefined ? 1 : r
+  }
+
+  /** Reads back the fuel left and charges the host calls the module made. */
+  #settleFuel(binding: StreamBinding | undefined): void {
+    const meter = this.#meter
+    if (!meter || !binding) return
+    binding.fuelLeft = meter.remaining() - this.hostcalls * HOSTCALL_FUEL
+    // The global no longer equals fuelLeft: the next call must write it.
+    if (this.hostcalls !== 0) this.#fuelOwner = undefined
+  }
+
+  /** Called by a host call past the allowance: stops the module as running out of fuel does. */
+  hostcallsExhausted(): never {
+    throw new OutOfFuel()
   }
 
   #classify(e: unknown): FilterError {
