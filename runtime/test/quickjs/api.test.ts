@@ -197,6 +197,34 @@ describe('QuickJS filters: callouts pause and resume the stream', () => {
     await services.clusters?.close()
   })
 
+  it('other requests failing meanwhile do not touch a request waiting on a callout; a replaced instance fails it at once (503)', async () => {
+    const slow = await startUpstream((_req, res) => setTimeout(() => res.writeHead(200).end('ok'), 300))
+    const services = makeServices(slow.port)
+    const src = `export async function onRequestHeaders(req, ctx) {
+      if (req.path === '/spin') while (true) {}
+      if (req.path === '/bomb') { const keep = []; for (;;) keep.push(new Array(1 << 16).fill(1)) }
+      await ctx.httpCall('auth', { path: '/' })
+      req.headers.set('x-after', '1')
+    }`
+    const { f } = await build(src, { name: 'swap', calloutClusters: ['auth'], quotas: { fuel: 1e12 } }, services)
+    // A hook stopped by fuel (the instance stays): the waiting request goes on untouched.
+    let waiting = drive([f], { path: '/wait', waitMs: 3000 })
+    await new Promise((r) => setTimeout(r, 50))
+    expect((await drive([f], { path: '/spin' })).status).toBe(500)
+    let out = await waiting
+    expect(out.status).toBe('upstream')
+    expect(out.stream.requestHeaders.get('x-after')).toBe('1')
+    // A hook that poisons the instance (memory cap): the waiting request fails now, not at the pause timeout.
+    waiting = drive([f], { path: '/wait', waitMs: 3000 })
+    await new Promise((r) => setTimeout(r, 50))
+    expect((await drive([f], { path: '/bomb' })).status).toBe(500)
+    out = await waiting
+    expect(out.status).toBe(503)
+    expect(JSON.parse(out.body!)).toMatchObject({ error: 'filter_failed', code: 'unavailable', filter: 'swap' })
+    await services.clusters?.close()
+    await slow.close()
+  })
+
   it('applies the failure policy when the continuation fails after the pause', async () => {
     const services = makeServices(upstream.port)
     const src = `export async function onRequestHeaders(req, ctx) { await ctx.httpCall('auth', { path: '/' }); throw new Error('after the await') }`

@@ -183,6 +183,8 @@ export class QuickJsFilterFactory implements FilterFactory {
       return s.sandbox.run(st, op, size, eos)
     } catch (e) {
       const err = e instanceof FilterError ? e : new FilterError(this.name, FilterErrorCode.Trap, String(e), { cause: e })
+      s.sandbox.forget(st)
+      s.sandbox.drain()
       this.#onFailure(s.sandbox, err, op, st)
       throw err
     }
@@ -191,6 +193,7 @@ export class QuickJsFilterFactory implements FilterFactory {
   done(s: QuickJsStream): void {
     const st = s.state
     st.done = true
+    s.sandbox.forget(st)
     this.#fuelUsed.observe(Math.max(0, st.fuelUsed))
     const sb = s.sandbox
     sb.refs--

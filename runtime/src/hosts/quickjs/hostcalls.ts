@@ -38,6 +38,8 @@ export interface HostcallEnv {
 export interface HostcallTarget {
   /** The stream the current turn runs for (undefined outside requests). */
   readonly current: StreamState | undefined
+  /** The request whose async hook call `call` is waiting, if any. */
+  pendingCall(call: number): StreamState | undefined
   /** The filter read header map `kind` through `hget` (the host may prefetch it next time). */
   noteHeaderRead(kind: number): void
   /** Starts a callout for `state` and returns the promise handle given to the filter. */
@@ -100,14 +102,16 @@ export function createHostcalls(ctx: QuickJSContext, env: HostcallEnv, target: H
   const num = (x: QuickJSHandle) => ctx.getNumber(x)
 
   // Plumbing every filter gets: how an async hook reports its outcome.
-  def('settle', (status) => {
-    const st = target.current
+  // The hook call is named by the number the host passed in: a promise job may run during
+  // another request's turn, and a stale one (its request failed or ended) settles nothing.
+  def('settle', (call, status) => {
+    const st = target.pendingCall(num(call))
     if (st && st.settled === undefined && st.failed === undefined) st.settled = num(status)
     return undefined
   })
-  def('fail', (message, stack) => {
-    const st = target.current
-    if (st && st.settled === undefined && st.failed === undefined) st.failed = { message: str(message), stack: str(stack) }
+  def('fail', (call, name, message, stack) => {
+    const st = target.pendingCall(num(call))
+    if (st && st.settled === undefined && st.failed === undefined) st.failed = { name: str(name), message: str(message), stack: str(stack) }
     return undefined
   })
 

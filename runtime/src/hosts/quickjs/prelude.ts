@@ -14,7 +14,7 @@
  * Views are singletons re-pointed at the current stream by the host: they are valid during a
  * hook (and its async continuations), like proxy-wasm's context-bound calls.
  *
- * Dispatcher protocol, `dispatch(op, size, eos, prefetched)`:
+ * Dispatcher protocol, `dispatch(op, size, eos, call, prefetched)`:
  *   op 0..6   run the hook of that phase (see PHASE_OP). `prefetched`, when given, is the
  *             phase's own header map (the host passes it once the hook was seen reading it:
  *             one crossing saved per call). Returns the turn's outcome (below).
@@ -22,7 +22,9 @@
  *   op 8      end of a job turn: returns the turn's outcome
  *
  * Outcome: a status digit (0 Continue, 1 Pause, 2 pending: the hook returned a promise and the
- * host holds the stream until it settles through `h.settle(status)` / `h.fail(msg, stack)`),
+ * host holds the stream until it settles through `h.settle(call, status)` / `h.fail(call, msg,
+ * stack)`, `call` being the number the host gave that hook call: a promise job can run during
+ * another request's turn, and must still settle its own request),
  * followed by effects, each introduced by U+0003: `H<kind>` U+0002 <flat header map> for a
  * header map the turn changed, `M<op>` U+0002 <name> U+0002 <value> for a metric update.
  * Effects ride on the return value because each host call costs a trampoline; a dozen header
@@ -331,12 +333,10 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
     if (typeof f === 'function') mask |= 1 << i;
   }
   const status = (r) => (r === 1 || r === 'pause' ? 1 : 0);
-  const settleOk = (r) => { h.settle(status(r)); };
   const dropDirty = () => { for (let i = 0; i < nd; i++) dirty[i]._d = false; nd = 0; };
-  const settleErr = (e) => { dropDirty(); metricsToHost(); h.fail(e && e.message !== undefined ? String(e.name) + ': ' + String(e.message) : String(e), e && e.stack !== undefined ? String(e.stack) : ''); };
 
   const primary = [request.headers, request.headers, request.trailers, response.headers, response.headers, response.trailers, undefined];
-  const dispatch = function (op, size, eos, pre) {
+  const dispatch = function (op, size, eos, call, pre) {
     // End of a job turn: report that turn's changes before anything moves on.
     if (op === 8) return effects(0);
     turn++;
@@ -360,7 +360,15 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
       throw e;
     }
     if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
-      r.then(settleOk, settleErr);
+      r.then(
+        (v) => { h.settle(call, status(v)); },
+        (e) => {
+          dropDirty();
+          metricsToHost();
+          const isErr = e !== null && typeof e === 'object';
+          h.fail(call, isErr && e.name !== undefined ? String(e.name) : 'Error', isErr && e.message !== undefined ? String(e.message) : String(e), isErr && e.stack !== undefined ? String(e.stack) : '');
+        },
+      );
       return effects(2);
     }
     return effects(status(r));

@@ -99,6 +99,9 @@ export class Sandbox implements HostcallTarget {
   /** Per hook op: the hook read its header map last time, so pass it along with the call. */
   readonly #prefetch = [false, false, false, false, false, false, false]
   #op = -1
+  /** Hook calls are numbered; async ones wait here for their promise to settle. */
+  #call = 0
+  readonly #pending = new Map<number, StreamState>()
   #metrics: ((op: number, name: string, value: number) => void) | undefined
 
   private constructor(opts: SandboxOptions) {
@@ -183,6 +186,8 @@ export class Sandbox implements HostcallTarget {
     state.settled = undefined
     state.failed = undefined
     const sizeH = size === 0 ? this.#zero : ctx.newNumber(size)
+    const call = ++this.#call
+    const callH = ctx.newNumber(call)
     let preH: QuickJSHandle | undefined
     if (this.#prefetch[op]) {
       const s = state.stream
@@ -194,28 +199,65 @@ export class Sandbox implements HostcallTarget {
     try {
       result = this.#enter(state, () =>
         preH === undefined
-          ? ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[op]!, sizeH, eos ? ctx.true : ctx.false)
-          : ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[op]!, sizeH, eos ? ctx.true : ctx.false, preH),
+          ? ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[op]!, sizeH, eos ? ctx.true : ctx.false, callH)
+          : ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[op]!, sizeH, eos ? ctx.true : ctx.false, callH, preH),
       )
     } finally {
-      if (sizeH !== this.#zero && sizeH.alive) sizeH.dispose()
-      if (preH?.alive) preH.dispose()
+      if (!this.poisoned) {
+        if (sizeH !== this.#zero && sizeH.alive) sizeH.dispose()
+        if (callH.alive) callH.dispose()
+      }
+      if (!this.poisoned && preH?.alive) preH.dispose()
     }
     const status = this.#outcome(state, this.#unwrap(state, result))
     this.#endTurn(state)
     if (status !== PENDING) return status === FilterStatus.Pause ? FilterStatus.Pause : FilterStatus.Continue
     if (op === PHASE_OP.Log) return FilterStatus.Continue
     state.pending = true
+    state.call = call
+    this.#pending.set(call, state)
     this.#jobs(state, true)
     if (state.failed) {
-      state.pending = false
-      throw this.#thrown(state.failed)
+      this.#settled(state)
+      throw this.#asyncError(state, state.failed)
     }
     if (state.settled !== undefined) {
-      state.pending = false
+      this.#settled(state)
       return FilterStatus.Continue
     }
     return FilterStatus.Pause
+  }
+
+  #settled(state: StreamState): void {
+    state.pending = false
+    this.#pending.delete(state.call)
+  }
+
+  pendingCall(call: number): StreamState | undefined {
+    return this.#pending.get(call)
+  }
+
+  /** The request ended: its async hook, if any, no longer settles anything. */
+  forget(state: StreamState): void {
+    if (state.pending) this.#settled(state)
+  }
+
+  /**
+   * After a failed turn: run what is left in the job queue (reactions of the failed hook's
+   * promise) with no request bound, so that no stale job runs later inside another
+   * request's turn. Stream calls fail inside those jobs; settle/fail of stale calls are ignored.
+   */
+  drain(): void {
+    if (this.poisoned || this.#disposed) return
+    const sink = { fuelLeft: this.#reserve }
+    this.current = undefined
+    this.#op = -1
+    try {
+      const r = this.#enter(sink, () => this.#rt.executePendingJobs())
+      r.error?.dispose()
+    } catch {
+      // #enter poisoned the instance: the factory replaces it
+    }
   }
 
   /**
@@ -276,11 +318,19 @@ export class Sandbox implements HostcallTarget {
 
   #calloutDone(state: StreamState, d: QuickJSDeferredPromise, ok: string | undefined, err: unknown): void {
     state.inflight--
-    if (!this.#deferreds.delete(d)) return // disposed with the sandbox
+    const known = this.#deferreds.delete(d)
     if (this.poisoned || this.#disposed) {
-      d.dispose()
+      try {
+        if (known && !this.poisoned) d.dispose()
+      } catch {
+        // the engine is gone with the instance
+      }
+      // The instance was replaced while the request waited: fail it now, not at the pause timeout.
+      state.pending = false
+      if (!state.done) this.#opts.onAsync(state, { kind: 'failed', error: new FilterError(this.#name, FilterErrorCode.Unavailable, 'instance was replaced during a callout') })
       return
     }
+    if (!known) return
     const ctx = this.#ctx
     const code = (err as { code?: unknown } | undefined)?.code
     const v =
@@ -294,13 +344,13 @@ export class Sandbox implements HostcallTarget {
     let outcome: AsyncOutcome
     try {
       this.#jobs(state, !state.done)
-      if (state.failed) outcome = { kind: 'failed', error: this.#thrown(state.failed) }
+      if (state.failed) outcome = { kind: 'failed', error: this.#asyncError(state, state.failed) }
       else if (state.settled !== undefined) outcome = { kind: 'settled', status: state.settled }
       else outcome = { kind: 'pending' }
     } catch (e) {
       outcome = { kind: 'failed', error: e instanceof FilterError ? e : this.#hostFailure(e, state) }
     }
-    if (outcome.kind !== 'pending') state.pending = false
+    if (outcome.kind !== 'pending') this.#settled(state)
     if (!state.done) this.#opts.onAsync(state, outcome)
   }
 
@@ -331,10 +381,14 @@ export class Sandbox implements HostcallTarget {
       r = fn()
     } catch (e) {
       state.fuelLeft -= m.used()
+      m.set(this.#reserve)
       this.#trapped = true
       throw this.#hostFailure(e, state)
     }
     state.fuelLeft -= m.used()
+    // Handle bookkeeping after the call (disposing handles, reading results) runs engine code
+    // too: give it fuel of its own, or a request that ran dry would trap in the host's cleanup.
+    m.set(this.#reserve)
     // Out of fuel inside a host call is turned into a JS exception by quickjs-emscripten's
     // trampoline; the engine still trapped mid-way, so the instance is done for.
     this.#trapped = this.#engine.traps !== traps
@@ -370,6 +424,17 @@ export class Sandbox implements HostcallTarget {
   #jobsResult(state: FuelAccount, r: { error?: QuickJSHandle }): void {
     if (r.error !== undefined) this.#unwrap(state, { error: r.error })
     else this.#unwrap(state, { value: this.#ctx.undefined })
+  }
+
+  /** An async hook's rejection, classified like a synchronous failure (its promise carries the engine's errors too). */
+  #asyncError(state: StreamState, info: JsErrorInfo): FilterError {
+    if (state.fuelLeft < 0 || (info.name === 'InternalError' && info.message === 'interrupted')) {
+      return new FilterError(this.#name, FilterErrorCode.FuelExhausted, 'fuel budget exhausted', { cause: { ...info } })
+    }
+    const code = classifyVmError(info)
+    if (code === FilterErrorCode.Thrown) return this.#thrown(info)
+    if (code === FilterErrorCode.MemoryExceeded) this.poisoned = true
+    return new FilterError(this.#name, code, code === FilterErrorCode.MemoryExceeded ? 'memory cap reached' : 'stack limit reached', { cause: { ...info } })
   }
 
   #thrown(info: { message: string; stack: string; name?: string }): FilterError {

@@ -25,9 +25,11 @@ export class StreamState {
   hasEffects = false
   /** An async hook is in flight (the stream is paused on it). */
   pending = false
+  /** The number of the hook call that is pending. */
+  call = 0
   /** Set by the prelude when the async hook settles: its status, or its error. */
   settled: number | undefined = undefined
-  failed: { message: string; stack: string } | undefined = undefined
+  failed: { name: string; message: string; stack: string } | undefined = undefined
   /** Callouts in flight. */
   inflight = 0
   /** onDone ran: late callout results are dropped. */
