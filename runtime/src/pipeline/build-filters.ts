@@ -31,8 +31,8 @@ export async function buildFilters(cfg: ProxyConfig, services: HostServices, pre
   const out = new Map<string, BuiltFilter>()
   const created: FilterFactory[] = []
   const issues: ConfigIssue[] = []
-  const opts = { baseDir: cfg.baseDir, allowUnsigned: cfg.allowUnsigned } as LoadArtifactOptions
-  if (cfg.trustPolicy !== undefined) (opts as LoadArtifactOptions & { trustPolicy?: string }).trustPolicy = cfg.trustPolicy
+  const opts: LoadArtifactOptions = { baseDir: cfg.baseDir, allowUnsigned: cfg.allowUnsigned, log: services.log, metrics: services.metrics }
+  if (cfg.trustPolicy !== undefined) opts.trustPolicy = cfg.trustPolicy
 
   await Promise.all(
     cfg.filters.map(async (def, i) => {
