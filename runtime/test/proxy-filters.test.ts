@@ -23,6 +23,7 @@ export function onResponseBody(res, ctx) {
   return 0
 }
 `,
+  'deny.js': `export function onRequestHeaders(req, ctx) { return req.headers.get('x-key') === 'ok' ? 0 : ctx.reply(401, 'no key') }`,
   'boom.js': `export function onRequestHeaders(req, ctx) { throw new Error('secret detail /srv/boom.js') }`,
   'tag.js': `export function onRequestHeaders(req, ctx) { req.headers.set('x-tag', ctx.filterName); return 0 }
 export function onResponseHeaders(res, ctx) { res.headers.add('x-order', ctx.filterName); return 0 }`,
@@ -47,7 +48,10 @@ describe('filters in the proxy', () => {
         allowUnsigned: true,
         accessLog: 'off',
         admin: { address: '127.0.0.1', port: 0 },
-        listeners: [{ name: 'main', address: '127.0.0.1', port: 0, filters: ['outer'] }],
+        listeners: [
+          { name: 'main', address: '127.0.0.1', port: 0, filters: ['outer'] },
+          { name: 'h2c', address: '127.0.0.1', port: 0, http2: true },
+        ],
         clusters: [{ name: 'app', endpoints: [`127.0.0.1:${up.port}`] }],
         filters: [
           { name: 'rewrite', kind: 'quickjs', module: 'rewrite.js', capabilities: caps },
@@ -55,12 +59,14 @@ describe('filters in the proxy', () => {
           { name: 'boom-open', kind: 'quickjs', module: 'boom.js', capabilities: caps, failurePolicy: 'fail-open' },
           { name: 'outer', kind: 'quickjs', module: 'tag.js', capabilities: caps },
           { name: 'inner', kind: 'quickjs', module: 'tag.js', capabilities: caps },
+          { name: 'deny', kind: 'quickjs', module: 'deny.js', capabilities: caps },
         ],
         routes: [
           { name: 'rewrite', match: { prefix: '/rewrite' }, cluster: 'app', filters: ['rewrite'] },
           { name: 'closed', match: { prefix: '/closed' }, cluster: 'app', filters: ['boom-closed'] },
           { name: 'open', match: { prefix: '/open' }, cluster: 'app', filters: ['boom-open', 'inner'] },
           { name: 'order', match: { prefix: '/order' }, cluster: 'app', filters: ['inner'] },
+          { name: 'ws', match: { prefix: '/ws' }, cluster: 'app', filters: ['deny'] },
         ],
       },
       { baseDir: dir, log: quiet },
@@ -101,5 +107,38 @@ describe('filters in the proxy', () => {
     const r = await request(port, { path: '/order' })
     expect(r.body).toBe('inner|')
     expect(r.headers['x-order']).toBe('inner, outer')
+  })
+
+  it('runs body filters on HTTP/2 streams too', async () => {
+    const http2 = await import('node:http2')
+    const c = http2.connect(`http://127.0.0.1:${proxy.address('h2c').port}`)
+    try {
+      const body = await new Promise<string>((ok, fail) => {
+        const s = c.request({ ':method': 'POST', ':path': '/rewrite' })
+        let out = ''
+        s.on('data', (d) => (out += d))
+        s.on('end', () => ok(out))
+        s.on('error', fail)
+        s.end('abc')
+      })
+      expect(body).toBe('[-|ABC]')
+    } finally {
+      c.close()
+    }
+  })
+
+  it('runs request-header filters on WebSocket upgrades (a denial never reaches the upstream)', async () => {
+    const net = await import('node:net')
+    const before = up.seen.length
+    const head = await new Promise<string>((ok, fail) => {
+      const s = net.connect(port, '127.0.0.1', () => s.write('GET /ws HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n'))
+      let buf = ''
+      s.on('data', (d) => (buf += d))
+      s.on('close', () => ok(buf))
+      s.on('error', fail)
+    })
+    expect(head).toMatch(/^HTTP\/1\.1 401/)
+    expect(head).toContain('no key')
+    expect(up.seen.length).toBe(before)
   })
 })
