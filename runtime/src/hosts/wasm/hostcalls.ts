@@ -440,8 +440,8 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
         else if (flat[i] === ':authority') authority = true
         headers.push([flat[i]!, flat[i + 1]!])
       }
-      if (!method || !path) return R.BadArgument
-      if (!authority) headers.push([':authority', cluster])
+      // The spec (and Envoy) require all three pseudo-headers.
+      if (!method || !path || !authority) return R.BadArgument
       const tr: [string, string][] = []
       for (let i = 0; i < trailers.length; i += 2) tr.push([trailers[i]!, trailers[i + 1]!])
       const token = vm.dispatchHttpCall({
