@@ -14,7 +14,7 @@
  * Views are singletons re-pointed at the current stream by the host: they are valid during a
  * hook (and its async continuations), like proxy-wasm's context-bound calls.
  *
- * Dispatcher protocol, `dispatch(op, size, eos, call, prefetched)`:
+ * Dispatcher protocol, `dispatch(op, size, eos, prefetched)`:
  *   op 0..6   run the hook of that phase (see PHASE_OP). `prefetched`, when given, is the
  *             phase's own header map (the host passes it once the hook was seen reading it:
  *             one crossing saved per call). Returns the turn's outcome (below).
@@ -22,9 +22,9 @@
  *   op 8      end of a job turn: returns the turn's outcome
  *
  * Outcome: a status digit (0 Continue, 1 Pause, 2 pending: the hook returned a promise and the
- * host holds the stream until it settles through `h.settle(call, status)` / `h.fail(call, msg,
- * stack)`, `call` being the number the host gave that hook call: a promise job can run during
- * another request's turn, and must still settle its own request),
+ * host holds the stream until it settles through `h.settle(call, status)` / `h.fail(call, ...)`,
+ * `call` being the hook call's number, sent along as a `C<call>` effect: a promise job can run
+ * during another request's turn, and must still settle its own request),
  * followed by effects, each introduced by U+0003: `H<kind>` U+0002 <flat header map> for a
  * header map the turn changed, `M<op>` U+0002 <name> U+0002 <value> for a metric update.
  * Effects ride on the return value because each host call costs a trampoline; a dozen header
@@ -336,7 +336,8 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
   const dropDirty = () => { for (let i = 0; i < nd; i++) dirty[i]._d = false; nd = 0; };
 
   const primary = [request.headers, request.headers, request.trailers, response.headers, response.headers, response.trailers, undefined];
-  const dispatch = function (op, size, eos, call, pre) {
+  let calls = 0;
+  const dispatch = function (op, size, eos, pre) {
     // End of a job turn: report that turn's changes before anything moves on.
     if (op === 8) return effects(0);
     turn++;
@@ -346,6 +347,7 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
     }
     if (nd !== 0) dropDirty();
     np = 0;
+    const call = ++calls;
     ctx.endOfStream = eos;
     ctx.bodySize = size;
     if (pre !== undefined) { const v = primary[op]; v._f = pre === '' ? [] : pre.split(SEP); v._t = turn; v._d = false; v._x = null; }
@@ -369,7 +371,8 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
           h.fail(call, isErr && e.name !== undefined ? String(e.name) : 'Error', isErr && e.message !== undefined ? String(e.message) : String(e), isErr && e.stack !== undefined ? String(e.stack) : '');
         },
       );
-      return effects(2);
+      const out = effects(2);
+      return (typeof out === 'number' ? '2' : out) + '\u0003C' + call;
     }
     return effects(status(r));
   };

@@ -99,8 +99,7 @@ export class Sandbox implements HostcallTarget {
   /** Per hook op: the hook read its header map last time, so pass it along with the call. */
   readonly #prefetch = [false, false, false, false, false, false, false]
   #op = -1
-  /** Hook calls are numbered; async ones wait here for their promise to settle. */
-  #call = 0
+  /** Async hook calls (numbered by the prelude) waiting for their promise to settle. */
   readonly #pending = new Map<number, StreamState>()
   #metrics: ((op: number, name: string, value: number) => void) | undefined
 
@@ -186,8 +185,6 @@ export class Sandbox implements HostcallTarget {
     state.settled = undefined
     state.failed = undefined
     const sizeH = size === 0 ? this.#zero : ctx.newNumber(size)
-    const call = ++this.#call
-    const callH = ctx.newNumber(call)
     let preH: QuickJSHandle | undefined
     if (this.#prefetch[op]) {
       const s = state.stream
@@ -199,13 +196,12 @@ export class Sandbox implements HostcallTarget {
     try {
       result = this.#enter(state, () =>
         preH === undefined
-          ? ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[op]!, sizeH, eos ? ctx.true : ctx.false, callH)
-          : ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[op]!, sizeH, eos ? ctx.true : ctx.false, callH, preH),
+          ? ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[op]!, sizeH, eos ? ctx.true : ctx.false)
+          : ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[op]!, sizeH, eos ? ctx.true : ctx.false, preH),
       )
     } finally {
       if (!this.poisoned) {
         if (sizeH !== this.#zero && sizeH.alive) sizeH.dispose()
-        if (callH.alive) callH.dispose()
       }
       if (!this.poisoned && preH?.alive) preH.dispose()
     }
@@ -214,8 +210,7 @@ export class Sandbox implements HostcallTarget {
     if (status !== PENDING) return status === FilterStatus.Pause ? FilterStatus.Pause : FilterStatus.Continue
     if (op === PHASE_OP.Log) return FilterStatus.Continue
     state.pending = true
-    state.call = call
-    this.#pending.set(call, state)
+    this.#pending.set(state.call, state)
     this.#jobs(state, true)
     if (state.failed) {
       this.#settled(state)
@@ -279,6 +274,8 @@ export class Sandbox implements HostcallTarget {
           checkHeaderFields(flat)
           state.headers[(p.charCodeAt(1) - 48) & 3] = flat
           state.hasEffects = true
+        } else if (p.charCodeAt(0) === 67 /* C */) {
+          state.call = Number(p.slice(1))
         } else if (p.charCodeAt(0) === 77 /* M */ && this.#metrics) {
           const g = p.indexOf(FIELD, f + 1)
           this.#metrics(p.charCodeAt(1) - 48, p.slice(f + 1, g), Number(p.slice(g + 1)))
