@@ -125,8 +125,12 @@ export function makeBundle(s: BundleSpec): Uint8Array {
 }
 
 /** An unsigned quickjs bundle (no Wasm: admission needs no binaryen, so child processes start fast). */
-export function makeJsBundle(name: string, version = '1.0.0'): Uint8Array {
-  const js = new TextEncoder().encode('export default { onRequestHeaders() { return 0 } }\n')
+export function makeJsBundle(
+  name: string,
+  version = '1.0.0',
+  o: { source?: string; capabilities?: Capability[]; quotas?: { default?: Quotas; maximum?: Quotas } } = {},
+): Uint8Array {
+  const js = new TextEncoder().encode(o.source ?? 'export function onRequestHeaders(req) { req.headers.get("user-agent") }\n')
   const manifest: BundleManifest = {
     schemaVersion: 1,
     name,
@@ -135,8 +139,8 @@ export function makeJsBundle(name: string, version = '1.0.0'): Uint8Array {
     abi: 'omnirelay-quickjs/1',
     entry: 'filter.js',
     artifacts: [{ path: 'filter.js', digest: sha256Digest(js), size: js.length }],
-    capabilities: ['headers:read'],
-    quotas: { default: {}, maximum: {} },
+    capabilities: o.capabilities ?? ['headers:read'],
+    quotas: { default: o.quotas?.default ?? {}, maximum: o.quotas?.maximum ?? {} },
     tools: {},
   }
   return packBundle({ manifest: serializeManifest(manifest), artifacts: new Map([['filter.js', js]]) })

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { readWasmImports } from '@omnirelay/runtime/bundles/wasm-imports.ts'
 import { requiredCapabilities } from '@omnirelay/runtime/bundles/wasm-capabilities.ts'
 import { startRegistry, type RunningRegistry } from '../src/index.ts'
-import { BAD, filterWat, fixture, post, PUBLISH_TOKEN, TOKENS, type Fixture } from './helpers.ts'
+import { BAD, filterWat, fixture, makeJsBundle, post, PUBLISH_TOKEN, TOKENS, type Fixture } from './helpers.ts'
 
 let f: Fixture
 let reg: RunningRegistry
@@ -49,6 +49,17 @@ describe('smoke run through the Wasm host', () => {
     expect(r.status, JSON.stringify(r.body)).toBe(201)
     expect(r.body.bundle.admission).toMatchObject({ samples: 'bundle', smoke: { runner: 'host', requests: 2 } })
   }, 120_000)
+
+  it('runs QuickJS bundles through the QuickJS host', async () => {
+    const good = await f.sign(makeJsBundle('acme-js', '1.0.0', { source: 'export function onRequestHeaders(req) { req.headers.set("x-js", "1") }\n', capabilities: ['headers:read', 'headers:write'] }))
+    const ok = await post(reg.url, good, PUBLISH_TOKEN)
+    expect(ok.status, JSON.stringify(ok.body)).toBe(201)
+    expect(ok.body.bundle.admission.smoke).toMatchObject({ runner: 'host', requests: 4 })
+    const throws = await f.sign(makeJsBundle('acme-js-throw', '1.0.0', { source: 'export function onRequestHeaders() { throw new Error("boom") }\n' }))
+    expect((await post(reg.url, throws, PUBLISH_TOKEN)).body.error).toMatchObject({ step: 'smoke', code: 'smoke_trap' })
+    const spins = await f.sign(makeJsBundle('acme-js-spin', '1.0.0', { source: 'export function onRequestHeaders() { for (;;) {} }\n', quotas: { default: { fuel: 100_000_000 } } }))
+    expect((await post(reg.url, spins, PUBLISH_TOKEN)).body.error).toMatchObject({ step: 'smoke', code: 'smoke_fuel_exhausted' })
+  })
 
   it("uses the bundle's own samples", async () => {
     const samples = JSON.stringify({ requests: [{ path: '/', headers: [['x-boom', '1']] }] })

@@ -129,14 +129,25 @@ export async function admitBundle(file: Uint8Array, ctx: AdmissionContext): Prom
   const m = verified.manifest
   for (const which of ['default', 'maximum'] as const) {
     for (const [k, v] of Object.entries(m.quotas[which]) as [keyof Quotas, number][]) {
-      const limit = policy.maxQuotas[k]
+      const limit = policy.maxQuotas[m.kind][k]
       if (v > limit) throw refusal(AdmissionStep.Manifest, RegistryErrorCode.QuotaAbovePolicy, `quotas.${which}.${k} = ${v} is above the registry's limit ${limit}`)
     }
   }
   lap('manifest')
 
-  if (m.kind !== 'wasm') {
+  const own = contents.artifacts.get(SAMPLES_ARTIFACT)
+  const samples: Samples = own ? parseSamples(own, policy.smoke.maxSamples) : { requests: DEFAULT_CORPUS }
+  const bundle = { name: m.name, version: m.version, digest: verified.digest, signer: verified.signer.keyId }
+
+  if (m.kind === 'native') {
+    // Native code runs unsandboxed: the registry never executes it (no module step, no smoke).
     return { verified: summary(verified), report: { steps, samples: 'none' } }
+  }
+  if (m.kind === 'quickjs') {
+    // 5. Smoke run in the QuickJS host, under the manifest's defaults (host defaults otherwise).
+    const smoke = await ctx.smoke({ manifest: m, entry: verified.entry, samples, fuel: m.quotas.default.fuel, memoryBytes: m.quotas.default.memoryBytes, timeoutMs: policy.smoke.timeoutMs, bundle })
+    lap('smoke')
+    return { verified: summary(verified), report: { steps, smoke, samples: own ? 'bundle' : 'default' } }
   }
 
   // 4. Wasm module: imports, ABI, memory, fuel instrumentation.
@@ -145,18 +156,16 @@ export async function admitBundle(file: Uint8Array, ctx: AdmissionContext): Prom
   lap('module')
 
   // 5. Smoke run under the bundle's default quotas (bounded by the registry's).
-  const own = contents.artifacts.get(SAMPLES_ARTIFACT)
-  const samples: Samples = own ? parseSamples(own, policy.smoke.maxSamples) : { requests: DEFAULT_CORPUS }
   const smoke = await ctx.smoke({
     manifest: m,
     entry: verified.entry,
     instrumented: wasm.instrumented,
     hasStart: wasm.hasStart,
     samples,
-    fuel: Math.min(m.quotas.default.fuel ?? policy.smoke.fuel, policy.maxQuotas.fuel),
+    fuel: Math.min(m.quotas.default.fuel ?? policy.smoke.fuel, policy.maxQuotas.wasm.fuel),
     memoryBytes: Math.min(m.quotas.default.memoryBytes ?? memoryBytes, memoryBytes),
     timeoutMs: policy.smoke.timeoutMs,
-    bundle: { name: m.name, version: m.version, digest: verified.digest, signer: verified.signer.keyId },
+    bundle,
   })
   lap('smoke')
   return {

@@ -32,7 +32,12 @@ interface State {
 export async function runAbiSmoke(input: SmokeInput): Promise<SmokeReport> {
   const step = AdmissionStep.Smoke
   const t0 = performance.now()
-  const capped = capMemory(input.instrumented, pagesFor(input.memoryBytes))
+  if (!input.instrumented || input.fuel === undefined || input.memoryBytes === undefined) {
+    throw new Error('the ABI smoke runner needs an instrumented Wasm module, a fuel budget and a memory cap')
+  }
+  const fuel = input.fuel
+  const memoryBytes = input.memoryBytes
+  const capped = capMemory(input.instrumented, pagesFor(memoryBytes))
   let module: WebAssembly.Module
   try {
     module = await WebAssembly.compile(capped.bytes)
@@ -148,7 +153,7 @@ export async function runAbiSmoke(input: SmokeInput): Promise<SmokeReport> {
     const ns = (imports[imp.module] ??= {}) as Record<string, WebAssembly.ImportValue>
     if (imp.kind === 'memory') {
       const facts = capped.memories.find((m) => m.imported && m.module === imp.module && m.name === imp.name)
-      memory = new WebAssembly.Memory({ initial: facts?.initial ?? 1, maximum: facts?.maximum ?? pagesFor(input.memoryBytes) })
+      memory = new WebAssembly.Memory({ initial: facts?.initial ?? 1, maximum: facts?.maximum ?? pagesFor(memoryBytes) })
       ns[imp.name] = memory
     } else if (imp.kind === 'function') {
       const f = host[imp.name]
@@ -177,17 +182,17 @@ export async function runAbiSmoke(input: SmokeInput): Promise<SmokeReport> {
   const call = (name: string, ...args: number[]): number => {
     const f = (exports as Record<string, unknown>)[name]
     if (typeof f !== 'function') return 0
-    meter.set(input.fuel)
+    meter.set(fuel)
     try {
       const r = (f as (...a: number[]) => unknown)(...args)
       return typeof r === 'number' ? r : 0
     } catch (e) {
-      if (isOutOfFuel(e)) throw refusal(step, RegistryErrorCode.SmokeFuelExhausted, `${phase}: ${name} used more than ${input.fuel} fuel`, { cause: e })
+      if (isOutOfFuel(e)) throw refusal(step, RegistryErrorCode.SmokeFuelExhausted, `${phase}: ${name} used more than ${fuel} fuel`, { cause: e })
       if (e instanceof RangeError && /memory|allocation/i.test(e.message)) {
         throw refusal(step, RegistryErrorCode.SmokeMemoryExceeded, `${phase}: ${name}: ${e.message}`, { cause: e })
       }
       const pages = (memory as WebAssembly.Memory).buffer.byteLength / 65536
-      const cap = capped.memories[0]?.maximum ?? pagesFor(input.memoryBytes)
+      const cap = capped.memories[0]?.maximum ?? pagesFor(memoryBytes)
       // A failed memory.grow is invisible from outside; allocators then trap. Memory past half
       // the cap means a doubling allocator could not grow again: call that the memory quota.
       if (pages * 2 > cap) throw refusal(step, RegistryErrorCode.SmokeMemoryExceeded, `${phase}: ${name} failed with memory at its cap (${cap} pages)`, { cause: e })

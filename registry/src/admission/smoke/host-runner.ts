@@ -1,11 +1,12 @@
 /**
- * Smoke run through the runtime's own Wasm host (runtime/src/hosts/wasm), so admission runs a
- * filter exactly as a data plane would: same linking, capability checks, fuel meter, memory
- * cap and watchdog. Each sample is a real `PipelineStream` driven through the filter's hooks.
+ * Smoke run through one of the runtime's own extension hosts (Wasm: runtime/src/hosts/wasm,
+ * QuickJS: runtime/src/hosts/quickjs), so admission runs a filter exactly as a data plane
+ * would: same linking, capability checks, fuel meter, memory cap and watchdog. Each sample is
+ * a real `PipelineStream` driven through the filter's hooks.
  */
 import { HeaderMap } from '@omnirelay/runtime/pipeline/header-map.ts'
 import { PipelineStream } from '@omnirelay/runtime/pipeline/stream.ts'
-import { FilterError, type FilterDefinition, type LoadedArtifact, type StreamFilter } from '@omnirelay/runtime/pipeline/filter.ts'
+import { FilterError, type FilterDefinition, type LoadedArtifact, type Quotas, type StreamFilter } from '@omnirelay/runtime/pipeline/filter.ts'
 import type { ExtensionHost, HostServices } from '@omnirelay/runtime/hosts/host-services.ts'
 import { silentLogger } from '@omnirelay/runtime/observability/logger.ts'
 import { MetricsRegistry } from '@omnirelay/runtime/observability/metrics.ts'
@@ -31,7 +32,7 @@ function asRefusal(e: unknown, where: string): Error {
 /** Returns a runner bound to `host`. */
 export function hostSmokeRunner(host: ExtensionHost, cache?: SeededModuleCache): (input: SmokeInput) => Promise<SmokeReport> {
   return async (input) => {
-    const forget = cache?.seed(input.entry, { bytes: input.instrumented, hasStart: input.hasStart })
+    const forget = input.instrumented ? cache?.seed(input.entry, { bytes: input.instrumented, hasStart: input.hasStart ?? false }) : undefined
     try {
       return await run(input)
     } finally {
@@ -42,17 +43,20 @@ export function hostSmokeRunner(host: ExtensionHost, cache?: SeededModuleCache):
   async function run(input: SmokeInput): Promise<SmokeReport> {
     const t0 = performance.now()
     const m = input.manifest
+    const quotas: Quotas = { ...m.quotas.default, timeoutMs: Math.min(m.quotas.default.timeoutMs ?? input.timeoutMs, input.timeoutMs) }
+    if (input.fuel !== undefined) quotas.fuel = input.fuel
+    if (input.memoryBytes !== undefined) quotas.memoryBytes = input.memoryBytes
     const def: FilterDefinition = {
       name: `smoke:${m.name}`,
-      kind: 'wasm',
+      kind: m.kind,
       config: input.samples.config,
       failurePolicy: 'fail-closed',
       isolation: 'shared',
-      quotas: { ...m.quotas.default, fuel: input.fuel, memoryBytes: input.memoryBytes, timeoutMs: Math.min(m.quotas.default.timeoutMs ?? input.timeoutMs, input.timeoutMs) },
+      quotas,
       capabilities: [...m.capabilities],
     }
     const artifact: LoadedArtifact = {
-      kind: 'wasm',
+      kind: m.kind,
       bytes: input.entry,
       digest: sha256Hex(input.entry),
       bundle: input.bundle,

@@ -6,19 +6,20 @@ export interface SmokeInput {
   manifest: BundleManifest
   /** The original entry module. */
   entry: Uint8Array
-  /** The fuel-instrumented entry module (what the ABI runner instantiates). */
-  instrumented: Uint8Array
-  hasStart: boolean
+  /** Wasm: the fuel-instrumented entry module (what the ABI runner instantiates). */
+  instrumented?: Uint8Array
+  hasStart?: boolean
   samples: Samples
-  /** Budget per request (and for start + configure). */
-  fuel: number
-  memoryBytes: number
+  /** Budget per request (and for start + configure); absent: the host's default. */
+  fuel: number | undefined
+  memoryBytes: number | undefined
   timeoutMs: number
   bundle: { name: string; version: string; digest: string; signer: string }
 }
 
 export interface SmokeReport {
-  runner: 'abi' | 'host'
+  /** `none`: no runner for this kind is installed (the run was skipped). */
+  runner: 'abi' | 'host' | 'none'
   requests: number
   /** Most fuel any one request used (ABI runner only; the host keeps its own meter). */
   maxFuel: number | null
