@@ -30,6 +30,14 @@ export function onResponseHeaders(res, ctx) {
 }
 `
 
+const WRAP = `
+export function onResponseBody(res, ctx) {
+  if (!ctx.endOfStream) return 1
+  res.setBody('<' + res.text() + '>')
+  return 0
+}
+`
+
 /** The app: the same handler is the upstream (edge, sidecar) and the in-proc handler. */
 const app: http.RequestListener = (req, res) => {
   const chunks: Buffer[] = []
@@ -48,10 +56,14 @@ function config(mode: string, appPort: number) {
     accessLog: 'off',
     listeners: [{ name: 'main', address: '127.0.0.1', port: 0, mode }],
     clusters: [{ name: 'app', endpoints: [`127.0.0.1:${appPort}`] }],
-    filters: [{ name: 'tagger', kind: 'quickjs', module: 'tagger.js', capabilities: ['headers:read', 'headers:write', 'local-reply'] }],
+    filters: [
+      { name: 'tagger', kind: 'quickjs', module: 'tagger.js', capabilities: ['headers:read', 'headers:write', 'local-reply'] },
+      { name: 'wrap', kind: 'quickjs', module: 'wrap.js', capabilities: ['headers:read', 'body:read', 'body:write'] },
+    ],
     routes: [
       { name: 'health', match: { path: '/health' }, directResponse: { status: 200, body: 'ok' }, filters: ['tagger'] },
       { name: 'old', match: { prefix: '/old' }, redirect: { status: 308, path: '/new' } },
+      { name: 'wrapped', match: { prefix: '/wrapped' }, cluster: 'app', filters: ['tagger', 'wrap'] },
       { name: 'app', match: { prefix: '/' }, cluster: 'app', filters: ['tagger'] },
     ],
   }
@@ -65,6 +77,7 @@ const corpus: { method?: string; path: string; headers?: Record<string, string>;
   { path: '/admin', headers: { 'x-api-key': 'wrong' } },
   { method: 'POST', path: '/echo', body: 'hello body', headers: { 'content-type': 'text/plain' } },
   { path: '/health' },
+  { path: '/wrapped/x', headers: { 'x-api-key': 'k1' } },
   { path: '/old/page?q=2' },
 ]
 
@@ -91,6 +104,7 @@ describe('edge, sidecar and in-proc make the same decisions', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'parity-'))
     await writeFile(join(dir, 'tagger.js'), FILTER)
+    await writeFile(join(dir, 'wrap.js'), WRAP)
     upstream = http.createServer(app)
     await new Promise<void>((ok) => upstream.listen(0, '127.0.0.1', ok))
     const appPort = (upstream.address() as AddressInfo).port
@@ -125,6 +139,8 @@ describe('edge, sidecar and in-proc make the same decisions', () => {
   it('the decisions are the ones the filter makes', async () => {
     const r = await request(ports.inproc!, { path: '/admin', headers: { host: 'parity.test' } })
     expect(decision(r)).toMatchObject({ status: 401, deniedBy: 'tagger', xApp: null })
+    const wrapped = await request(ports.inproc!, { path: '/wrapped', headers: { host: 'parity.test' } })
+    expect(wrapped.body).toMatch(/^<\{.*\}>$/)
     const ok = decision(await request(ports.edge!, { path: '/x', headers: { host: 'parity.test', 'x-api-key': 'k1' } }))
     expect(ok).toMatchObject({ status: 200, filtered: 'yes', internal: null, xApp: '1', app: { tenant: 'acme', key: null } })
   })
