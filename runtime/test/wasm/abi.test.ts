@@ -132,6 +132,20 @@ describe('wasm host: proxy-wasm ABI', () => {
     expect(notListed.createStream(s2).onRequestHeaders!(true)).toBe(FilterStatus.Continue)
   })
 
+  it('streams waiting for a callout on an instance that fails get their policy answer at once', async () => {
+    const services = makeServices(() => new Promise(() => {}))
+    const { factory } = await load(calloutFilter.replace('(func (export "proxy_on_context_create") (param i32 i32))',
+      '(func (export "proxy_on_context_create") (param i32 i32)) (func (export "proxy_on_request_trailers") (param i32 i32) (result i32) unreachable)'), { calloutClusters: ['auth'] }, services)
+    const waiting = makeStream()
+    factory.createStream(waiting).onRequestHeaders!(true)
+    const other = factory.createStream(makeStream())
+    other.onRequestHeaders!(false)
+    expect(() => other.onRequestTrailers!()).toThrow(expect.objectContaining({ code: 'trap' }))
+    await Promise.resolve()
+    expect(waiting.localReply?.status).toBe(503)
+    expect(JSON.parse(dec.decode(waiting.localReply!.body))).toMatchObject({ error: 'filter_failed', code: 'unavailable' })
+  })
+
   it('a closed factory (filter reload) lets its in-flight streams finish', async () => {
     let answer: (r: { headers: [string, string][]; body: Uint8Array; trailers: [string, string][] }) => void = () => {}
     const services = makeServices(() => new Promise((r) => (answer = r)))

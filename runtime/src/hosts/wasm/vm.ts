@@ -315,6 +315,17 @@ export class WasmVm {
     if (this.broken) return
     this.broken = true
     this.dispose()
+    // Streams of this instance waiting for a callout would otherwise hang until the pipeline's
+    // pause timeout: fail them now (after this call unwinds), with their own policy.
+    const waiting = new Set<StreamBinding>()
+    for (const b of this.#callouts.values()) if (b && b !== binding) waiting.add(b)
+    this.#callouts.clear()
+    if (waiting.size) {
+      const lost = new FilterError(this.env.name, FilterErrorCode.Unavailable, 'the instance failed while the request waited for its callout')
+      queueMicrotask(() => {
+        for (const b of waiting) if (!b.finished) b.onCalloutFailure(lost)
+      })
+    }
     this.env.onFailure(this, err, binding)
   }
 
