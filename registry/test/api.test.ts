@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createHash } from 'node:crypto'
-import { publishBundle, RegistryClientError, startRegistry, type RunningRegistry } from '../src/index.ts'
+import { pollRevocations, publishBundle, RegistryClientError, startRegistry, type RunningRegistry } from '../src/index.ts'
 import { ADMIN_TOKEN, filterWat, fixture, getJson, OTHER_TOKEN, post, postJson, PUBLISH_TOKEN, TOKENS, type Fixture } from './helpers.ts'
 
 let f: Fixture
@@ -82,6 +82,9 @@ describe('HTTP API', () => {
     expect(list.body.serial).toBeGreaterThan(0)
     const etag = list.headers.get('etag') as string
     expect((await fetch(`${reg.url}/v1/revocations`, { headers: { 'if-none-match': etag } })).status).toBe(304)
+    const polled = await pollRevocations(reg.url)
+    expect(polled).toMatchObject({ changed: true, etag, list: { digests: [b.digest] } })
+    expect(await pollRevocations(reg.url, { etag })).toEqual({ changed: false, etag })
     const dl = await getJson(reg.url, `/v1/blobs/${b.digest}`)
     expect(dl.status).toBe(410)
     expect(dl.body.error.code).toBe('revoked')
