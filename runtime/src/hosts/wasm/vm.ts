@@ -469,7 +469,7 @@ export class WasmVm {
       } catch {
         // reported through onFailure; the instance is discarded and its timer cleared
       }
-    }, Math.max(ms, 10))
+    }, Math.min(Math.max(ms, 10), 86_400_000)) // Node turns delays over 2^31-1 ms into 1 ms
     this.#tick.unref()
   }
 
