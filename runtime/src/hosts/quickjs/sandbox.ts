@@ -25,7 +25,7 @@ import { FilterError, FilterErrorCode, type FilterErrorCode as Code } from '../.
 import { FilterStatus } from '../../pipeline/phases.ts'
 import { isOutOfFuel } from '../../sandbox/fuel.ts'
 import { createEngine, type Engine } from './engine.ts'
-import { checkHeaderFields, createHostcalls, encodeCalloutResponse, HostcallError, metricSink, type HostcallEnv, type HostcallTarget } from './hostcalls.ts'
+import { createHostcalls, splitHeaderList, encodeCalloutResponse, HostcallError, metricSink, type HostcallEnv, type HostcallTarget } from './hostcalls.ts'
 import { HARDEN_SOURCE, PENDING, PHASE_OP, PRELUDE_SOURCE } from './prelude.ts'
 import { StreamState } from './stream-state.ts'
 
@@ -270,8 +270,7 @@ export class Sandbox implements HostcallTarget {
         const p = parts[i]!
         const f = p.indexOf(FIELD)
         if (p.charCodeAt(0) === 72 /* H */) {
-          const flat = f + 1 === p.length ? [] : p.slice(f + 1).split(SEP)
-          checkHeaderFields(flat)
+          const flat = splitHeaderList(p.slice(f + 1))
           state.headers[(p.charCodeAt(1) - 48) & 3] = flat
           state.hasEffects = true
         } else if (p.charCodeAt(0) === 67 /* C */) {
