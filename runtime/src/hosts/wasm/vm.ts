@@ -102,6 +102,8 @@ export interface Callbacks {
 }
 
 const MAX_OUTSTANDING_CALLOUTS = 64
+/** Shortest tick period: every tick may spend a full fuel budget, so ticks are rationed. */
+const MIN_TICK_MS = 50
 /** Fuel one host call costs (about what a short host call takes in Wasm instructions). */
 export const HOSTCALL_FUEL = 1000
 /** Contexts a module may keep open after their stream ended (proxy_on_done returned false). */
@@ -469,7 +471,7 @@ export class WasmVm {
       } catch {
         // reported through onFailure; the instance is discarded and its timer cleared
       }
-    }, Math.min(Math.max(ms, 10), 86_400_000)) // Node turns delays over 2^31-1 ms into 1 ms
+    }, Math.min(Math.max(ms, MIN_TICK_MS), 86_400_000)) // Node turns delays over 2^31-1 ms into 1 ms
     this.#tick.unref()
   }
 
