@@ -116,6 +116,15 @@ describe('startup failures', () => {
     await expect(startProxy('/nonexistent/omnirelay.yaml')).rejects.toMatchObject({ code: 'config_unreadable' })
   })
 
+  it('names the listener whose TLS files cannot be read', async () => {
+    await expect(
+      startProxy(
+        { accessLog: 'off', listeners: [{ address: '127.0.0.1', port: 0 }, { address: '127.0.0.1', port: 0, tls: { cert: 'missing.pem', key: 'missing-key.pem' } }], routes: [{ match: {}, directResponse: { status: 200 } }] },
+        { baseDir: tmpdir(), log: createLogger({ level: 'error', write: () => {} }) },
+      ),
+    ).rejects.toMatchObject({ code: 'config_invalid', issues: [{ path: 'listeners[1].tls' }] })
+  })
+
   it('reports a port in use', async () => {
     const s = http.createServer()
     await new Promise<void>((ok) => s.listen(0, '127.0.0.1', ok))

@@ -68,7 +68,7 @@ export function validateConfig(doc: unknown, baseDir: string): ProxyConfig {
   const workers = readWorkers(r, top.workers)
   const clusters = r.arr(top.clusters, 'clusters').map((c, i) => readCluster(r, c, `clusters[${i}]`))
   const filters = r.arr(top.filters, 'filters').map((f, i) => readFilter(r, f, `filters[${i}]`))
-  const listeners = r.arr(top.listeners, 'listeners', true).map((l, i) => readListener(r, l, `listeners[${i}]`))
+  const listeners = r.arr(top.listeners, 'listeners', true).map((l, i) => readListener(r, l, `listeners[${i}]`, i))
   if (Array.isArray(top.listeners) && top.listeners.length === 0) r.fail('listeners', 'needs at least one listener')
   const routes = r.arr(top.routes, 'routes').map((x, i) => readRoute(r, x, `routes[${i}]`))
 
@@ -115,11 +115,12 @@ function readTls(r: Reader, v: unknown, path: string): TlsConfig | undefined {
   }
 }
 
-function readListener(r: Reader, v: unknown, path: string): ListenerConfig {
+function readListener(r: Reader, v: unknown, path: string, index: number): ListenerConfig {
   const o = r.obj(v, path, true) ?? {}
   r.known(o, path, ['name', 'address', 'port', 'mode', 'http2', 'tls', 'filters'])
   return {
-    name: readName(r, o.name ?? (o.port !== undefined ? `listener-${String(o.port)}` : undefined), `${path}.name`),
+    // Default names: by port, or by position for port 0 (several test listeners may use it).
+    name: readName(r, o.name ?? (o.port !== undefined && o.port !== 0 ? `listener-${String(o.port)}` : `listener-${index}`), `${path}.name`),
     address: r.str(o.address, `${path}.address`, '0.0.0.0')!,
     port: r.int(o.port, `${path}.port`, 0, 65535),
     mode: r.oneOf(o.mode, `${path}.mode`, ['edge', 'sidecar-inbound', 'sidecar-outbound'] as const, 'edge'),

@@ -5,7 +5,7 @@
  * epoch untouched.
  */
 import type { AddressInfo } from 'node:net'
-import { ConfigError } from '../config/errors.ts'
+import { ConfigError, ConfigErrorCode } from '../config/errors.ts'
 import { redactConfig } from '../config/redact.ts'
 import type { ListenerConfig, ProxyConfig } from '../config/types.ts'
 import { AdminServer } from '../admin/admin-server.ts'
@@ -186,7 +186,16 @@ export class Proxy {
           draining: false,
           log: this.log,
         }
-        const l = new Listener(lc, ctx, config.baseDir, this.log, this.metrics)
+        let l: Listener
+        try {
+          l = new Listener(lc, ctx, config.baseDir, this.log, this.metrics)
+        } catch (e) {
+          // Unreadable or malformed TLS material: say which listener and file, like a schema error.
+          const i = config.listeners.indexOf(lc)
+          const err = e as NodeJS.ErrnoException
+          const file = err.path ? ` ${err.path}` : ''
+          throw new ConfigError(ConfigErrorCode.Invalid, [{ path: `listeners[${i}].tls`, message: `cannot load certificate or key${file}: ${err.code ?? err.message}` }], { cause: e })
+        }
         if (cur) await cur.close(config.limits.drainTimeoutMs) // same port: free it first
         await l.listen()
         started.push(l)
