@@ -9,7 +9,6 @@
  */
 import { serve, type ApiOptions, type RunningRegistry } from './api/server.ts'
 import { Registry, type RegistryOptions } from './registry.ts'
-import { loadBinaryen } from '@omnirelay/runtime/sandbox/fuel.ts'
 
 export interface StartOptions extends RegistryOptions, ApiOptions {
   /** Default 0 (any free port). */
@@ -23,8 +22,7 @@ export async function startRegistry(opts: StartOptions): Promise<RunningRegistry
   const registry = await Registry.open(opts)
   try {
     const running = await serve(registry, opts.port ?? 0, opts.host ?? '127.0.0.1', opts)
-    // binaryen takes a while to load (hundreds of ms): start now so the first publish does not wait for it.
-    void loadBinaryen().catch(() => {})
+    registry.warm()
     return running
   } catch (e) {
     registry.close()

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path'
 import { compileTrustPolicy, loadTrustPolicy, type TrustPolicy } from '@omnirelay/runtime/bundles/trust-policy.ts'
 import { normalizeDigest, sha256Digest } from '@omnirelay/runtime/bundles/digest.ts'
 import { unpackBundle } from '@omnirelay/runtime/bundles/format.ts'
+import { loadBinaryen } from '@omnirelay/runtime/sandbox/fuel.ts'
 import { admitBundle, type Admitted } from './admission/pipeline.ts'
 import { AdmissionPool } from './admission/worker/admission-pool.ts'
 import { resolvePolicy, type AdmissionPolicy } from './admission/policy.ts'
@@ -44,7 +45,7 @@ export interface RegistryOptions {
    * `admissionTimeoutMs`. `inline`: on this thread (always used for a compiled policy object).
    */
   admissionIsolation?: 'worker' | 'inline'
-  /** Hard limit on one admission in the worker, thread start included. Default 60 s. */
+  /** Hard limit on one admission in the worker, counted once the thread is ready. Default 60 s. */
   admissionTimeoutMs?: number
   /** Fault injection for crash tests: runs after the blobs are written, before the metadata commit. */
   faults?: { afterBlobs?: () => void | Promise<void> }
@@ -401,6 +402,14 @@ export class Registry {
     return { ok: true, schemaVersion: schemaVersion(this.#db), bundles: this.#meta.count(), auditHead: this.audit.head() }
   }
 
+  /**
+   * Gets admission ready ahead of the first publish: starts the worker thread (or, inline,
+   * loads binaryen, which takes hundreds of ms). Call it when serving.
+   */
+  warm(): void {
+    if (!this.#closed) this.#admit.warm()
+  }
+
   close(): void {
     if (this.#closed) return
     this.#closed = true
@@ -436,15 +445,20 @@ class Semaphore {
 /** Runs admission: on this thread or in the worker. */
 interface AdmitFn {
   admit(file: Uint8Array, now: Date): Promise<Admitted>
+  warm(): void
   close(): Promise<void>
 }
 
 function inlineAdmit(trustPolicy: TrustPolicy, policy: AdmissionPolicy, smoke: SmokeRunner): AdmitFn {
-  return { admit: (file, now) => admitBundle(file, { trustPolicy, policy, smoke, now }), close: async () => {} }
+  return {
+    admit: (file, now) => admitBundle(file, { trustPolicy, policy, smoke, now }),
+    warm: () => void loadBinaryen().catch(() => {}),
+    close: async () => {},
+  }
 }
 
 function poolAdmit(pool: AdmissionPool): AdmitFn {
-  return { admit: (file, now) => pool.admit(file, now), close: () => pool.close() }
+  return { admit: (file, now) => pool.admit(file, now), warm: () => pool.warm(), close: () => pool.close() }
 }
 
 function splitSubject(s: string): [string, string] {

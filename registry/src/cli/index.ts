@@ -18,7 +18,6 @@
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { existsSync } from 'node:fs'
-import { loadBinaryen } from '@omnirelay/runtime/sandbox/fuel.ts'
 import { Registry } from '../registry.ts'
 import { serve } from '../api/server.ts'
 import { LOCAL_OPERATOR, generateToken, tokenRecord, SCOPES, type Scope } from '../auth/tokens.ts'
@@ -329,7 +328,7 @@ async function runServe(
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`bad --port ${o.port}`)
   const reg = await Registry.open({ dataDir: o.data, trustPolicy: policyFile, readAccess })
   const running = await serve(reg, port, o.host ?? '127.0.0.1')
-  void loadBinaryen().catch(() => {})
+  reg.warm()
   out.write(`meshkit registry listening on ${running.url} (data ${o.data})\n`)
   io.onListening?.(running.url)
   await (io.stopSignal ??

@@ -49,6 +49,11 @@ export class AdmissionPool {
     })
   }
 
+  /** Starts the thread now, so the first publish does not wait for binaryen and the hosts. */
+  warm(): void {
+    if (!this.#closed) this.#ensure()
+  }
+
   async close(): Promise<void> {
     this.#closed = true
     const t = this.#thread
