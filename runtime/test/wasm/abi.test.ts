@@ -277,6 +277,31 @@ describe('wasm host: proxy-wasm ABI', () => {
     expect(services.metrics.render()).toContain('omnirelay_wasm_log_dropped_total{filter="t"} 800')
   })
 
+  it('a queue callback that enqueues to itself does not starve the event loop', async () => {
+    const selfFeeding = `(module
+      (import "env" "proxy_register_shared_queue" (func $reg (param i32 i32 i32) (result i32)))
+      (import "env" "proxy_dequeue_shared_queue" (func $get (param i32 i32 i32) (result i32)))
+      (import "env" "proxy_enqueue_shared_queue" (func $put (param i32 i32 i32) (result i32)))
+      (import "env" "proxy_set_shared_data" (func $sset (param i32 i32 i32 i32 i32) (result i32)))
+      ${PRELUDE}
+      (data (i32.const 1024) "loop") (data (i32.const 1040) "n")
+      (global $n (mut i32) (i32.const 0))
+      (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (drop (call $reg (i32.const 1024) (i32.const 4) (i32.const 2000))) (i32.const 1))
+      (func (export "proxy_on_queue_ready") (param i32 i32)
+        (drop (call $get (local.get 1) (i32.const 2048) (i32.const 2052)))
+        (global.set $n (i32.add (global.get $n) (i32.const 1)))
+        (i32.store (i32.const 2060) (global.get $n))
+        (drop (call $sset (i32.const 1040) (i32.const 1) (i32.const 2060) (i32.const 4) (i32.const 0)))
+        (drop (call $put (local.get 1) (i32.const 1024) (i32.const 4)))))`
+    const services = makeServices()
+    const { factory } = await load(selfFeeding, {}, services)
+    services.sharedQueues.enqueue(services.sharedQueues.resolve('t', 'loop')!, new Uint8Array(1))
+    await new Promise((r) => setTimeout(r, 30)) // a timer still fires
+    const n = services.sharedData.get('t\u0000n')!
+    expect(new DataView(n.value.buffer, n.value.byteOffset).getUint32(0, true)).toBeGreaterThan(1)
+    await factory.close()
+  })
+
   it('timers tick on the root instance', async () => {
     const services = makeServices()
     const { factory } = await load(tickFilter, {}, services)

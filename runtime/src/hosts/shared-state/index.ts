@@ -77,6 +77,7 @@ interface Queue {
   items: Uint8Array[]
   head: number
   listeners: Set<() => void>
+  scheduled: boolean
 }
 
 /** Named FIFO queues; ids are small positive integers, never reused while the process lives. */
@@ -97,7 +98,7 @@ export function createSharedQueues(opts: SharedQueuesOptions = {}): SharedQueues
       if (byId.size >= maxQueues) throw new SharedStateError(`too many shared queues (${maxQueues})`)
       const id = nextId++
       byName.set(k, id)
-      byId.set(id, { items: [], head: 0, listeners: new Set() })
+      byId.set(id, { items: [], head: 0, listeners: new Set(), scheduled: false })
       return id
     },
     resolve(vmId, name) {
@@ -110,8 +111,22 @@ export function createSharedQueues(opts: SharedQueuesOptions = {}): SharedQueues
       if (bytes + data.length > maxBytes) throw new SharedStateError(`shared queues are full (${maxBytes} bytes)`)
       bytes += data.length
       q.items.push(data.slice())
-      // Listeners run a sandbox's callback: never inside the enqueuing sandbox's own host call.
-      for (const l of q.listeners) queueMicrotask(l)
+      // Listeners run a sandbox's callback: never inside the enqueuing sandbox's own host call,
+      // and on the next event-loop turn, coalesced per queue: a callback that enqueues again
+      // must not become a microtask loop that starves I/O. Consumers drain until empty.
+      if (!q.scheduled && q.listeners.size) {
+        q.scheduled = true
+        setImmediate(() => {
+          q.scheduled = false
+          for (const l of q.listeners) {
+            try {
+              l()
+            } catch {
+              // a listener's failure is its own host's business
+            }
+          }
+        })
+      }
       return true
     },
     dequeue(id) {
