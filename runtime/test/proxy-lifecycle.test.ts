@@ -101,6 +101,25 @@ describe('workers', () => {
       expect(perWorker.reduce((a, x) => a + Number(x[2]), 0)).toBe(6)
       expect(await proxy.reload(base(up.port, { workers: 2, routes: [{ name: 'd', match: {}, directResponse: { status: 202, body: 'v2' } }] }))).toBe(2)
       expect((await request(port, { path: '/' })).status).toBe(202)
+
+      // A worker that dies is replaced, with the current config; the port keeps serving.
+      const { execFileSync } = await import('node:child_process')
+      const workers = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' })
+        .split('\n')
+        .filter((l) => l.includes('worker-entry'))
+        .map((l) => Number(l.trim().split(/\s+/)[0]))
+      expect(workers).toHaveLength(2)
+      process.kill(workers[0]!, 'SIGKILL')
+      const deadline = Date.now() + 30_000
+      let replaced = false
+      while (!replaced && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 250))
+        const now = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('worker-entry'))
+        const m = (await request(proxy.adminAddress()!.port, { path: '/metrics' })).body
+        replaced = now.length === 2 && !now.some((l) => l.trim().startsWith(`${workers[0]} `)) && m.includes('omnirelay_workers 2')
+      }
+      expect(replaced).toBe(true)
+      for (let i = 0; i < 4; i++) expect((await request(port, { path: '/' })).status).toBe(202)
     } finally {
       await proxy.close()
       await up.close()
