@@ -36,6 +36,12 @@ describe('native filters', () => {
     await expect(build('export const x = 1')).rejects.toMatchObject({ code: 'no_hooks' })
   })
 
+  it('refuse a module that declares capabilities beyond its grant', async () => {
+    await expect(build(`export const capabilities = ['headers:read', 'http-callout']\nexport function onRequestHeaders() {}`, { capabilities: ['headers:read'] })).rejects.toMatchObject({
+      code: 'capability_denied',
+    })
+  })
+
   it('run the same API as QuickJS filters: headers, reply, metrics, config', async () => {
     const { f, services } = await build(
       `let n = 0

@@ -150,6 +150,12 @@ describe('QuickJS filters: the request/response view', () => {
     await expect(build('export function onRequestHeaders( {', { name: 'broken' })).rejects.toMatchObject({ code: 'thrown', filter: 'broken' })
   })
 
+  it('refuses a module that declares capabilities beyond its grant, naming them', async () => {
+    const src = `export const capabilities = ['headers:read', 'http-callout', 'shared-data']\nexport function onRequestHeaders() {}`
+    await expect(build(src, { name: 'greedy', capabilities: ['headers:read'] })).rejects.toMatchObject({ code: 'capability_denied', message: expect.stringContaining('http-callout, shared-data') })
+    await expect(build(src, { name: 'fine' })).resolves.toBeDefined()
+  })
+
   it('refuses memory quotas below what the engine needs', async () => {
     await expect(build('export function onRequestHeaders() {}', { name: 'small', quotas: { memoryBytes: 1 << 20 } })).rejects.toMatchObject({ code: 'invalid_quota' })
   })

@@ -31,7 +31,7 @@ const HOOKS = ['onRequestHeaders', 'onRequestBody', 'onRequestTrailers', 'onResp
 type Hook = (msg: MessageView, ctx: FilterContext) => unknown
 type NativeModule = Partial<Record<(typeof HOOKS)[number], Hook>>
 
-/** A native filter refused at load: native_disabled, no_entry, load_failed, no_hooks. */
+/** A native filter refused at load: native_disabled, no_entry, load_failed, no_hooks, capability_denied. */
 export class NativeLoadError extends Error {
   readonly code: string
   readonly filter: string
@@ -116,6 +116,12 @@ export class NativeFilterFactory implements FilterFactory {
     }
     if (!artifact.entry) throw new NativeLoadError(def.name, 'no_entry', 'a native filter needs a module file (artifact entry)')
     const mod = await importModule(def, artifact)
+    const declared = (mod as { capabilities?: unknown }).capabilities
+    if (Array.isArray(declared)) {
+      const allowed = new Set(artifact.capabilities)
+      const missing = declared.map(String).filter((c) => !def.capabilities.includes(c as Capability) || !allowed.has(c as Capability))
+      if (missing.length) throw new NativeLoadError(def.name, 'capability_denied', `module needs capabilities that are not granted: ${missing.join(', ')}`)
+    }
     return new NativeFilterFactory(def, artifact, services, mod)
   }
 

@@ -49,7 +49,7 @@ export interface QuickJsHostOptions {
   meter?: boolean
 }
 
-/** A QuickJS filter refused at load. `code`: invalid_quota, capability_denied, or the FilterError code of a failed load. */
+/** A QuickJS filter refused at load. `code`: invalid_quota, capability_denied (the module's declared `capabilities` exceed the grant), or the FilterError code of a failed load. */
 export class QuickJsLoadError extends Error {
   readonly code: string
   readonly filter: string
@@ -143,6 +143,11 @@ export class QuickJsFilterFactory implements FilterFactory {
       const cause = (e as { cause?: { message?: string; stack?: string } }).cause
       const detail = cause?.message ? `: ${cause.message}` : ''
       throw new QuickJsLoadError(def.name, code, `module failed to load (${code})${detail}`, { cause: e })
+    }
+    const missing = sb.declared.filter((c) => !grants.has(c as Capability))
+    if (missing.length) {
+      sb.dispose()
+      throw new QuickJsLoadError(def.name, 'capability_denied', `module needs capabilities that are not granted: ${missing.join(', ')}`)
     }
     ;(f as { phases: number }).phases = sb.phases & (def.phases ?? ALL_PHASES)
     f.#current = sb

@@ -77,7 +77,8 @@ export const HARDEN_SOURCE = `(() => {
 
 /**
  * `(h, ns, grants, filterName, configJson) => dispatch`; `dispatch.mask` is the bitmask of
- * `Phase` values the module has hooks for.
+ * `Phase` values the module has hooks for, `dispatch.declared` the comma-separated
+ * capabilities the module declares it needs (`export const capabilities = [...]`), or ''.
  */
 export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson) {
   'use strict';
@@ -377,5 +378,7 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
     return effects(status(r));
   };
   dispatch.mask = mask;
+  // What the module says it needs (optional): the host refuses to load it if the grant is smaller.
+  dispatch.declared = Array.isArray(ns.capabilities) ? ns.capabilities.map(String).join(',') : '';
   return dispatch;
 })`

@@ -82,6 +82,8 @@ export class Sandbox implements HostcallTarget {
   retired = false
   /** Bitmask of `Phase` values the module has hooks for. */
   phases = 0
+  /** Capabilities the module declares it needs (`export const capabilities`), if it does. */
+  declared: string[] = []
 
   readonly #opts: SandboxOptions
   readonly #name: string
@@ -163,6 +165,10 @@ export class Sandbox implements HostcallTarget {
       const mask = ctx.getProp(this.#dispatch, 'mask')
       this.phases = ctx.getNumber(mask)
       mask.dispose()
+      const declared = ctx.getProp(this.#dispatch, 'declared')
+      const d = ctx.getString(declared)
+      declared.dispose()
+      this.declared = d === '' ? [] : d.split(',')
       for (let i = 0; i <= PHASE_OP.EndJobs; i++) this.#ops.push(ctx.newNumber(i))
       this.#zero = ctx.newNumber(0)
     } catch (e) {
