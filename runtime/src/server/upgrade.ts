@@ -4,6 +4,7 @@
  * cluster, relay the 101 and then splice the two sockets. Not on the request hot path.
  */
 import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { PipelineRun, type PipelineSink } from '../pipeline/executor.ts'
 import { HeaderMap } from '../pipeline/header-map.ts'
@@ -13,6 +14,8 @@ import { normalizeHost } from '../routing/route-table.ts'
 import { upstreamErrorReply, type ServeContext } from './exchange.ts'
 import { forwardRequestHeaders } from './forward-headers.ts'
 import { Action } from './snapshot.ts'
+import { wallTime } from './clock.ts'
+import { statusClass } from '../observability/proxy-metrics.ts'
 
 const STATUS_TEXT: Record<number, string> = { 101: 'Switching Protocols' }
 
@@ -47,6 +50,55 @@ export function handleUpgrade(ctx: ServeContext, req: IncomingMessage, socket: D
   }
   const rd = route.data
   const cluster = rd.cluster!
+  // One access-log line and the route's metrics for the whole tunnel, written when it closes.
+  const start = performance.now()
+  const rec = { status: 0, details: null as string | null, upstream: null as string | null }
+  rd.metrics.requests.inc()
+  // The epoch (and its filters) is held only until the tunnel is open or refused: a
+  // WebSocket may live for hours and must not keep an old config's filters alive.
+  state.snapshot.active++
+  let run: PipelineRun | undefined
+  let settled = false
+  const settle = () => {
+    if (settled) return
+    settled = true
+    run?.finish()
+    state.snapshot.release()
+  }
+  socket.once('close', () => {
+    settle()
+    const now = performance.now()
+    rd.metrics.responses[statusClass(rec.status)]!.inc()
+    rd.metrics.duration.observe((now - start) / 1000)
+    if (!ctx.accessLog.enabled) return
+    ctx.accessLog.write({
+      time: new Date(wallTime(start)).toISOString(),
+      requestId: facts.requestId,
+      listener: ctx.name,
+      method: req.method ?? '',
+      path: url,
+      authority: facts.authority,
+      protocol: 'HTTP/1.1',
+      remote: req.socket.remoteAddress ?? '',
+      route: rd.name,
+      cluster: rd.clusterName,
+      upstream: rec.upstream,
+      status: rec.status,
+      details: rec.details ?? 'upgrade',
+      bytesReceived: (socket as Socket).bytesRead ?? 0,
+      bytesSent: (socket as Socket).bytesWritten ?? 0,
+      ttfbMs: 0,
+      durationMs: Math.round((now - start) * 1000) / 1000,
+      epoch: state.snapshot.epoch,
+      aborted: rec.status === 0,
+    })
+  })
+  const refuse = (reply: LocalReply) => {
+    settle()
+    rec.status = reply.status
+    rec.details = reply.details ?? null
+    writeReply(socket, reply)
+  }
   const open = (method: string, path: string, headers: string[]) => {
     headers.push('host', facts.authority)
     const ac = new AbortController()
@@ -57,6 +109,9 @@ export function handleUpgrade(ctx: ServeContext, req: IncomingMessage, socket: D
           up.socket.destroy()
           return
         }
+        settle()
+        rec.status = up.statusCode
+        rec.upstream = up.endpoint
         writeHead(socket, up.statusCode, up.headers)
         if (up.statusCode !== 101) {
           up.socket.pipe(socket)
@@ -78,7 +133,7 @@ export function handleUpgrade(ctx: ServeContext, req: IncomingMessage, socket: D
         up.socket.pipe(socket)
         socket.pipe(up.socket)
       },
-      (err) => writeReply(socket, upstreamErrorReply(err)),
+      (err) => refuse(upstreamErrorReply(err)),
     )
   }
   if (rd.chain.entries.length === 0) {
@@ -102,9 +157,8 @@ export function handleUpgrade(ctx: ServeContext, req: IncomingMessage, socket: D
     responseHeadersDone() {},
     responseData() {},
     responseTrailersDone() {},
-    localReply: (reply) => writeReply(socket, reply),
+    localReply: (reply) => refuse(reply),
   }
-  const run = new PipelineRun(rd.chain, stream, sink, ctx.limits)
-  socket.once('close', () => run.finish())
+  run = new PipelineRun(rd.chain, stream, sink, ctx.limits)
   run.start(true)
 }
