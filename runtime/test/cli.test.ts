@@ -17,6 +17,10 @@ describe('omnirelay CLI', () => {
       join(dir, 'good.yaml'),
       'listeners: [{ name: main, address: 127.0.0.1, port: 0 }]\nroutes: [{ match: { prefix: / }, directResponse: { status: 200, body: "cli ok" } }]\n',
     )
+    await writeFile(
+      join(dir, 'unbuildable.yaml'),
+      'allowUnsigned: true\nlisteners: [{ port: 0 }]\nfilters: [{ name: f, kind: quickjs, module: missing.js }]\nroutes: [{ match: {}, directResponse: { status: 200 }, filters: [f] }]\n',
+    )
     await writeFile(join(dir, 'bad.yaml'), 'listeners: [{ port: 1 }]\nroutes: [{ match: {}, cluster: web }, { match: {}, cluster: api }]\n')
   })
   afterAll(async () => rm(dir, { recursive: true, force: true }))
@@ -35,6 +39,9 @@ describe('omnirelay CLI', () => {
     expect(bad.stderr).toContain('routes[0].cluster: unknown cluster "web"')
     expect(bad.stderr).toContain('routes[1].cluster: unknown cluster "api"')
     expect(run('validate').status).toBe(2)
+    const unbuildable = run('validate', join(dir, 'unbuildable.yaml'), '--build')
+    expect(unbuildable.status).toBe(1)
+    expect(unbuildable.stderr).toContain('filters[0]: filter "f" failed to build')
     expect(run('frobnicate').status).toBe(2)
   })
 

@@ -7,9 +7,10 @@ Usage:
       The config is reloaded when FILE changes or on SIGHUP; an invalid new file is
       logged and the running config keeps serving. SIGINT/SIGTERM drain gracefully.
 
-  omnirelay validate FILE
+  omnirelay validate FILE [--build]
       Check a config file and print every problem with its path, e.g.
         routes[2].cluster: unknown cluster "api"
+      --build also loads, verifies and builds every filter, as a start would.
       Exit code 0 when valid, 1 when not.
 
   omnirelay bundle <command> ...

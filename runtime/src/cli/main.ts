@@ -36,7 +36,7 @@ function printIssues(err: unknown): void {
 async function validate(args: string[]): Promise<number> {
   const file = args[0]
   if (!file) {
-    process.stderr.write('usage: omnirelay validate FILE\n')
+    process.stderr.write('usage: omnirelay validate FILE [--build]\n')
     return 2
   }
   try {
@@ -45,6 +45,11 @@ async function validate(args: string[]): Promise<number> {
       `ok: ${cfg.listeners.length} listener(s), ${cfg.routes.length} route(s), ${cfg.clusters.length} cluster(s), ${cfg.filters.length} filter(s)\n`,
     )
     if (cfg.allowUnsigned) process.stdout.write('warning: allowUnsigned is on (development only)\n')
+    if (args.includes('--build') && cfg.filters.length) {
+      const { buildFiltersOnce } = await import('./build-check.ts')
+      await buildFiltersOnce(cfg)
+      process.stdout.write(`ok: ${cfg.filters.length} filter(s) loaded, verified and built\n`)
+    }
     return 0
   } catch (e) {
     printIssues(e)
