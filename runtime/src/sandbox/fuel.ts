@@ -34,6 +34,8 @@
  * try { (inst.exports.run as () => void)() } catch (e) { if (isOutOfFuel(e)) ... }
  * meter.used() // steps the call consumed
  */
+import { createRequire } from 'node:module'
+import { pathToFileURL } from 'node:url'
 import { stripStart } from './wasm-binary.ts'
 
 /** Export name of the fuel global (mutable i64, fuel left; negative once exhausted). */
@@ -151,9 +153,24 @@ interface Wrappers {
 const w = (b: Binaryen) => b as unknown as Wrappers
 let binaryenPromise: Promise<Binaryen> | undefined
 
-/** Loads binaryen once (≈260 ms cold). Call early at admission to overlap it with other work. */
+/**
+ * Loads binaryen once (≈260 ms cold). Call early at admission to overlap it with other work.
+ *
+ * Under tsx (how the runtime runs TypeScript) a plain `import('binaryen')` takes ~15 s: tsx
+ * rewrites every ESM file's dynamic imports, source map included, and binaryen is one 14 MB
+ * file. A URL in a tsx namespace other than the active one is loaded untouched, so we import
+ * the file with such a query; anywhere else (plain Node, vitest) the query is harmless, and
+ * if that import fails for any reason the ordinary one is used.
+ */
 export function loadBinaryen(): Promise<Binaryen> {
-  binaryenPromise ??= import('binaryen').then((m) => m.default)
+  binaryenPromise ??= (async () => {
+    try {
+      const file = createRequire(import.meta.url).resolve('binaryen')
+      return ((await import(`${pathToFileURL(file).href}?tsx-namespace=omnirelay-untransformed`)) as { default: Binaryen }).default
+    } catch {
+      return (await import('binaryen')).default
+    }
+  })()
   return binaryenPromise
 }
 
