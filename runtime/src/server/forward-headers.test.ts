@@ -33,6 +33,17 @@ describe('forwardRequestHeaders', () => {
     )
   })
 
+  it('applies the mode rules: edge overwrites the scheme, sidecars keep it, outbound adds no hop', () => {
+    const raw = ['x-forwarded-for', '1.2.3.4', 'x-forwarded-proto', 'https']
+    const get = (h: string[], n: string) => h[h.indexOf(n) + 1]
+    const edge = forwardRequestHeaders(raw, '10.0.0.1', 'http', { appendXff: true, setProto: true, via: 'v' }).headers
+    expect([get(edge, 'x-forwarded-for'), get(edge, 'x-forwarded-proto')]).toEqual(['1.2.3.4, 10.0.0.1', 'http'])
+    const inbound = forwardRequestHeaders(raw, '10.0.0.1', 'http', { appendXff: true, setProto: false, via: 'v' }).headers
+    expect([get(inbound, 'x-forwarded-for'), get(inbound, 'x-forwarded-proto')]).toEqual(['1.2.3.4, 10.0.0.1', 'https'])
+    const outbound = forwardRequestHeaders(raw, '127.0.0.1', 'http', { appendXff: false, setProto: false, via: 'v' }).headers
+    expect([get(outbound, 'x-forwarded-for'), get(outbound, 'x-forwarded-proto')]).toEqual(['1.2.3.4', 'https'])
+  })
+
   it('keeps te: trailers for gRPC and the authority from host or :authority', () => {
     const r = forwardRequestHeaders([':authority', 'a.test', 'te', 'trailers', 'content-length', '3'], '1.1.1.1', 'http', opts)
     expect(r.authority).toBe('a.test')
