@@ -318,14 +318,14 @@ export class Registry {
     this.#open()
     const digest = normalizeDigest(digestText)
     if (!digest) throw new RegistryError(RegistryErrorCode.BadRequest, `not a sha256 digest: ${digestText}`)
-    const mediaType = this.#meta.blobMediaType(digest)
-    if (!mediaType) throw new RegistryError(RegistryErrorCode.NotFound, `no blob ${digest}`, { status: 404 })
-    const bundle = this.#meta.getByDigest(digest)
-    const owners = bundle ? [bundle] : this.#meta.byInstrumentedDigest(digest)
-    // A module shared by several bundles stays available while one of them is not revoked.
-    const revs = owners.map((o) => this.#meta.revocationOf(o))
-    const rev = revs.length > 0 && revs.every((r) => r !== undefined) ? revs[0] : undefined
-    if (rev) throw new RegistryError(RegistryErrorCode.Revoked, `${digest} is revoked (${rev.kind} ${rev.target}: ${rev.reason})`, { status: 410 })
+    const state = this.#meta.blobState(digest)
+    if (!state.mediaType) throw new RegistryError(RegistryErrorCode.NotFound, `no blob ${digest}`, { status: 404 })
+    if (state.revoked) {
+      const owner = this.#meta.getByDigest(digest) ?? this.#meta.byInstrumentedDigest(digest)[0]
+      const rev = owner && this.#meta.revocationOf(owner)
+      throw new RegistryError(RegistryErrorCode.Revoked, `${digest} is revoked${rev ? ` (${rev.kind} ${rev.target}: ${rev.reason})` : ''}`, { status: 410 })
+    }
+    const mediaType = state.mediaType
     const h = await this.#blobs.open(digest)
     if (!h) throw new RegistryError(RegistryErrorCode.StorageCorrupt, `blob ${digest} is recorded but missing on disk`, { status: 500 })
     return h.bytes ? { digest, size: h.size, mediaType, bytes: h.bytes, stream: h.stream } : { digest, size: h.size, mediaType, stream: h.stream }

@@ -84,9 +84,28 @@ export type InsertResult = 'admitted' | 'exists'
 
 export class MetadataStore {
   readonly #db: Db
+  readonly #blobState
 
   constructor(db: Db) {
     this.#db = db
+    // The download path: one prepared statement, no JSON parsing.
+    this.#blobState = db.prepare<{ media_type: string | null; owners: number; live: number }>(
+      `SELECT
+         (SELECT media_type FROM blobs WHERE digest = :d) AS media_type,
+         (SELECT count(*) FROM bundles b WHERE b.digest = :d OR b.instrumented_digest = :d) AS owners,
+         (SELECT count(*) FROM bundles b WHERE (b.digest = :d OR b.instrumented_digest = :d)
+            AND NOT EXISTS (SELECT 1 FROM revocations r
+                            WHERE (r.target_kind = 'digest' AND r.target = b.digest) OR (r.target_kind = 'signer' AND r.target = b.signer_key_id))) AS live`,
+    )
+  }
+
+  /**
+   * What a download needs: the blob's media type (undefined: not stored) and whether every
+   * bundle it belongs to is revoked (a module shared with a live bundle stays available).
+   */
+  blobState(digest: string): { mediaType: string | undefined; revoked: boolean } {
+    const r = this.#blobState.get({ d: digest })
+    return { mediaType: r?.media_type ?? undefined, revoked: r !== undefined && r.owners > 0 && r.live === 0 }
   }
 
   get db(): Db {

@@ -89,4 +89,9 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
     `,
   },
+  {
+    version: 2,
+    description: 'index bundles by instrumented module (downloads check its owners)',
+    sql: 'CREATE INDEX bundles_instrumented ON bundles (instrumented_digest);',
+  },
 ]
