@@ -11,6 +11,8 @@ export interface AdminSource {
   metrics(): Promise<string>
   /** The running config (already redacted) and its epoch. */
   config(): { epoch: number; config: unknown }
+  /** Optional facts appended to /ready as `key: value` lines (e.g. where the config came from). */
+  readyDetails?(): Record<string, string | number | boolean>
 }
 
 export class AdminServer {
@@ -28,7 +30,10 @@ export class AdminServer {
         case '/live':
           return send(200, 'text/plain', 'live\n')
         case '/ready':
-          return source.ready() ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', 'not ready\n')
+        {
+          const details = source.readyDetails ? Object.entries(source.readyDetails()).map(([k, v]) => `${k}: ${String(v)}\n`).join('') : ''
+          return source.ready() ? send(200, 'text/plain', `ready\n${details}`) : send(503, 'text/plain', `not ready\n${details}`)
+        }
         case '/metrics':
           source.metrics().then(
             (text) => send(200, 'text/plain; version=0.0.4; charset=utf-8', text),

@@ -31,6 +31,8 @@ export interface ProxyOptions {
   epoch?: number
   /** Extra text appended to /metrics (the primary adds its workers' metrics). */
   extraMetrics?: () => Promise<string>
+  /** Extra `key: value` lines for /ready (the xDS layer says whether it serves last-known-good). */
+  readyDetails?: () => Record<string, string | number | boolean>
 }
 
 const VIA = '1.1 omnirelay'
@@ -84,6 +86,7 @@ export class Proxy {
           ready: () => !p.#closed && p.#listeners.size > 0,
           metrics: async () => p.metrics.render() + (opts.extraMetrics ? await opts.extraMetrics() : ''),
           config: () => p.runningConfig(),
+          ...(opts.readyDetails ? { readyDetails: opts.readyDetails } : {}),
         })
         await p.#admin.listen(config.admin.port, config.admin.address)
       }

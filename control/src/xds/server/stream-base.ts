@@ -214,6 +214,13 @@ export abstract class AdsStream {
     this.close({ reason: 'invalid-request', message })
   }
 
+  /** Ends the stream from the server side (UNAVAILABLE: the client reconnects), e.g. to re-group its node. */
+  disconnect(message: string): void {
+    if (this.#closed) return
+    this.transport.close({ code: GrpcStatus.Unavailable, message })
+    this.close({ reason: 'server-closed', message })
+  }
+
   /** Stops watching and reports the close once. Safe to call repeatedly. */
   close(ev: CloseEvent): void {
     if (this.#closed) return

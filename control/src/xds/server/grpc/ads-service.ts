@@ -59,6 +59,19 @@ export class StreamRegistry {
     return this.#streams.size
   }
 
+  /** Ends (UNAVAILABLE) the streams whose data plane `which` selects; returns how many. */
+  disconnect(which: (dp: DataPlane) => boolean, message: string): number {
+    let n = 0
+    for (const s of [...this.#streams]) {
+      if (s.dataPlane !== undefined && which(s.dataPlane)) {
+        s.disconnect(message)
+        this.#streams.delete(s)
+        n++
+      }
+    }
+    return n
+  }
+
   /** Data planes that have sent their first request. */
   dataPlanes(): DataPlane[] {
     const out: DataPlane[] = []

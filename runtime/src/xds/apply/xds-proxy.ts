@@ -1,0 +1,220 @@
+/**
+ * OmniRelay configured over xDS: the client receives whole epochs (atomic mode), this layer
+ * turns them into a proxy config and applies it, and only then is the epoch ACKed.
+ *
+ * Per epoch: merge the updates into a copy of what is held -> MeshConfig -> fetch referenced
+ * bundles by digest (checked) -> proxy config document -> the config validator -> reload
+ * (filters are built and signatures verified before the swap; new requests take the new
+ * epoch, in-flight ones finish on theirs) -> persist as last-known-good -> ACK. Any failure
+ * throws, the client NACKs with the error's code and message, and the held state and the
+ * running config stay as they were.
+ *
+ * On start, the newest last-known-good config (if any) is served at once, before the
+ * control plane answers; /ready and metrics say so until an epoch from central is applied.
+ */
+import { resolve } from 'node:path'
+import { ConfigError } from '../../config/errors.ts'
+import type { ProxyConfig } from '../../config/types.ts'
+import { validateConfig } from '../../config/validate.ts'
+import { createLogger, type Logger } from '../../observability/logger.ts'
+import { MetricsRegistry } from '../../observability/metrics.ts'
+import { Proxy } from '../../server/proxy.ts'
+import type { XdsBootstrap } from '../client/bootstrap.ts'
+import type { BackoffOptions } from '../client/backoff.ts'
+import { createXdsClient, type XdsClient, type XdsClientStatus, type XdsEpochBatch } from '../client/xds-client.ts'
+import { decodeWire, resourcesToMesh } from '../mapping/wire.ts'
+import { meshToProxyDoc, type LocalSettings } from '../mapping/proxy-doc.ts'
+import type { MeshBundle } from '../mapping/mesh-config.ts'
+import { ABIS } from '../../bundles/manifest.ts'
+import { BundleStore } from './bundle-store.ts'
+import { ApplyError, ApplyErrorCode } from './errors.ts'
+import { LastKnownGood } from './last-known-good.ts'
+import { join } from 'node:path'
+
+export interface XdsProxyOptions {
+  /** Control plane address, node identity, protocol, capabilities (see `loadXdsBootstrap`). */
+  bootstrap: XdsBootstrap
+  /** Where last-known-good configs and fetched bundles are kept. */
+  dataDir: string
+  /** Settings that stay local: trust policy (required for bundles), admin, access log, limits. */
+  local?: LocalSettings
+  log?: Logger
+  metrics?: MetricsRegistry
+  /** Reconnect backoff (tests shorten it). */
+  backoff?: BackoffOptions
+}
+
+/** Where the running config came from. */
+export type ConfigSource = 'none' | 'last-known-good' | 'control-plane'
+
+export interface XdsProxy {
+  /** The running proxy, once a config (LKG or from central) was applied. */
+  readonly proxy: Proxy | undefined
+  readonly source: ConfigSource
+  readonly epoch: number | undefined
+  readonly client: XdsClient
+  /** Resolves when a config is being served (from LKG or central). */
+  readonly serving: Promise<void>
+  /** Resolves after the next epoch from the control plane was applied or refused. */
+  nextEpoch(): Promise<{ epoch: number | undefined; error?: string }>
+  close(): Promise<void>
+}
+
+type Held = Map<string, Map<string, Record<string, any>>>
+
+/**
+ * @example
+ * const boot = await loadXdsBootstrap('bootstrap.json')
+ * const dp = await startXdsProxy({ bootstrap: boot, dataDir: '/var/lib/omnirelay', local: { trustPolicy: 'trust.yaml', admin: { port: 9901 } } })
+ * await dp.serving
+ * dp.proxy!.address('edge')
+ */
+export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
+  const dataDir = resolve(opts.dataDir)
+  const local: LocalSettings = { ...opts.local }
+  if (local.trustPolicy !== undefined) local.trustPolicy = resolve(local.trustPolicy)
+  const log = opts.log ?? createLogger({ level: local.logLevel ?? 'info' })
+  const metrics = opts.metrics ?? new MetricsRegistry()
+  const bundles = new BundleStore(join(dataDir, 'bundles'))
+  const lkg = new LastKnownGood(join(dataDir, 'lkg'))
+
+  const mConnected = metrics.gauge('omnirelay_xds_connected', 'Whether the xDS stream to the control plane is up (1) or not (0)')
+  const mSource = metrics.gauge('omnirelay_xds_config_source', 'Where the running config came from (1 on the active source)', ['source'])
+  const mEpoch = metrics.gauge('omnirelay_xds_applied_epoch', 'Config epoch applied from the control plane or last-known-good')
+  const mUpdates = metrics.counter('omnirelay_xds_epochs_total', 'Epochs received from the control plane, by result', ['result'])
+
+  let proxy: Proxy | undefined
+  let source: ConfigSource = 'none'
+  let epoch: number | undefined
+  let held: Held = new Map()
+  let lastDoc = ''
+  let status: XdsClientStatus | undefined
+  let lkgSavedAt: string | undefined
+  let servingResolve!: () => void
+  const serving = new Promise<void>((r) => (servingResolve = r))
+  const waiters: ((r: { epoch: number | undefined; error?: string }) => void)[] = []
+
+  const setSource = (s: ConfigSource) => {
+    source = s
+    for (const x of ['none', 'last-known-good', 'control-plane']) mSource.labels(x).set(x === s ? 1 : 0)
+  }
+  setSource('none')
+
+  const readyDetails = () => {
+    const d: Record<string, string | number | boolean> = {
+      'config-source': source,
+      'control-plane': status?.state === 'connected' ? 'connected' : `unreachable (${status?.state ?? 'connecting'})`,
+      epoch: epoch ?? 'none',
+    }
+    if (source === 'last-known-good' && lkgSavedAt) d['last-known-good-saved-at'] = lkgSavedAt
+    if (status?.refused) d['last-refused'] = `epoch ${status.refused.epoch ?? '?'}: ${status.refused.message.split('\n')[0]}`
+    return d
+  }
+
+  const run = async (cfg: ProxyConfig, e: number | undefined): Promise<void> => {
+    if (proxy === undefined) {
+      proxy = await Proxy.start(cfg, { log, metrics, readyDetails, ...(e !== undefined ? { epoch: e } : {}) })
+    } else {
+      await proxy.reload(cfg, e)
+    }
+    epoch = proxy.epoch
+    mEpoch.labels().set(proxy.epoch)
+  }
+
+  // Last-known-good first: serve at once, whatever the control plane does.
+  try {
+    const rec = await lkg.load()
+    if (rec) {
+      await run(validateConfig(rec.config, dataDir), rec.epoch)
+      lastDoc = JSON.stringify(rec.config)
+      lkgSavedAt = rec.savedAt
+      setSource('last-known-good')
+      servingResolve()
+      log.warn('serving last-known-good config until the control plane answers', { epoch: rec.epoch, savedAt: rec.savedAt })
+    }
+  } catch (e) {
+    log.error('last-known-good config not usable; waiting for the control plane', { err: e })
+  }
+
+  const apply = async (batch: XdsEpochBatch): Promise<void> => {
+    const next: Held = new Map([...held].map(([t, m]) => [t, new Map(m)]))
+    for (const u of batch.updates) {
+      let m = next.get(u.typeUrl)
+      if (m === undefined) next.set(u.typeUrl, (m = new Map()))
+      for (const r of u.resources) m.set(r.name, decodeWire(u.typeUrl, r.value))
+      for (const n of u.removed) m.delete(n)
+    }
+    const mesh = resourcesToMesh(next)
+    if (mesh.listeners.length === 0) throw new ApplyError(ApplyErrorCode.NoListeners, 'the snapshot has no listener')
+    const used = new Set<string>()
+    const chains = new Map(mesh.filterChains.map((c) => [c.name, c]))
+    for (const s of [...mesh.listeners, ...mesh.routes]) if (s.filterChain) for (const f of chains.get(s.filterChain)?.filters ?? []) used.add(f.bundle)
+    const byName = new Map(mesh.bundles.map((b) => [b.name, b]))
+    await Promise.all([...used].map((n) => byName.get(n)).filter((b): b is MeshBundle => b !== undefined).map((b) => bundles.ensure(b)))
+    const doc = meshToProxyDoc(mesh, local, (b) => bundles.pathOf(b.digest))
+    const text = JSON.stringify(doc)
+    // Same config (e.g. central restarted, or it matches last-known-good): nothing to reload.
+    if (text !== lastDoc || proxy === undefined) {
+      const cfg = validateConfig(doc, dataDir)
+      await run(cfg, batch.epoch)
+      lastDoc = text
+    } else if (batch.epoch !== undefined && proxy.epoch !== batch.epoch) {
+      await run(validateConfig(doc, dataDir), batch.epoch)
+    }
+    held = next
+    setSource('control-plane')
+    if (batch.epoch !== undefined) await lkg.save(batch.epoch, doc).catch((e: unknown) => log.error('could not save last-known-good', { err: e }))
+  }
+
+  const client = createXdsClient({
+    ...opts.bootstrap,
+    capabilities: {
+      abis: opts.bootstrap.capabilities.abis ?? [...ABIS.wasm, ...ABIS.quickjs],
+      hostKinds: opts.bootstrap.capabilities.hostKinds ?? ['wasm', 'quickjs'],
+    },
+    logger: log,
+    ...(opts.backoff ? { backoff: opts.backoff } : {}),
+    onStatus: (s) => {
+      status = s
+      mConnected.labels().set(s.state === 'connected' ? 1 : 0)
+    },
+    onEpoch: async (batch) => {
+      try {
+        await apply(batch)
+        mUpdates.labels('ack').inc()
+        log.info('xds epoch applied', { epoch: batch.epoch, types: batch.updates.length })
+        for (const w of waiters.splice(0)) w({ epoch: batch.epoch })
+        servingResolve()
+      } catch (e) {
+        mUpdates.labels('nack').inc()
+        const err = e as Error & { code?: string; issues?: { path: string; message: string }[] }
+        // The NACK carries the code and every issue with its path.
+        const message = e instanceof ConfigError ? err.issues!.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ') : err.message
+        log.error('xds epoch refused; the running config keeps serving', { epoch: batch.epoch, code: err.code, error: message })
+        for (const w of waiters.splice(0)) w({ epoch: batch.epoch, error: `${err.code ?? 'error'}: ${message}` })
+        const out = new Error(message) as Error & { code?: string }
+        if (err.code) out.code = err.code
+        throw out
+      }
+    },
+  })
+
+  return {
+    get proxy() {
+      return proxy
+    },
+    get source() {
+      return source
+    },
+    get epoch() {
+      return epoch
+    },
+    client,
+    serving,
+    nextEpoch: () => new Promise((r) => waiters.push(r)),
+    async close() {
+      await client.close()
+      await proxy?.close()
+    },
+  }
+}
