@@ -158,7 +158,7 @@ export class WasmFilterFactory implements FilterFactory {
     this.#services = services
     this.#perRequest = def.isolation === 'per-request'
     this.metered = prepared.metered
-    this.fuelBudget = def.quotas.fuel ?? WASM_DEFAULTS.fuel
+    this.fuelBudget = Math.max(0, Math.floor(def.quotas.fuel ?? WASM_DEFAULTS.fuel))
     const m = services.metrics
     this.fuelUsed = m.histogram('omnirelay_filter_fuel_used', 'Fuel used per request by a filter', ['filter'], FUEL_BUCKETS).labels(def.name)
     this.#instances = m.gauge('omnirelay_wasm_instances', 'Live Wasm instances per filter', ['filter']).labels(def.name)
