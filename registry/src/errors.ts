@@ -37,6 +37,8 @@ export const RegistryErrorCode = {
   SmokeMemoryExceeded: 'smoke_memory_exceeded',
   SmokeTimeout: 'smoke_timeout',
   SmokeInstantiateFailed: 'smoke_instantiate_failed',
+  /** The admission worker was stopped at its hard wall-clock limit. */
+  AdmissionTimeout: 'admission_timeout',
   SamplesInvalid: 'samples_invalid',
   VersionExists: 'version_exists',
   SignerRevoked: 'signer_revoked',
@@ -47,8 +49,11 @@ export const RegistryErrorCode = {
   NotFound: 'not_found',
   BadRequest: 'bad_request',
   Revoked: 'revoked',
-  // storage
+  // storage and life cycle
   StorageCorrupt: 'storage_corrupt',
+  Closed: 'closed',
+  /** A bug or an environment failure; the message says what. Never a refusal of the bundle. */
+  Internal: 'internal',
 } as const
 export type RegistryErrorCode = (typeof RegistryErrorCode)[keyof typeof RegistryErrorCode]
 

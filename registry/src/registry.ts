@@ -164,7 +164,7 @@ export class Registry {
     const peek = peekNameVersion(file)
     const subject = peek ? `${peek.name}@${peek.version}` : '?'
     const refuse = (e: unknown): never => {
-      const err = e instanceof RegistryError ? e : new RegistryError('internal', (e as Error)?.message ?? String(e), { status: 500 })
+      const err = e instanceof RegistryError ? e : new RegistryError(RegistryErrorCode.Internal, (e as Error)?.message ?? String(e), { status: 500 })
       this.audit.append(
         { actor: who.actor, action: AuditAction.Publish, subject, digest, result: `refused:${err.code}`, detail: { step: err.step ?? null, code: err.code, message: err.message.slice(0, 500) } },
         this.#now(),
@@ -418,7 +418,7 @@ export class Registry {
   }
 
   #open(): void {
-    if (this.#closed) throw new RegistryError('closed', 'registry is closed', { status: 503 })
+    if (this.#closed) throw new RegistryError(RegistryErrorCode.Closed, 'registry is closed', { status: 503 })
   }
 }
 

@@ -56,7 +56,7 @@ const STEP_OF: Record<string, AdmissionStep> = {
 function fromArtifactError(e: unknown, fallback: AdmissionStep): RegistryError {
   if (e instanceof RegistryError) return e
   if (e instanceof ArtifactError) return refusal(STEP_OF[e.code] ?? fallback, e.code, e.message, { status: e.code === BundleErrorCode.TooLarge ? 413 : 422, cause: e })
-  return refusal(fallback, 'internal', `unexpected failure: ${(e as Error)?.message ?? String(e)}`, { status: 500, cause: e })
+  return refusal(fallback, RegistryErrorCode.Internal, `unexpected failure: ${(e as Error)?.message ?? String(e)}`, { status: 500, cause: e })
 }
 
 /** What an admitted bundle brings to storage. Plain data: it crosses from the admission worker. */

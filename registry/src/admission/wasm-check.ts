@@ -12,6 +12,7 @@ import { capMemory, MemoryCapError, pagesFor } from '@omnirelay/runtime/sandbox/
 import { readWasmImports, readWasmExports } from '@omnirelay/runtime/bundles/wasm-imports.ts'
 import { checkImports } from '@omnirelay/runtime/hosts/wasm/capabilities.ts'
 import type { BundleManifest } from '@omnirelay/runtime/bundles/manifest.ts'
+import { BundleErrorCode } from '@omnirelay/runtime/bundles/errors.ts'
 import { refusal, AdmissionStep, RegistryErrorCode } from '../errors.ts'
 
 const KIND_NAMES = ['function', 'table', 'memory', 'global', 'tag'] as const
@@ -33,7 +34,7 @@ export interface WasmCheckResult {
 export async function checkWasm(manifest: BundleManifest, entry: Uint8Array, memoryBytes: number): Promise<WasmCheckResult> {
   const step = AdmissionStep.Module
   const imports = readWasmImports(entry)
-  if (!imports) throw refusal(step, 'module_invalid', 'entry is not a well-formed Wasm module')
+  if (!imports) throw refusal(step, BundleErrorCode.ModuleInvalid, 'entry is not a well-formed Wasm module')
   for (const i of imports) {
     if (i.module === FUEL_IMPORT_MODULE) throw refusal(step, RegistryErrorCode.ImportNotAllowed, `import ${i.module}.${i.name} uses a reserved module`)
   }
@@ -51,7 +52,7 @@ export async function checkWasm(manifest: BundleManifest, entry: Uint8Array, mem
     memoryPages = capMemory(entry, pagesFor(memoryBytes)).memories.map((m) => ({ initial: m.initial, maximum: m.maximum }))
   } catch (e) {
     if (e instanceof MemoryCapError) throw refusal(step, RegistryErrorCode.MemoryAboveQuota, e.message, { cause: e })
-    throw refusal(step, 'module_invalid', (e as Error).message, { cause: e })
+    throw refusal(step, BundleErrorCode.ModuleInvalid, (e as Error).message, { cause: e })
   }
   try {
     const r = await instrumentFuel(entry)

@@ -22,7 +22,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import { authenticate, authorize, type Principal } from '../auth/tokens.ts'
-import { RegistryError, RegistryErrorCode } from '../errors.ts'
+import { BundleErrorCode } from '@omnirelay/runtime/bundles/errors.ts'
+import { AdmissionStep, RegistryError, RegistryErrorCode } from '../errors.ts'
 import type { Registry } from '../registry.ts'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
@@ -30,7 +31,7 @@ const MAX_JSON_BODY = 64 * 1024
 
 class BodyTooLarge extends RegistryError {
   constructor(limit: number) {
-    super('bundle_too_large', `request body exceeds ${limit} bytes`, { status: 413, step: 'size' })
+    super(BundleErrorCode.TooLarge, `request body exceeds ${limit} bytes`, { status: 413, step: AdmissionStep.Size })
   }
 }
 
@@ -104,7 +105,7 @@ export function createHandler(registry: Registry, opts: ApiOptions = {}): (req: 
   return (req, res) => {
     handle(registry, req, res).catch((e: unknown) => {
       if (!(e instanceof RegistryError)) onError(e)
-      const err = e instanceof RegistryError ? e : new RegistryError('internal', 'internal error', { status: 500 })
+      const err = e instanceof RegistryError ? e : new RegistryError(RegistryErrorCode.Internal, 'internal error', { status: 500 })
       if (res.headersSent) {
         res.destroy()
         return

@@ -6,7 +6,7 @@
  * call, and the publish is refused with `admission_timeout`.
  */
 import { Worker } from 'node:worker_threads'
-import { RegistryError, AdmissionStep } from '../../errors.ts'
+import { RegistryError, RegistryErrorCode, AdmissionStep } from '../../errors.ts'
 import type { Admitted } from '../pipeline.ts'
 import type { AdmitRequest, AdmitResponse, WorkerInit } from './protocol.ts'
 
@@ -40,7 +40,7 @@ export class AdmissionPool {
   }
 
   admit(file: Uint8Array, now: Date): Promise<Admitted> {
-    if (this.#closed) return Promise.reject(new RegistryError('closed', 'registry is closed', { status: 503 }))
+    if (this.#closed) return Promise.reject(new RegistryError(RegistryErrorCode.Closed, 'registry is closed', { status: 503 }))
     const t = this.#ensure()
     return new Promise<Admitted>((resolve, reject) => {
       const job: Job = { request: { id: this.#nextId++, file, now: now.getTime() }, resolve, reject }
@@ -63,7 +63,7 @@ export class AdmissionPool {
   #send(t: Thread, job: Job): void {
     job.timer = setTimeout(() => {
       t.jobs.delete(job.request.id)
-      job.reject(new RegistryError('admission_timeout', `admission took longer than ${this.#timeoutMs} ms; stopped`, { status: 422, step: AdmissionStep.Smoke }))
+      job.reject(new RegistryError(RegistryErrorCode.AdmissionTimeout, `admission took longer than ${this.#timeoutMs} ms; stopped`, { status: 422, step: AdmissionStep.Smoke }))
       // Other admissions in that thread go down with it.
       this.#stop(t, 'admission worker stopped after another admission timed out')
     }, this.#timeoutMs)
@@ -98,7 +98,7 @@ export class AdmissionPool {
     if (this.#thread === t) this.#thread = undefined
     for (const job of t.jobs.values()) {
       clearTimeout(job.timer)
-      job.reject(new RegistryError('internal', why, { status: 500 }))
+      job.reject(new RegistryError(RegistryErrorCode.Internal, why, { status: 500 }))
     }
     t.jobs.clear()
     void t.worker.terminate()

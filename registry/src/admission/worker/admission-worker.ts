@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { compileTrustPolicy, loadTrustPolicy, type TrustPolicy } from '@omnirelay/runtime/bundles/trust-policy.ts'
-import { RegistryError } from '../../errors.ts'
+import { RegistryError, RegistryErrorCode } from '../../errors.ts'
 import { admitBundle } from '../pipeline.ts'
 import { selectSmokeRunner, type SmokeRunner } from '../smoke/index.ts'
 import type { AdmitRequest, AdmitResponse, WorkerInit } from './protocol.ts'
@@ -48,6 +48,6 @@ async function handle(req: AdmitRequest): Promise<AdmitResponse> {
   } catch (e) {
     if (e instanceof RegistryError) return { id: req.id, ok: false, error: { code: e.code, message: e.message, status: e.status, step: e.step } }
     const err = e as { code?: unknown; message?: unknown }
-    return { id: req.id, ok: false, error: { code: typeof err?.code === 'string' ? err.code : 'internal', message: String(err?.message ?? e), status: 500 } }
+    return { id: req.id, ok: false, error: { code: typeof err?.code === 'string' ? err.code : RegistryErrorCode.Internal, message: String(err?.message ?? e), status: 500 } }
   }
 }
