@@ -123,3 +123,15 @@ export function edgeConfig(upstreamPort: number, chain?: { bundle: string; confi
 }
 
 export const ADD_HEADERS_CONFIG = { request: { add: { 'x-added-by': 'omnirelay' } }, response: { add: { 'x-served-by': 'omnirelay' } } }
+
+/** Waits until central's fleet view shows `id` connected, ACKed at `epoch`. */
+export async function converged(central: RunningCentral, id: string, epoch: number): Promise<void> {
+  await until(
+    async () => {
+      const r = await api(central, 'GET', `/v1/dataplanes/${encodeURIComponent(id)}`)
+      return r.status === 200 && r.body.connected && r.body.epoch === epoch && r.body.state === 'ack' ? true : undefined
+    },
+    5000,
+    `${id} at epoch ${epoch} in the fleet view`,
+  )
+}

@@ -172,6 +172,7 @@ export class Proxy {
     // Listeners: unchanged ones take the new state in place; changed/new ones bind first so
     // a port that will not bind rejects the reload before anything is swapped.
     const started: Listener[] = []
+    const moved: Listener[] = []
     const replace = new Map<string, Listener>()
     const accessLog = old && config.accessLog.target === this.#config.accessLog.target ? this.#accessLog : createAccessLog(config.accessLog.target)
     try {
@@ -199,7 +200,11 @@ export class Proxy {
           const file = err.path ? ` ${err.path}` : ''
           throw new ConfigError(ConfigErrorCode.Invalid, [{ path: `listeners[${i}].tls`, message: `cannot load certificate or key${file}: ${err.code ?? err.message}` }], { cause: e })
         }
-        if (cur) await cur.close(config.limits.drainTimeoutMs) // same port: free it first
+        // Same address and port: free it first. A listener moving elsewhere keeps serving until
+        // the new one is bound and swapped in, so a port that will not bind costs nothing.
+        const samePort = cur !== undefined && lc.port !== 0 && cur.config.port === lc.port && cur.config.address === lc.address
+        if (cur && samePort) await cur.close(config.limits.drainTimeoutMs)
+        else if (cur) moved.push(cur)
         await l.listen()
         started.push(l)
         replace.set(lc.name, l)
@@ -220,6 +225,7 @@ export class Proxy {
       l.ctx.accessLog = accessLog
       this.#listeners.set(lc.name, l)
     }
+    for (const l of moved) void l.close(config.limits.drainTimeoutMs)
     for (const [name, l] of this.#listeners) {
       if (!snap.listeners.has(name)) {
         this.#listeners.delete(name)

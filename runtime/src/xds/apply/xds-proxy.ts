@@ -88,7 +88,7 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
   let epoch: number | undefined
   let held: Held = new Map()
   let lastDoc = ''
-  let status: XdsClientStatus | undefined
+  let client: XdsClient | undefined
   let lkgSavedAt: string | undefined
   let servingResolve!: () => void
   const serving = new Promise<void>((r) => (servingResolve = r))
@@ -101,12 +101,16 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
   setSource('none')
 
   const readyDetails = () => {
+    const status: XdsClientStatus | undefined = client?.status
     const d: Record<string, string | number | boolean> = {
       'config-source': source,
-      'control-plane': status?.state === 'connected' ? 'connected' : `unreachable (${status?.state ?? 'connecting'})`,
+      // The client reports `connected` once the server sent something on the stream.
+      'control-plane': status?.state ?? 'connecting',
       epoch: epoch ?? 'none',
     }
-    if (source === 'last-known-good' && lkgSavedAt) d['last-known-good-saved-at'] = lkgSavedAt
+    if (source === 'last-known-good') {
+      d['last-known-good'] = `serving the config saved at ${lkgSavedAt ?? '?'}; no epoch from the control plane yet`
+    }
     if (status?.refused) d['last-refused'] = `epoch ${status.refused.epoch ?? '?'}: ${status.refused.message.split('\n')[0]}`
     return d
   }
@@ -166,7 +170,7 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
     if (batch.epoch !== undefined) await lkg.save(batch.epoch, doc).catch((e: unknown) => log.error('could not save last-known-good', { err: e }))
   }
 
-  const client = createXdsClient({
+  client = createXdsClient({
     ...opts.bootstrap,
     capabilities: {
       abis: opts.bootstrap.capabilities.abis ?? [...ABIS.wasm, ...ABIS.quickjs],
@@ -175,7 +179,6 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
     logger: log,
     ...(opts.backoff ? { backoff: opts.backoff } : {}),
     onStatus: (s) => {
-      status = s
       mConnected.labels().set(s.state === 'connected' ? 1 : 0)
     },
     onEpoch: async (batch) => {

@@ -184,6 +184,9 @@ export class DeltaStream extends AdsStream {
   }
 
   protected onSnapshot(snap: Snapshot): void {
+    // A client that applies whole epochs (it subscribed to the marker) refuses an epoch, not a
+    // resource: content refused with a bad companion must be offered again with the next epoch.
+    if (this.#types.has(TypeUrl.Epoch)) for (const t of this.#types.values()) t.nacked.clear()
     if (this.#ordered === undefined) {
       this.#ordered = [...this.#types.values()].filter((t) => t.typeUrl !== TypeUrl.Epoch).sort((a, b) => compareDelivery(a.typeUrl, b.typeUrl))
     }
