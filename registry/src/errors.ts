@@ -37,6 +37,8 @@ export const RegistryErrorCode = {
   SmokeMemoryExceeded: 'smoke_memory_exceeded',
   SmokeTimeout: 'smoke_timeout',
   SmokeInstantiateFailed: 'smoke_instantiate_failed',
+  /** The filter refused its configuration (the samples' `config`, or none): it could not load anywhere. */
+  SmokeConfigureRejected: 'smoke_configure_rejected',
   /** The admission worker was stopped at its hard wall-clock limit. */
   AdmissionTimeout: 'admission_timeout',
   SamplesInvalid: 'samples_invalid',

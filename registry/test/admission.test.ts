@@ -115,6 +115,11 @@ describe('admission', () => {
     expect(await refused(b)).toMatchObject({ code: 'memory_above_quota', step: 'module' })
   })
 
+  it('refuses a filter that rejects its configuration', async () => {
+    const wat = filterWat().replace('(func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))', '(func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 0))')
+    expect(await refused(await f.signed({ name: 'acme-noconf', wat }))).toMatchObject({ code: 'smoke_configure_rejected', step: 'smoke' })
+  })
+
   it('refuses a filter that traps in the smoke run', async () => {
     expect(await refused(await f.signed({ name: 'acme-trap', wat: filterWat({ onRequestHeaders: BAD.trap }) }))).toMatchObject({ code: 'smoke_trap', step: 'smoke' })
   })

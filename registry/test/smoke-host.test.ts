@@ -50,6 +50,12 @@ describe('smoke run through the Wasm host', () => {
     expect(r.body.bundle.admission).toMatchObject({ samples: 'bundle', smoke: { runner: 'host', requests: 2 } })
   }, 120_000)
 
+  it('refuses a filter that rejects its configuration', async () => {
+    const wat = filterWat().replace('(func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))', '(func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 0))')
+    const r = await post(reg.url, await f.signed({ name: 'acme-h-noconf', wat }), PUBLISH_TOKEN)
+    expect(r.body.error).toMatchObject({ code: 'smoke_configure_rejected', step: 'smoke' })
+  })
+
   it('runs QuickJS bundles through the QuickJS host', async () => {
     const good = await f.sign(makeJsBundle('acme-js', '1.0.0', { source: 'export function onRequestHeaders(req) { req.headers.set("x-js", "1") }\n', capabilities: ['headers:read', 'headers:write'] }))
     const ok = await post(reg.url, good, PUBLISH_TOKEN)

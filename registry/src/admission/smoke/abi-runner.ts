@@ -217,7 +217,10 @@ export async function runAbiSmoke(input: SmokeInput): Promise<SmokeReport> {
   phase = 'root'
   call('proxy_on_context_create', root, 0)
   call('proxy_on_vm_start', root, 0)
-  const configured = call('proxy_on_configure', root, config.length)
+  // As in the Wasm host: a filter that refuses its configuration cannot load anywhere.
+  if (typeof exports.proxy_on_configure === 'function' && call('proxy_on_configure', root, config.length) === 0) {
+    throw refusal(step, RegistryErrorCode.SmokeConfigureRejected, 'root: proxy_on_configure returned false for the sample configuration')
+  }
 
   let ctx = root + 1
   for (const [i, req] of input.samples.requests.entries()) {
@@ -227,7 +230,6 @@ export async function runAbiSmoke(input: SmokeInput): Promise<SmokeReport> {
   phase = 'root'
   call('proxy_on_done', root)
   call('proxy_on_delete', root)
-  void configured
   return { runner: 'abi', requests: input.samples.requests.length, maxFuel, localReplies: state.localReplies, ms: performance.now() - t0 }
 
   function runRequest(req: SampleRequest, id: number): void {

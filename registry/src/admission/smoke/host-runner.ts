@@ -76,6 +76,9 @@ export function hostSmokeRunner(host: ExtensionHost, cache?: SeededModuleCache):
     try {
       factory = await host.createFactory(def, artifact, services)
     } catch (e) {
+      if ((e as { code?: unknown })?.code === 'configure_rejected') {
+        throw refusal(AdmissionStep.Smoke, RegistryErrorCode.SmokeConfigureRejected, `start: ${(e as Error).message}`, { cause: e })
+      }
       if (e instanceof FilterError) throw asRefusal(e, 'start')
       throw refusal(AdmissionStep.Smoke, RegistryErrorCode.SmokeInstantiateFailed, `start: ${(e as Error)?.message ?? String(e)}`, { cause: e })
     }
