@@ -7,6 +7,13 @@ Usage:
       The config is reloaded when FILE changes or on SIGHUP; an invalid new file is
       logged and the running config keeps serving. SIGINT/SIGTERM drain gracefully.
 
+  omnirelay run --xds HOST:PORT [--bootstrap FILE] [--data DIR] [--node-id ID] [--label KEY=VALUE]...
+                [--trust-policy FILE] [--admin HOST:PORT] [--access-log TARGET] [--protocol delta|sotw]
+      Take the config from MeshKit central over xDS (docs/central.md). Epochs apply atomically
+      after their bundles are fetched and verified; what cannot apply is refused (NACK) and the
+      running config keeps serving. Applied configs are kept in DIR (default ./omnirelay-data):
+      with central unreachable, the proxy starts from the last-known-good one.
+
   omnirelay validate FILE [--build]
       Check a config file and print every problem with its path, e.g.
         routes[2].cluster: unknown cluster "api"

@@ -58,6 +58,10 @@ async function validate(args: string[]): Promise<number> {
 }
 
 async function run(args: string[]): Promise<number> {
+  if (args.some((a) => a === '--xds' || a === '--bootstrap' || a.startsWith('--xds=') || a.startsWith('--bootstrap='))) {
+    const { runXds } = await import('../xds/apply/cli.ts')
+    return runXds(args)
+  }
   const file = flag(args, '--config') ?? flag(args, '-c')
   if (!file) {
     process.stderr.write('usage: omnirelay run --config FILE\n')
