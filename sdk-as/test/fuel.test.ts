@@ -51,7 +51,7 @@ async function fuelPerRequest(name: string, config: unknown, capabilities: Capab
 describe('fuel per request', () => {
   it.each([
     ['noop', {}, ['log'], 4_000],
-    ['add-headers', { request: { add: { 'x-a': '1' } }, response: { set: { server: 'o' } } }, ['headers:read', 'headers:write', 'log'], 10_000],
+    ['add-headers', { request: { add: { 'x-a': '1' } }, response: { set: { server: 'o' } } }, ['headers:read', 'headers:write', 'log'], 14_000],
     ['path-deny', { prefixes: ['/admin', '/internal'] }, ['headers:read', 'local-reply', 'metrics', 'log'], 20_000],
     ['rate-limit', { capacity: 1e12, refillPerSecond: 1 }, ['headers:read', 'shared-data', 'local-reply', 'metrics', 'log'], 18_000],
   ] as const)('%s stays under its budget', async (name, config, caps, budget) => {

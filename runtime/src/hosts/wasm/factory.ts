@@ -139,7 +139,8 @@ export class WasmFilterFactory implements FilterFactory {
   #consecutive = 0
   #lastFailureAt = 0
   #retryAt = 0
-  #logWindowStart = 0
+  // -Infinity: the very first failure of a process is always logged.
+  #logWindowStart = -Infinity
   #rebuildWindowAt = 0
   #rebuilds = 0
   #logSuppressed = 0
