@@ -29,7 +29,7 @@ import { UpstreamError, type Cluster, type UpstreamResponse } from '../upstream/
 import { AbortLatch } from './abort-latch.ts'
 import { BodyFeed } from './body-feed.ts'
 import { wallTime } from './clock.ts'
-import { forwardRequestHeaders, forwardResponseHeaders, type ForwardOptions } from './forward-headers.ts'
+import { forwardRequestHeaders, forwardResponseHeaders, stripHopByHop, type ForwardOptions } from './forward-headers.ts'
 import { Action, type ListenerState, type RouteData } from './snapshot.ts'
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest
@@ -86,6 +86,7 @@ const UPSTREAM_STATUS: Record<string, number> = {
   upstream_timeout: 504,
   upstream_idle_timeout: 504,
   unknown_cluster: 500,
+  upstream_invalid_request: 400,
 }
 
 export function upstreamErrorReply(err: unknown): LocalReply {
@@ -429,7 +430,9 @@ class Exchange implements PipelineSink {
     const method = h.get(':method') ?? 'GET'
     const path = h.get(':path') ?? '/'
     this.authority = h.get(':authority') ?? this.authority
-    this.headers = h.toWire()
+    // Filters may have added connection-scoped headers (or `expect`): the same forwarding rule
+    // as for downstream headers applies, else undici refuses the request.
+    this.headers = stripHopByHop(h.toWire())
     let body: Readable | null = null
     if (this.hasBody) body = rd.chain.bodies ? (this.feed = new BodyFeed(this.req as Readable)) : (this.req as Readable)
     this.forward(method, path, body)

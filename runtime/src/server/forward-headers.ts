@@ -138,6 +138,29 @@ export function forwardRequestHeaders(
   return { headers: out, authority, requestId, hasBody, upgrade: connection && /\bupgrade\b/i.test(connection) ? upgrade : undefined }
 }
 
+/**
+ * Removes hop-by-hop headers and `expect` from lower-case flat headers, in place: headers a
+ * filter wrote are forwarded under the same rule as the downstream's (the proxy already
+ * answered any `100-continue`, and undici refuses both kinds).
+ *
+ * @example
+ * stripHopByHop(['connection', 'close', 'x-a', '1']) // => ['x-a', '1']
+ */
+export function stripHopByHop(flat: string[]): string[] {
+  let j = 0
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = flat[i]!
+    if (HOP_BY_HOP.has(name) || name === 'expect') continue
+    if (j !== i) {
+      flat[j] = name
+      flat[j + 1] = flat[i + 1]!
+    }
+    j += 2
+  }
+  flat.length = j
+  return flat
+}
+
 /** Headers named in `Connection` are hop-by-hop too (RFC 9110 §7.6.1). */
 function stripConnectionTokens(out: string[], connection: string, keepUpgrade: boolean): void {
   for (const token of connection.toLowerCase().split(',')) {
