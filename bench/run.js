@@ -118,6 +118,8 @@ async function main() {
     { name: 'baseline (node:http + undici Pool)', start: () => startNode('baseline-proxy.js', [String(upstreamPort)]) },
     { name: 'OmniRelay, no filters, 1 worker', start: () => startNode('omnirelay-proxy.js', [String(upstreamPort), '1']) },
     { name: 'OmniRelay, no filters, workers: auto', start: () => startNode('omnirelay-proxy.js', [String(upstreamPort), 'auto']) },
+    { name: 'OmniRelay, 1 AS header filter (metered), 1 worker', start: () => startNode('omnirelay-proxy.js', [String(upstreamPort), '1', 'one']) },
+    { name: 'OmniRelay, chain of 5 AS filters (metered), 1 worker', start: () => startNode('omnirelay-proxy.js', [String(upstreamPort), '1', 'five']) },
   ]
   if (nginx) {
     contenders.push({
@@ -164,6 +166,10 @@ async function main() {
   const ok = one.rps >= 0.9 * base.rps && one.p99 <= 1.2 * base.p99
   console.log(`\nCPU per request, OmniRelay (1 worker) / baseline: ${(one.cpuUs / base.cpuUs).toFixed(2)}x (lower is better; contention-resistant)`)
   console.log(`target (>= 90 % of baseline req/s, p99 <= 1.2x): ${ok ? 'met' : 'NOT met'}; workers: auto vs 1 worker: ${rows[2] ? (rows[2].rps / one.rps).toFixed(2) + 'x' : 'not run'}`)
+  // Filter cost: added CPU per request against OmniRelay with no filters (same worker count).
+  for (const r of rows.filter((x) => x.name.includes('AS '))) {
+    console.log(`${r.name}: +${(r.cpuUs - one.cpuUs).toFixed(1)} µs CPU/request, ${(r.rps / one.rps * 100).toFixed(0)} % of no-filter req/s, p99 ${(r.p99 / one.p99).toFixed(2)}x`)
+  }
 }
 
 try {
