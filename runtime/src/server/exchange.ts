@@ -124,6 +124,10 @@ class Exchange implements PipelineSink {
   ures: UpstreamResponse | undefined
   run: PipelineRun | undefined
   feed: BodyFeed | undefined
+  /** Filtered body chains: headers passed, upstream request waits for the first body bytes. */
+  awaitingBody = false
+  fwdMethod = ''
+  fwdPath = ''
   ttfb = 0
   bytesIn = 0
   bytesOut = 0
@@ -210,8 +214,8 @@ class Exchange implements PipelineSink {
     return rd.prefixRewrite + url.slice(rd.prefix.length)
   }
 
-  /** Sends the request upstream; `body` is the downstream stream or filtered bytes. */
-  forward(method: string, path: string, body: Readable | null): void {
+  /** Sends the request upstream; `body` is the downstream stream, a feed of filtered bytes, or the whole filtered body. */
+  forward(method: string, path: string, body: Readable | Uint8Array | null): void {
     const cluster = this.cluster
     if (cluster === undefined) {
       this.writeLocal(hostReply(500, 'unknown_cluster'))
@@ -433,12 +437,24 @@ class Exchange implements PipelineSink {
     // Filters may have added connection-scoped headers (or `expect`): the same forwarding rule
     // as for downstream headers applies, else undici refuses the request.
     this.headers = stripHopByHop(h.toWire())
-    let body: Readable | null = null
-    if (this.hasBody) body = rd.chain.bodies ? (this.feed = new BodyFeed(this.req as Readable)) : (this.req as Readable)
-    this.forward(method, path, body)
+    if (!this.hasBody) return this.forward(method, path, null)
+    if (!rd.chain.bodies) return this.forward(method, path, this.req as Readable)
+    // Filters may change the body's length: undici frames it (length of the bytes, or chunked).
+    removeHeader(this.headers, 'content-length')
+    // Go upstream with the first filtered bytes: when they are the whole body (a filter
+    // buffered it, or it was small), the bytes go as they are, replayable, so the cluster may
+    // retry; otherwise the body streams through a feed.
+    this.fwdMethod = method
+    this.fwdPath = path
+    this.awaitingBody = true
   }
 
   requestData(chunk: Uint8Array, end: boolean): void {
+    if (this.awaitingBody) {
+      this.awaitingBody = false
+      if (end) return this.forward(this.fwdMethod, this.fwdPath, chunk)
+      this.forward(this.fwdMethod, this.fwdPath, (this.feed = new BodyFeed(this.req as Readable)))
+    }
     const feed = this.feed
     if (feed === undefined) return
     if (chunk.length) feed.pushChunk(chunk)
