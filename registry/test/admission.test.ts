@@ -136,8 +136,13 @@ describe('admission', () => {
     const g = await fixture()
     const r = await startRegistry({ dataDir: g.dir, trustPolicy: g.trustPolicy, tokens: TOKENS, admission: { smoke: { runner: 'abi', timeoutMs: 20 } } })
     try {
-      // 90 M fuel of a tight loop takes far longer than 20 ms on any machine.
-      const slow = await g.signed({ name: 'acme-slow', wat: filterWat({ onRequestHeaders: BAD.spin }), quotas: { default: { fuel: 90_000_000 }, maximum: { fuel: 90_000_000 } } })
+      // A small fuel budget buys hundreds of 8 MiB copies: gigabytes of memory traffic, far
+      // longer than 20 ms on any machine, and then the call ends (out of fuel) so the bound is seen.
+      const slow = await g.signed({
+        name: 'acme-slow',
+        wat: filterWat({ onRequestHeaders: BAD.grind, memoryPages: 256 }),
+        quotas: { default: { fuel: 2_000, memoryBytes: 32 << 20 }, maximum: { fuel: 2_000, memoryBytes: 32 << 20 } },
+      })
       const res = await post(r.url, slow, PUBLISH_TOKEN)
       expect(res.body.error).toMatchObject({ code: 'smoke_timeout', step: 'smoke' })
     } finally {

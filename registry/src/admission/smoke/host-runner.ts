@@ -14,7 +14,7 @@ import { createSharedData, createSharedQueues } from '@omnirelay/runtime/hosts/s
 import { sha256Hex } from '@omnirelay/runtime/bundles/digest.ts'
 import { refusal, AdmissionStep, RegistryErrorCode } from '../../errors.ts'
 import type { SmokeInput, SmokeReport } from './runner.ts'
-import type { SeededModuleCache } from './seeded-module-cache.ts'
+import type { ModuleCache } from '@omnirelay/runtime/sandbox/module-cache.ts'
 
 const enc = new TextEncoder()
 
@@ -30,14 +30,11 @@ function asRefusal(e: unknown, where: string): Error {
 }
 
 /** Returns a runner bound to `host`. */
-export function hostSmokeRunner(host: ExtensionHost, cache?: SeededModuleCache): (input: SmokeInput) => Promise<SmokeReport> {
+export function hostSmokeRunner(host: ExtensionHost, cache?: ModuleCache): (input: SmokeInput) => Promise<SmokeReport> {
   return async (input) => {
-    const forget = input.instrumented ? cache?.seed(input.entry, { bytes: input.instrumented, hasStart: input.hasStart ?? false }) : undefined
-    try {
-      return await run(input)
-    } finally {
-      forget?.()
-    }
+    // The host would instrument the module again: hand it what admission step 4 produced.
+    if (input.instrumented && cache) cache.seedInstrumented(input.entry, { fuel: true }, { bytes: input.instrumented, hasStart: input.hasStart ?? false })
+    return run(input)
   }
 
   async function run(input: SmokeInput): Promise<SmokeReport> {

@@ -6,7 +6,7 @@
  */
 import { runAbiSmoke } from './abi-runner.ts'
 import { hostSmokeRunner } from './host-runner.ts'
-import { SeededModuleCache } from './seeded-module-cache.ts'
+import { ModuleCache } from '@omnirelay/runtime/sandbox/module-cache.ts'
 import type { SmokeRunner } from './runner.ts'
 
 export type { SmokeInput, SmokeReport, SmokeRunner } from './runner.ts'
@@ -33,7 +33,7 @@ async function wasmRunner(mode: 'auto' | 'host' | 'abi'): Promise<SmokeRunner> {
     // A private, small module cache: modules under review must not crowd the process-wide
     // cache when the registry runs inside MeshKit central. Seeded with admission's own
     // instrumentation so the host does not instrument twice.
-    const cache = new SeededModuleCache({ maxEntries: 8 })
+    const cache = new ModuleCache({ maxEntries: 8 })
     return hostSmokeRunner(createWasmHost({ cache }), cache)
   } catch (e) {
     if (mode === 'host' || !notInstalled(e)) throw e
