@@ -263,7 +263,9 @@ export class Proxy {
     await Promise.all([...this.#listeners.values()].map((l) => l.close(ms)))
     this.#listeners.clear()
     await this.#admin?.close()
-    await this.#clusters.close()
+    // Upstream calls still running (a filter's callout, a stream that never ends) get the same
+    // deadline as downstream requests, then are aborted: shutdown cannot hang on them.
+    await this.#clusters.close(ms)
     const filters = this.#snapshot?.filters ?? NO_FILTERS
     await Promise.allSettled([...filters.values()].map((b) => b.entry.factory.close()))
     await this.#accessLog.close()
