@@ -97,7 +97,8 @@ export async function createInProcPipeline(configOrPath: string | object, opts: 
     metrics,
     epoch: 1,
     async close() {
-      await clusters.close()
+      // A filter's callout still running gets the drain deadline, like in the proxy.
+      await clusters.close(config.limits.drainTimeoutMs)
       await Promise.allSettled([...filters.values()].map((b) => b.entry.factory.close()))
     },
   }
