@@ -129,8 +129,10 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
   try {
     const rec = await lkg.load()
     if (rec) {
-      await run(validateConfig(rec.config, dataDir), rec.epoch)
-      lastDoc = JSON.stringify(rec.config)
+      // Local settings are this process's (a changed trust policy or admin port wins over the saved ones).
+      const doc = withLocal(rec.config, local)
+      await run(validateConfig(doc, dataDir), rec.epoch)
+      lastDoc = JSON.stringify(doc)
       lkgSavedAt = rec.savedAt
       setSource('last-known-good')
       servingResolve()
@@ -220,4 +222,14 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
       await proxy?.close()
     },
   }
+}
+
+function withLocal(doc: Record<string, unknown>, local: LocalSettings): Record<string, unknown> {
+  const out = { ...doc }
+  if (local.trustPolicy !== undefined) out.trustPolicy = local.trustPolicy
+  if (local.admin !== undefined) out.admin = local.admin
+  if (local.accessLog !== undefined) out.accessLog = local.accessLog
+  if (local.logLevel !== undefined) out.logLevel = local.logLevel
+  if (local.limits !== undefined) out.limits = local.limits
+  return out
 }
