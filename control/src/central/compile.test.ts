@@ -67,6 +67,10 @@ describe('compileGroup', () => {
     expect(issues(() => compileGroup(group({ capabilities: ['headers:read'] }), ctx()))).toEqual(['filterChains[c].filters[0].capabilities'])
     expect(issues(() => compileGroup(group({ failurePolicy: 'explode' }), ctx()))).toEqual(['filterChains[c].filters[0].failurePolicy'])
     expect(issues(() => compileGroup(group({ colour: 'red' }), ctx()))).toEqual(['filterChains[c].filters[0].colour'])
+    const g = group()
+    g.routes[0]!.filters = ['x']
+    g.listeners[0]!.tls = { cert: 'a', key: 'b' }
+    expect(issues(() => compileGroup(g, ctx())).sort()).toEqual(['listeners[edge].tls', 'routes[all].filters'])
   })
 
   it('checks splits: weights in basis points summing to 10000, known clusters and chains', () => {

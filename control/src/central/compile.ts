@@ -109,6 +109,12 @@ export function compileGroup(cfg: GroupConfig, ctx: CompileContext): Compiled {
     const { filterChain: _c, ...rest } = s
     return rest
   }
+  // Filters come only from chains (pinned bundles); TLS material is node-local and not carried yet.
+  for (const l of cfg.listeners) {
+    if (l.filters !== undefined) fail(`listeners[${l.name}].filters`, 'use filterChain: filters come from filter chains')
+    if (l.tls !== undefined) fail(`listeners[${l.name}].tls`, 'TLS listeners are not carried over xDS yet')
+  }
+  for (const r of cfg.routes) if (r.filters !== undefined) fail(`routes[${r.name}].filters`, 'use filterChain: filters come from filter chains')
   const listeners = cfg.listeners.map((l) => ({ ...strip(l), filters: chainRef(l, `listeners[${l.name}]`) }))
   const routes = cfg.routes.map((r) => ({ ...strip(r), filters: chainRef(r, `routes[${r.name}]`) }))
   // Every chain's filters are checked, used or not: a chain is published as it is.
