@@ -19,6 +19,7 @@ export async function buildFiltersOnce(cfg: ProxyConfig): Promise<void> {
     sharedData: createSharedData(),
     sharedQueues: createSharedQueues(),
     epoch: 0,
+    allowNative: cfg.allowNative,
   }
   try {
     const built = await buildFilters(cfg, services)

@@ -45,6 +45,7 @@ async function validate(args: string[]): Promise<number> {
       `ok: ${cfg.listeners.length} listener(s), ${cfg.routes.length} route(s), ${cfg.clusters.length} cluster(s), ${cfg.filters.length} filter(s)\n`,
     )
     if (cfg.allowUnsigned) process.stdout.write('warning: allowUnsigned is on (development only)\n')
+    if (cfg.allowNative) process.stdout.write('warning: allowNative is on (native filters run unsandboxed in the proxy)\n')
     if (args.includes('--build') && cfg.filters.length) {
       const { buildFiltersOnce } = await import('./build-check.ts')
       await buildFiltersOnce(cfg)

@@ -123,6 +123,11 @@ export interface Limits {
 export interface ProxyConfig {
   /** Development only: load plain, unsigned filter modules. Announced loudly at start and in /metrics. */
   allowUnsigned: boolean
+  /**
+   * Load trusted native filters (`kind: native`): in-process and NOT sandboxed. Off by default;
+   * announced loudly at start and in /metrics.
+   */
+  allowNative: boolean
   /** Path to the trust policy used to verify signed bundles. */
   trustPolicy?: string
   /** 'auto' = one worker per core; 1 = run in this process. */

@@ -100,7 +100,7 @@ routes: [{ match: {}, cluster: c, directResponse: { status: 200 } }]
 
   it('redacts secrets for display', () => {
     const cfg = parseConfig(
-      base + `allowUnsigned: true\nroutes: [{ match: {}, cluster: web }]\nfilters: [{ name: f, kind: native, module: f.js, config: { token: abc, nested: { password: p } } }]`,
+      base + `allowUnsigned: true\nallowNative: true\nroutes: [{ match: {}, cluster: web }]\nfilters: [{ name: f, kind: native, module: f.js, config: { token: abc, nested: { password: p } } }]`,
       '/tmp',
     )
     const shown = JSON.stringify(redactConfig(cfg))

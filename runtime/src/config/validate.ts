@@ -34,6 +34,7 @@ export const DEFAULT_LIMITS: Limits = {
 
 const TOP_KEYS = [
   'allowUnsigned',
+  'allowNative',
   'trustPolicy',
   'workers',
   'listeners',
@@ -74,6 +75,7 @@ export function validateConfig(doc: unknown, baseDir: string): ProxyConfig {
 
   const cfg: ProxyConfig = {
     allowUnsigned: r.bool(top.allowUnsigned, 'allowUnsigned', false),
+    allowNative: r.bool(top.allowNative, 'allowNative', false),
     trustPolicy: r.optStr(top.trustPolicy, 'trustPolicy'),
     workers,
     listeners,
@@ -527,6 +529,9 @@ function checkReferences(r: Reader, cfg: ProxyConfig): void {
     })
     if (f.calloutClusters?.length && !f.capabilities.includes('http-callout')) {
       r.fail(`filters[${i}].calloutClusters`, 'needs the "http-callout" capability')
+    }
+    if (f.kind === 'native' && !cfg.allowNative) {
+      r.fail(`filters[${i}].kind`, 'native filters run unsandboxed in the proxy process and load only with allowNative: true')
     }
     if (f.module !== undefined && !cfg.allowUnsigned) {
       r.fail(`filters[${i}].module`, 'plain modules load only with allowUnsigned: true (development); use a signed bundle')

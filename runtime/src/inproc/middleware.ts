@@ -75,6 +75,7 @@ export async function createInProcPipeline(configOrPath: string | object, opts: 
     sharedData: shared?.createSharedData() as SharedData,
     sharedQueues: shared?.createSharedQueues() as SharedQueues,
     epoch: 1,
+    allowNative: config.allowNative,
   }
   let filters
   try {

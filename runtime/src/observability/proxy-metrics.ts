@@ -22,6 +22,7 @@ export class ProxyMetrics {
   readonly reloads: CounterChild
   readonly reloadFailures: CounterChild
   readonly allowUnsigned: GaugeChild
+  readonly allowNative: GaugeChild
   readonly bytesReceived: CounterChild
   readonly bytesSent: CounterChild
 
@@ -35,6 +36,7 @@ export class ProxyMetrics {
     this.allowUnsigned = registry
       .gauge('omnirelay_allow_unsigned', '1 when unsigned filter modules may load (development mode: never in production)')
       .labels()
+    this.allowNative = registry.gauge('omnirelay_allow_native', '1 when trusted native filters (unsandboxed, in-process) may load').labels()
     this.bytesReceived = registry.counter('omnirelay_downstream_body_bytes_received_total', 'Request body bytes received').labels()
     this.bytesSent = registry.counter('omnirelay_downstream_body_bytes_sent_total', 'Response body bytes sent').labels()
   }

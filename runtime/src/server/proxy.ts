@@ -164,6 +164,7 @@ export class Proxy {
       sharedData: shared?.sharedData as SharedData,
       sharedQueues: shared?.sharedQueues as SharedQueues,
       epoch: nextEpoch,
+      allowNative: config.allowNative,
     }
     const filters = await buildFilters(config, services, old?.filters ?? NO_FILTERS)
     if (old) this.#clusters.update(config.clusters)
@@ -240,6 +241,12 @@ export class Proxy {
     this.#services = services
     this.pm.epoch.set(nextEpoch)
     this.pm.allowUnsigned.set(config.allowUnsigned ? 1 : 0)
+    this.pm.allowNative.set(config.allowNative ? 1 : 0)
+    if (config.allowNative) {
+      this.log.warn('!!! allowNative is ON: native filters run unsandboxed inside the proxy process. Load only modules you trust. !!!', {
+        epoch: nextEpoch,
+      })
+    }
     if (config.allowUnsigned) {
       this.log.warn('!!! allowUnsigned is ON: unsigned filter modules may load. Development only: never run this in production. !!!', {
         epoch: nextEpoch,

@@ -89,6 +89,7 @@ export async function startPrimary(initial: ProxyConfig, opts: PrimaryOptions): 
   }
   log.info('workers started', { workers: n, epoch })
   if (config.allowUnsigned) log.warn('!!! allowUnsigned is ON: unsigned filter modules may load. Development only. !!!')
+  if (config.allowNative) log.warn('!!! allowNative is ON: native filters run unsandboxed inside the proxy processes. !!!')
 
   const admin = config.admin ? new AdminServer({
     ready: () => !closing && workers.size > 0,
