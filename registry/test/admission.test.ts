@@ -124,6 +124,16 @@ describe('admission', () => {
     expect(await refused(await f.signed({ name: 'acme-trap', wat: filterWat({ onRequestHeaders: BAD.trap }) }))).toMatchObject({ code: 'smoke_trap', step: 'smoke' })
   })
 
+  it('refuses a filter whose bulk memory copies outrun its fuel', async () => {
+    // memory.copy is charged by length: 8 MiB per turn exhausts the budget within a few turns.
+    const grind = await f.signed({
+      name: 'acme-grind',
+      wat: filterWat({ onRequestHeaders: BAD.grind, memoryPages: 256 }),
+      quotas: { default: { fuel: 10_000_000, memoryBytes: 32 << 20 }, maximum: { fuel: 10_000_000, memoryBytes: 32 << 20 } },
+    })
+    expect(await refused(grind)).toMatchObject({ code: 'smoke_fuel_exhausted', step: 'smoke' })
+  })
+
   it('refuses a filter that runs out of fuel in the smoke run', async () => {
     expect(await refused(await f.signed({ name: 'acme-spin', wat: filterWat({ onRequestHeaders: BAD.spin }) }))).toMatchObject({ code: 'smoke_fuel_exhausted', step: 'smoke' })
   })
@@ -133,15 +143,15 @@ describe('admission', () => {
   })
 
   it('refuses a filter that outruns the smoke wall-clock bound', async () => {
-    const g = await fixture()
+    const g = await fixture({ maxFuel: 1_000_000_000 })
     const r = await startRegistry({ dataDir: g.dir, trustPolicy: g.trustPolicy, tokens: TOKENS, admission: { smoke: { runner: 'abi', timeoutMs: 20 } } })
     try {
-      // A small fuel budget buys hundreds of 8 MiB copies: gigabytes of memory traffic, far
-      // longer than 20 ms on any machine, and then the call ends (out of fuel) so the bound is seen.
+      // 1e9 fuel buys ~1.4e8 spin iterations: far longer than 20 ms on any machine, and then
+      // the call ends (out of fuel) so the wall-clock bound is seen.
       const slow = await g.signed({
         name: 'acme-slow',
-        wat: filterWat({ onRequestHeaders: BAD.grind, memoryPages: 256 }),
-        quotas: { default: { fuel: 2_000, memoryBytes: 32 << 20 }, maximum: { fuel: 2_000, memoryBytes: 32 << 20 } },
+        wat: filterWat({ onRequestHeaders: BAD.spin }),
+        quotas: { default: { fuel: 1_000_000_000 }, maximum: { fuel: 1_000_000_000 } },
       })
       const res = await post(r.url, slow, PUBLISH_TOKEN)
       expect(res.body.error).toMatchObject({ code: 'smoke_timeout', step: 'smoke' })

@@ -85,7 +85,7 @@ export const BAD = {
   /** Traps only when the request carries `x-boom` (so only a bundle's own samples trigger it). */
   trapOnBoom:
     '(if (i32.eqz (call $get (i32.const 0) (i32.const 32) (i32.const 6) (i32.const 4096) (i32.const 4100))) (then (unreachable))) (i32.const 0)',
-  /** Copies 8 MiB per loop turn: a few fuel units buy milliseconds, so only a wall clock stops it (needs 256 pages). */
+  /** Copies 8 MiB per loop turn (needs 256 pages): the copies are charged by length, so fuel stops it within a few turns. */
   grind: '(loop $l (memory.copy (i32.const 0) (i32.const 8388608) (i32.const 8388608)) (br $l)) (i32.const 0)',
   /** Grows memory past any cap, then traps the way allocators do. */
   hog: '(loop $g (br_if $g (i32.ge_s (memory.grow (i32.const 1)) (i32.const 0)))) (unreachable)',
@@ -159,13 +159,14 @@ export interface Fixture {
 
 let goodWasm: Uint8Array | undefined
 
-export async function fixture(): Promise<Fixture> {
+/** `maxFuel`: the publisher's fuel ceiling in the trust policy (tests of slow filters raise it). */
+export async function fixture(opts: { maxFuel?: number } = {}): Promise<Fixture> {
   const dir = await mkdtemp(join(tmpdir(), 'meshkit-registry-'))
   const key = generateSigningKey('ed25519', 'acme-2026')
   const otherKey = generateSigningKey('ed25519', 'mallory-1')
   const trustPolicy = {
     version: 1,
-    publishers: [{ name: 'acme', keys: [{ keyId: key.keyId, publicKey: key.publicKeyPem }], names: ['acme-*', '@acme/*'], maxQuotas: { fuel: 100_000_000 } }],
+    publishers: [{ name: 'acme', keys: [{ keyId: key.keyId, publicKey: key.publicKeyPem }], names: ['acme-*', '@acme/*'], maxQuotas: { fuel: opts.maxFuel ?? 100_000_000 } }],
   }
   const sign = (b: Uint8Array, k: SigningKey = key) => signBundle(b, k)
   return {

@@ -35,15 +35,16 @@ describe('admission worker', () => {
   })
 
   it('stops an admission past the hard limit and recovers', async () => {
-    const g = await fixture()
-    const r = await startRegistry({ dataDir: g.dir, trustPolicy: g.trustPolicy, tokens: TOKENS, admissionTimeoutMs: 3_000, admission: { smoke: { runner: 'abi', timeoutMs: 60_000 } } })
+    const g = await fixture({ maxFuel: 100_000_000_000 })
+    const r = await startRegistry({ dataDir: g.dir, trustPolicy: g.trustPolicy, tokens: TOKENS, admissionTimeoutMs: 3_000, admission: { maxQuotas: { wasm: { fuel: 100_000_000_000 } }, smoke: { runner: 'abi', timeoutMs: 60_000 } } })
     try {
       expect((await post(r.url, await g.signed({ name: 'acme-warm' }), PUBLISH_TOKEN)).status).toBe(201)
-      // Each loop turn costs a few fuel units and copies 8 MiB: no fuel budget ends it in time.
+      // A budget of 1e11 fuel buys billions of spin iterations (tens of seconds): only the
+      // hard limit ends it. The policy is raised so the manifest's quota is admissible.
       const grind = await g.signed({
         name: 'acme-grind',
-        wat: filterWat({ onRequestHeaders: BAD.grind, memoryPages: 256 }),
-        quotas: { default: { fuel: 100_000_000, memoryBytes: 32 << 20 }, maximum: { fuel: 100_000_000, memoryBytes: 32 << 20 } },
+        wat: filterWat({ onRequestHeaders: BAD.spin }),
+        quotas: { default: { fuel: 100_000_000_000 }, maximum: { fuel: 100_000_000_000 } },
       })
       const res = await post(r.url, grind, PUBLISH_TOKEN)
       expect(res.body.error).toMatchObject({ code: 'admission_timeout', step: 'smoke' })

@@ -63,6 +63,35 @@ describe('instrumentFuel', () => {
     expect(a.meter.used()).toBeGreaterThan(used100 * 1.9)
   })
 
+  it('charges bulk memory operations by length, so a loop of them stops in milliseconds', async () => {
+    // Each iteration fills a whole 64 KiB page: one instruction, 4096 units of fuel.
+    const { exports, meter } = await load(`(module (memory 1)
+      (func (export "grind") (param $n i32)
+        (loop $l
+          (memory.fill (i32.const 0) (i32.const 7) (i32.const 65536))
+          (memory.copy (i32.const 0) (i32.const 1) (i32.const 65535))
+          (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))`)
+    meter.set(1e9)
+    exports.grind(1)
+    const perIteration = meter.used()
+    expect(perIteration).toBeGreaterThan(2 * 4095)
+    meter.set(10_000_000)
+    const r = run(() => exports.grind(1_000_000)) // unmetered: ~130 GB moved, tens of seconds
+    expect(isOutOfFuel(r.error)).toBe(true)
+    expect(r.ms).toBeLessThan(500)
+  })
+
+  it('charges memory.fill in a loop-free function too', async () => {
+    const { exports, meter } = await load(`(module (memory 1)
+      (func (export "fill") (param $len i32) (memory.fill (i32.const 0) (i32.const 1) (local.get $len))))`)
+    meter.set(1e9)
+    exports.fill(64)
+    const small = meter.used()
+    meter.set(1e9)
+    exports.fill(65536)
+    expect(meter.used() - small).toBe((65536 - 64) / 16)
+  })
+
   it('a zero budget stops the first metered call', async () => {
     const { exports } = await load(`(module (func (export "spin") (loop $l (br $l))))`)
     expect(isOutOfFuel(run(() => exports.spin()).error)).toBe(true)
