@@ -73,6 +73,13 @@ describe('mesh config <-> xDS resources', () => {
     expect(cfg.filters.find((f) => f.name === 'edge-chain.hdr')!.bundle).toEqual({ path: `/cache/${'ab'.repeat(32)}.orb`, digest: DIGEST })
   })
 
+  it('keeps the global route order when routes are scoped to listeners', () => {
+    const mesh = sampleMesh()
+    // 'api' (edge only) precedes 'split' (every listener); admin-plane's list lacks 'api'.
+    const back = resourcesToMesh(overTheWire({ ...mesh, listeners: [...mesh.listeners].reverse() }))
+    expect(back.routes.map((r) => r.name)).toEqual(mesh.routes.map((r) => r.name))
+  })
+
   it('names the resource it cannot map', () => {
     const held = overTheWire(sampleMesh())
     held.get(TypeUrl.ClusterLoadAssignment)!.delete('api')

@@ -96,7 +96,7 @@ export function meshToResources(mesh: MeshConfig): WireResource[] {
     out.push({
       typeUrl: TypeUrl.RouteConfiguration,
       name: l.name,
-      message: { name: l.name, virtual_hosts: [{ name: METADATA_KEY, domains: ['*'], routes: routes.map(routeMessage) }] },
+      message: { name: l.name, virtual_hosts: [{ name: METADATA_KEY, domains: ['*'], routes: routes.map((r) => routeMessage(r, mesh.routes.indexOf(r))) }] },
     })
   }
   return out
@@ -133,8 +133,10 @@ function headerMatcher(h: HeaderMatch): Obj {
   return m
 }
 
-function routeMessage(r: MeshRoute): Obj {
-  const meta: Obj = { hosts: r.match.hosts, methods: r.match.methods, headers: r.match.headers.map((h) => ({ ...h })) }
+// `order` is the route's place in the whole list: a route shared by several listeners arrives
+// once per listener, and the data plane rebuilds the one ordered list from it.
+function routeMessage(r: MeshRoute, order: number): Obj {
+  const meta: Obj = { order, hosts: r.match.hosts, methods: r.match.methods, headers: r.match.headers.map((h) => ({ ...h })) }
   if (r.listeners.length) meta.listeners = r.listeners
   if (r.filterChain) meta.filterChain = r.filterChain
   const msg: Obj = { name: r.name, match: { ...pathMatch(r.match.path), headers: r.match.headers.map(headerMatcher) } }
@@ -255,6 +257,7 @@ export function resourcesToMesh(held: HeldResources): MeshConfig {
   for (const [name, fc] of of(TypeUrl.FilterChain)) mesh.filterChains.push(readChain(name, fc))
   for (const [name, s] of of(TypeUrl.RolloutSplit)) mesh.splits.push(readSplit(name, s))
   const seenRoutes = new Map<string, MeshRoute>()
+  const order = new Map<MeshRoute, number>()
   for (const [name, l] of of(TypeUrl.Listener)) {
     const listener = readListener(name, l)
     mesh.listeners.push(listener)
@@ -271,10 +274,14 @@ export function resourcesToMesh(held: HeldResources): MeshConfig {
         if (prev === undefined) {
           seenRoutes.set(route.name, route)
           mesh.routes.push(route)
+          const o = Number(readMetadata(r).order)
+          order.set(route, Number.isFinite(o) ? o : Number.MAX_SAFE_INTEGER)
         }
       })
     })
   }
+  // Stable sort: routes without an order (other control planes) keep their arrival order.
+  mesh.routes.sort((a, b) => order.get(a)! - order.get(b)!)
   return mesh
 }
 
