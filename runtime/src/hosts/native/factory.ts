@@ -16,6 +16,7 @@ import { FilterError, FilterErrorCode } from '../../pipeline/filter.ts'
 import { hostReply } from '../../pipeline/local-reply.ts'
 import { ALL_PHASES, FilterStatus } from '../../pipeline/phases.ts'
 import type { CounterChild, HistogramChild } from '../../observability/metrics.ts'
+import { FailureLogWindow } from '../failure-log.ts'
 import type { HostServices } from '../host-services.ts'
 import { GuestMetrics } from '../wasm/guest-metrics.ts'
 import { createContext, type FilterContext, type MessageView, type NativeEnv } from './views.ts'
@@ -74,8 +75,7 @@ export class NativeFilterFactory implements FilterFactory {
   #consecutive = 0
   #lastReloadAt = 0
   #closed = false
-  #logWindowStart = -Infinity
-  #logSuppressed = 0
+  readonly #failureLog = new FailureLogWindow()
   readonly #failures = new Map<string, CounterChild>()
   readonly #pipelineFailures = new Map<string, CounterChild>()
   readonly hookSeconds: HistogramChild
@@ -231,14 +231,8 @@ export class NativeFilterFactory implements FilterFactory {
   }
 
   #log(err: FilterError, op: number, stream: HttpStream): void {
-    const now = performance.now()
-    if (now - this.#logWindowStart < 1000) {
-      this.#logSuppressed++
-      return
-    }
-    this.#logWindowStart = now
-    const suppressed = this.#logSuppressed
-    this.#logSuppressed = 0
+    const suppressed = this.#failureLog.take()
+    if (suppressed === undefined) return
     const cause = err.cause as { name?: unknown; message?: unknown; stack?: unknown } | undefined
     this.env.services.log.warn('native filter failed', {
       filter: this.name,

@@ -19,6 +19,7 @@ import { FilterError, FilterErrorCode } from '../../pipeline/filter.ts'
 import { hostReply } from '../../pipeline/local-reply.ts'
 import { ALL_PHASES, FilterStatus } from '../../pipeline/phases.ts'
 import type { CounterChild, GaugeChild, HistogramChild } from '../../observability/metrics.ts'
+import { FailureLogWindow } from '../failure-log.ts'
 import type { HostServices } from '../host-services.ts'
 import { GuestMetrics } from '../wasm/guest-metrics.ts'
 import { ENGINE_MIN_MEMORY_BYTES } from './engine.ts'
@@ -78,8 +79,7 @@ export class QuickJsFilterFactory implements FilterFactory {
   #consecutive = 0
   #lastReplaceAt = 0
   #retryTimer: ReturnType<typeof setTimeout> | undefined
-  #logWindowStart = -Infinity
-  #logSuppressed = 0
+  readonly #failureLog = new FailureLogWindow()
   readonly #failures = new Map<string, CounterChild>()
   readonly #pipelineFailures = new Map<string, CounterChild>()
   readonly #fuelUsed: HistogramChild
@@ -276,14 +276,8 @@ export class QuickJsFilterFactory implements FilterFactory {
   }
 
   #logFailure(err: FilterError, op: number, st: StreamState | undefined): void {
-    const now = performance.now()
-    if (now - this.#logWindowStart < 1000) {
-      this.#logSuppressed++
-      return
-    }
-    this.#logWindowStart = now
-    const suppressed = this.#logSuppressed
-    this.#logSuppressed = 0
+    const suppressed = this.#failureLog.take()
+    if (suppressed === undefined) return
     const cause = err.cause as { name?: string; message?: string; stack?: string } | undefined
     this.#services.log.warn('quickjs filter failed', {
       filter: this.name,

@@ -24,6 +24,7 @@ import { FilterStatus, Phase } from '../../pipeline/phases.ts'
 import type { CounterChild, GaugeChild, HistogramChild, Metric } from '../../observability/metrics.ts'
 import { moduleCache, type ModuleCache, type PreparedModule } from '../../sandbox/module-cache.ts'
 import { pagesFor } from '../../sandbox/memory-cap.ts'
+import { FailureLogWindow } from '../failure-log.ts'
 import type { HostServices } from '../host-services.ts'
 import { ABI_MARKERS } from './abi.ts'
 import { assertImportsGranted } from './capabilities.ts'
@@ -139,11 +140,9 @@ export class WasmFilterFactory implements FilterFactory {
   #consecutive = 0
   #lastFailureAt = 0
   #retryAt = 0
-  // -Infinity: the very first failure of a process is always logged.
-  #logWindowStart = -Infinity
+  readonly #failureLog = new FailureLogWindow()
   #rebuildWindowAt = 0
   #rebuilds = 0
-  #logSuppressed = 0
   readonly #failures = new Map<string, CounterChild>()
   readonly #failureMetric: Metric<CounterChild>
   readonly fuelUsed: HistogramChild
@@ -374,13 +373,8 @@ export class WasmFilterFactory implements FilterFactory {
 
   #logFailure(err: FilterError, binding: StreamBinding | undefined): void {
     const now = performance.now()
-    if (now - this.#logWindowStart < 1000) {
-      this.#logSuppressed++
-      return
-    }
-    this.#logWindowStart = now
-    const suppressed = this.#logSuppressed
-    this.#logSuppressed = 0
+    const suppressed = this.#failureLog.take(now)
+    if (suppressed === undefined) return
     this.env.log.warn('wasm filter failed; instance discarded', {
       filter: this.name,
       code: err.code,
