@@ -10,6 +10,7 @@ import { ConfigError, ConfigErrorCode, type ConfigIssue } from '../config/errors
 import type { ProxyConfig } from '../config/types.ts'
 import type { HostServices } from '../hosts/host-services.ts'
 import { hostFor } from '../hosts/index.ts'
+import { withEffectiveQuotas } from '../hosts/quotas.ts'
 import { FilterStats, type ChainEntry } from './chain.ts'
 import type { FilterDefinition, FilterFactory } from './filter.ts'
 
@@ -47,7 +48,7 @@ export async function buildFilters(cfg: ProxyConfig, services: HostServices, pre
         const host = await hostFor(def.kind)
         const factory = await host.createFactory(def, artifact, services)
         created.push(factory)
-        out.set(def.name, { key, entry: makeEntry(def, factory, cfg, services) })
+        out.set(def.name, { key, entry: makeEntry(withEffectiveQuotas(def, artifact), factory, cfg, services) })
       } catch (e) {
         const err = e as Error & { code?: unknown }
         const code = typeof err.code === 'string' ? `${err.code}: ` : ''

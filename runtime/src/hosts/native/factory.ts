@@ -18,6 +18,7 @@ import { ALL_PHASES, FilterStatus } from '../../pipeline/phases.ts'
 import type { CounterChild, HistogramChild } from '../../observability/metrics.ts'
 import { FailureLogWindow } from '../failure-log.ts'
 import type { HostServices } from '../host-services.ts'
+import { withEffectiveQuotas } from '../quotas.ts'
 import { GuestMetrics } from '../wasm/guest-metrics.ts'
 import { createContext, type FilterContext, type MessageView, type NativeEnv } from './views.ts'
 
@@ -111,6 +112,7 @@ export class NativeFilterFactory implements FilterFactory {
   }
 
   static async create(def: FilterDefinition, artifact: LoadedArtifact, services: HostServices): Promise<NativeFilterFactory> {
+    def = withEffectiveQuotas(def, artifact)
     if (services.allowNative !== true) {
       throw new NativeLoadError(def.name, 'native_disabled', 'native filters run unsandboxed and load only when the host config enables them (allowNative)')
     }

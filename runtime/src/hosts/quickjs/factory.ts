@@ -21,6 +21,7 @@ import { ALL_PHASES, FilterStatus } from '../../pipeline/phases.ts'
 import type { CounterChild, GaugeChild, HistogramChild } from '../../observability/metrics.ts'
 import { FailureLogWindow } from '../failure-log.ts'
 import type { HostServices } from '../host-services.ts'
+import { withEffectiveQuotas } from '../quotas.ts'
 import { GuestMetrics } from '../wasm/guest-metrics.ts'
 import { ENGINE_MIN_MEMORY_BYTES } from './engine.ts'
 import type { HostcallEnv } from './hostcalls.ts'
@@ -102,6 +103,7 @@ export class QuickJsFilterFactory implements FilterFactory {
 
   /** Builds the factory: loads the module into a first instance (and a spare in the background). */
   static async create(def: FilterDefinition, artifact: LoadedArtifact, services: HostServices, opts: QuickJsHostOptions = {}): Promise<QuickJsFilterFactory> {
+    def = withEffectiveQuotas(def, artifact)
     const grants = effectiveGrants(def, artifact)
     const memoryBytes = def.quotas.memoryBytes ?? QUICKJS_DEFAULTS.memoryBytes
     if (memoryBytes < ENGINE_MIN_MEMORY_BYTES) {

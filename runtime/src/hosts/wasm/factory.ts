@@ -26,6 +26,7 @@ import { moduleCache, type ModuleCache, type PreparedModule } from '../../sandbo
 import { pagesFor } from '../../sandbox/memory-cap.ts'
 import { FailureLogWindow } from '../failure-log.ts'
 import type { HostServices } from '../host-services.ts'
+import { withEffectiveQuotas } from '../quotas.ts'
 import { ABI_MARKERS } from './abi.ts'
 import { assertImportsGranted } from './capabilities.ts'
 import { GuestMetrics } from './guest-metrics.ts'
@@ -92,6 +93,7 @@ export async function createWasmFactory(
   services: HostServices,
   opts: WasmHostOptions = {},
 ): Promise<FilterFactory> {
+  def = withEffectiveQuotas(def, artifact)
   const meter = opts.meter ?? true
   const bundleCaps = new Set(artifact.capabilities)
   const grants = new Set<Capability>(def.capabilities.filter((c) => bundleCaps.has(c)))
