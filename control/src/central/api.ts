@@ -96,10 +96,10 @@ export function createCentralHandler(central: Central): http.RequestListener {
     }
     if (top === 'dataplanes') {
       only('GET')
-      if (g === undefined) return [200, { dataPlanes: central.dataPlanes().map(dataPlaneView) }]
+      if (g === undefined) return [200, { dataPlanes: central.dataPlanes().map((dp) => ({ ...dataPlaneView(dp), withheld: central.withheldFrom(dp.id) })) }]
       const dp = central.directory.get(g)
       if (!dp || kindPath !== undefined) throw new CentralError(CentralErrorCode.NotFound, `no data plane "${g}"`)
-      return [200, { ...dataPlaneView(dp), details: dp }]
+      return [200, { ...dataPlaneView(dp), withheld: central.withheldFrom(dp.id), details: dp }]
     }
     if (top !== 'groups') throw new CentralError(CentralErrorCode.NotFound, 'no such path')
     if (g === undefined) {

@@ -10,10 +10,10 @@ import * as grpc from '@grpc/grpc-js'
 import { DEFAULT_ADMISSION_POLICY, RegistryError, startRegistry, type RunningRegistry, type TokenGrant } from '@meshkit/registry'
 import { silentLogger, type Logger } from '@omnirelay/runtime/observability/logger.ts'
 import type { Quotas } from '@omnirelay/runtime/pipeline/filter.ts'
-import { meshToResources, type MeshConfig } from '@omnirelay/runtime/xds/mapping/index.ts'
-import { TypeUrl } from '@omnirelay/runtime/xds/type-urls.ts'
-import { makeResource, Snapshot, SnapshotCache, type XdsResource } from '../xds/cache/index.ts'
+import type { MeshConfig } from '@omnirelay/runtime/xds/mapping/index.ts'
+import { Snapshot, SnapshotCache, type XdsResource } from '../xds/cache/index.ts'
 import { addAdsService, composeCallbacks, DataPlaneDirectory, StreamRegistry, type XdsCallbacks } from '../xds/server/index.ts'
+import { meshResources } from './resources.ts'
 import { compileGroup, type BundleInfo, type CompileContext } from './compile.ts'
 import { CentralError, CentralErrorCode } from './errors.ts'
 import { groupOfNode, selectGroup } from './groups.ts'
@@ -60,6 +60,7 @@ export class Central {
   readonly #registryUrl: string
   readonly #maxQuotas: Record<string, Quotas>
   #groups: GroupRecord[] = []
+  readonly #withheld = new Map<string, { typeUrl: string; name: string; reason: string; epoch: number }[]>()
   #xdsAddress = ''
 
   private constructor(opts: CentralOptions, store: CentralStore, registry: RunningRegistry) {
@@ -71,7 +72,18 @@ export class Central {
     this.#groups = store.groups()
     this.cache = new SnapshotCache({ groupOf: groupOfNode(() => this.#groups) })
     this.grpcServer = new grpc.Server({ 'grpc.max_concurrent_streams': 1 << 20 })
-    const callbacks = opts.callbacks ? composeCallbacks(this.directory, opts.callbacks) : this.directory
+    const withheld: XdsCallbacks = {
+      onWithheld: (dp, ev) => {
+        const list = this.#withheld.get(dp.id) ?? []
+        // One entry per resource: the newest reason and epoch.
+        const next = list.filter((w) => !(w.typeUrl === ev.typeUrl && w.name === ev.name) && w.epoch === ev.epoch)
+        next.push({ typeUrl: ev.typeUrl, name: ev.name, reason: ev.reason, epoch: ev.epoch })
+        this.#withheld.set(dp.id, next.slice(-100))
+      },
+      onStreamOpen: (dp) => void this.#withheld.delete(dp.id),
+    }
+    const own = composeCallbacks(this.directory, withheld)
+    const callbacks = opts.callbacks ? composeCallbacks(own, opts.callbacks) : own
     addAdsService(this.grpcServer, { cache: this.cache, callbacks, logger: this.log, controlPlaneId: 'meshkit-central' }, this.streams)
   }
 
@@ -165,21 +177,8 @@ export class Central {
     }
   }
 
-  /** Marshals a mesh config once; OmniRelay's typed resources say what a client must run. */
   #resources(mesh: MeshConfig): XdsResource[] {
-    const kinds = new Map(mesh.bundles.map((b) => [b.name, b]))
-    return meshToResources(mesh).map((r) => {
-      if (r.typeUrl === TypeUrl.BundleRef) {
-        const b = kinds.get(r.name)!
-        return makeResource(r.typeUrl, r.name, r.message, { requires: { hostKinds: [b.hostKind], abis: [b.abi] } })
-      }
-      if (r.typeUrl === TypeUrl.FilterChain) {
-        const chain = mesh.filterChains.find((c) => c.name === r.name)!
-        const hostKinds = [...new Set(chain.filters.map((f) => kinds.get(f.bundle)?.hostKind).filter((k): k is NonNullable<typeof k> => k !== undefined))]
-        return makeResource(r.typeUrl, r.name, r.message, hostKinds.length ? { requires: { hostKinds } } : {})
-      }
-      return makeResource(r.typeUrl, r.name, r.message)
-    })
+    return meshResources(mesh)
   }
 
   groups(): GroupView[] {
@@ -246,6 +245,11 @@ export class Central {
 
   dataPlanes() {
     return this.directory.list()
+  }
+
+  /** What central withheld from a data plane at its current epoch, and why (capability negotiation). */
+  withheldFrom(id: string): { typeUrl: string; name: string; reason: string; epoch: number }[] {
+    return this.#withheld.get(id) ?? []
   }
 
   async close(): Promise<void> {
