@@ -1,9 +1,9 @@
 /**
  * Builds the filter factories of a config: for each definition, load (and verify) the
  * artifact, pick the host for its kind, and let the host build a ready factory. Factories
- * whose definition and artifact digest are unchanged are reused from the previous epoch
- * (warm instances, compiled code and state survive a reload). One failing filter fails
- * the whole build; nothing half-built is left behind.
+ * whose definition, module, bundle and effective quotas and grant are unchanged are reused
+ * from the previous epoch (warm instances, compiled code and state survive a reload). One
+ * failing filter fails the whole build; nothing half-built is left behind.
  */
 import { loadArtifact, type LoadArtifactOptions } from '../bundles/load-artifact.ts'
 import { ConfigError, ConfigErrorCode, type ConfigIssue } from '../config/errors.ts'
@@ -12,7 +12,7 @@ import type { HostServices } from '../hosts/host-services.ts'
 import { hostFor } from '../hosts/index.ts'
 import { withEffectiveQuotas } from '../hosts/quotas.ts'
 import { FilterStats, type ChainEntry } from './chain.ts'
-import type { FilterDefinition, FilterFactory } from './filter.ts'
+import type { FilterDefinition, FilterFactory, LoadedArtifact } from './filter.ts'
 
 export interface BuiltFilter {
   key: string
@@ -26,20 +26,27 @@ export const NO_FILTERS: BuiltFilters = new Map()
 
 /**
  * @param previous the running epoch's filters (for reuse), if any
+ * @param load extra loader options (the node's revocation list)
  * @throws ConfigError `config_filter_build` naming each filter that failed
  */
-export async function buildFilters(cfg: ProxyConfig, services: HostServices, previous: BuiltFilters = NO_FILTERS): Promise<BuiltFilters> {
+export async function buildFilters(
+  cfg: ProxyConfig,
+  services: HostServices,
+  previous: BuiltFilters = NO_FILTERS,
+  load: Pick<LoadArtifactOptions, 'revocations'> = {},
+): Promise<BuiltFilters> {
   const out = new Map<string, BuiltFilter>()
   const created: FilterFactory[] = []
   const issues: ConfigIssue[] = []
   const opts: LoadArtifactOptions = { baseDir: cfg.baseDir, allowUnsigned: cfg.allowUnsigned, log: services.log, metrics: services.metrics }
   if (cfg.trustPolicy !== undefined) opts.trustPolicy = cfg.trustPolicy
+  if (load.revocations !== undefined) opts.revocations = load.revocations
 
   await Promise.all(
     cfg.filters.map(async (def, i) => {
       try {
         const artifact = await loadArtifact(def, opts)
-        const key = `${canonical(def)}#${artifact.digest}#${cfg.limits.maxBodyBytes}`
+        const key = reuseKey(def, artifact, cfg)
         const prev = previous.get(def.name)
         if (prev && prev.key === key) {
           out.set(def.name, prev)
@@ -70,6 +77,22 @@ export function retiredFactories(old: BuiltFilters, next: BuiltFilters): FilterF
   const out: FilterFactory[] = []
   for (const b of old.values()) if (!keep.has(b.entry.factory)) out.push(b.entry.factory)
   return out
+}
+
+/**
+ * What a built factory depends on: the definition, the module, and what the bundle's manifest
+ * adds to them (a re-signed bundle may keep the module but change the effective quotas or
+ * grant, and then must not keep the old factory).
+ */
+function reuseKey(def: FilterDefinition, artifact: LoadedArtifact, cfg: ProxyConfig): string {
+  return canonical({
+    def,
+    module: artifact.digest,
+    bundle: artifact.bundle?.digest,
+    quotas: artifact.quotas,
+    capabilities: artifact.capabilities,
+    maxBodyBytes: cfg.limits.maxBodyBytes,
+  })
 }
 
 function makeEntry(def: FilterDefinition, factory: FilterFactory, cfg: ProxyConfig, services: HostServices): ChainEntry {
