@@ -37,6 +37,8 @@ export interface CentralOptions {
   log?: Logger
   /** Extra xDS callbacks (tests, telemetry). */
   callbacks?: XdsCallbacks
+  /** How often central re-checks every group against the registry (yanks, revocations). Default 2 s. */
+  registryWatchMs?: number
   /** Registry options passed through (admission isolation, policy...). */
   registry?: Record<string, unknown>
 }
@@ -45,6 +47,8 @@ export interface GroupView extends GroupRecord {
   /** Whether a snapshot of the group is being served (a group needs a listener first). */
   published: boolean
   counts: Record<ObjectKind, number>
+  /** Why the stored config no longer compiles (e.g. a bundle it uses was revoked); empty when fine. */
+  problems: { path: string; message: string }[]
 }
 
 type Mutation = (group: Omit<GroupRecord, 'epoch' | 'updatedAt'>, config: GroupConfig) => void
@@ -60,6 +64,10 @@ export class Central {
   readonly #registryUrl: string
   readonly #maxQuotas: Record<string, Quotas>
   #groups: GroupRecord[] = []
+  /** group -> why its stored config no longer compiles (a bundle yanked or revoked since). */
+  readonly #problems = new Map<string, { path: string; message: string }[]>()
+  #auditSeq = -1
+  #watchTimer: NodeJS.Timeout | undefined
   readonly #withheld = new Map<string, { typeUrl: string; name: string; reason: string; epoch: number }[]>()
   #xdsAddress = ''
 
@@ -108,6 +116,9 @@ export class Central {
     const c = new Central(opts, store, registry)
     try {
       c.#republish()
+      c.#auditSeq = c.registry.registry.health().auditHead.seq
+      c.#watchTimer = setInterval(() => c.#watchRegistry(), opts.registryWatchMs ?? 2000)
+      c.#watchTimer.unref()
       const host = opts.host ?? '127.0.0.1'
       const port = await new Promise<number>((ok, fail) =>
         c.grpcServer.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${opts.xdsPort ?? 0}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
@@ -143,7 +154,32 @@ export class Central {
         const compiled = compileGroup(this.store.config(g.name), this.#context())
         if (compiled.mesh.listeners.length) this.cache.setSnapshot(g.name, new Snapshot(g.epoch, this.#resources(compiled.mesh)))
       } catch (e) {
+        this.#problems.set(g.name, (e as { issues?: { path: string; message: string }[] }).issues ?? [{ path: '', message: (e as Error).message }])
         this.log.error('group config no longer valid; not served', { group: g.name, epoch: g.epoch, err: e })
+      }
+    }
+  }
+
+  // Every registry action (publish, yank, revocation) advances its audit head: then every
+  // group is compiled again, and one that no longer compiles is reported (its data planes keep
+  // their config: central does not drop a filter behind the operator's back).
+  #watchRegistry(): void {
+    let seq: number
+    try {
+      seq = this.registry.registry.health().auditHead.seq
+    } catch {
+      return
+    }
+    if (seq === this.#auditSeq) return
+    this.#auditSeq = seq
+    for (const g of this.#groups) {
+      try {
+        compileGroup(this.store.config(g.name), this.#context())
+        this.#problems.delete(g.name)
+      } catch (e) {
+        const issues = (e as { issues?: { path: string; message: string }[] }).issues ?? [{ path: '', message: (e as Error).message }]
+        if (!this.#problems.has(g.name)) this.log.error('group config no longer valid against the registry', { group: g.name, issues })
+        this.#problems.set(g.name, issues)
       }
     }
   }
@@ -194,7 +230,7 @@ export class Central {
   #view(g: GroupRecord): GroupView {
     const cfg = this.store.config(g.name)
     const counts = Object.fromEntries(OBJECT_KINDS.map((k) => [k, cfg[k].length])) as Record<ObjectKind, number>
-    return { ...g, published: this.cache.getSnapshot(g.name) !== undefined, counts }
+    return { ...g, published: this.cache.getSnapshot(g.name) !== undefined, counts, problems: this.#problems.get(g.name) ?? [] }
   }
 
   config(name: string): GroupConfig {
@@ -224,6 +260,7 @@ export class Central {
     })
     const selectorChanged = !current || JSON.stringify(current.selector) !== JSON.stringify(rec.selector) || current.priority !== rec.priority
     this.#groups = this.store.groups()
+    this.#problems.delete(name)
     if (selectorChanged) this.#regroup()
     this.log.info('group config applied', { group: name, epoch, published })
     return { group: name, epoch, published }
@@ -253,6 +290,7 @@ export class Central {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#watchTimer)
     await new Promise<void>((ok) => {
       const force = setTimeout(() => {
         this.grpcServer.forceShutdown()

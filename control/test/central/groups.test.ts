@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { CentralStore, selectGroup, UNASSIGNED, type GroupRecord } from '../../src/central/index.ts'
-import { api, centralAt, converged, dataPlane, echoUpstream, edgeConfig, get, tempDir } from './helpers.ts'
+import { TOKEN, api, centralAt, converged, dataPlane, echoUpstream, edgeConfig, get, publish, tempDir, until } from './helpers.ts'
 
 const g = (name: string, selector: Record<string, string>, priority = 0): GroupRecord => ({ name, selector, priority, epoch: 0, updatedAt: '' })
 
@@ -62,5 +62,26 @@ describe('groups', () => {
     await converged(central, 'early', put.body.epoch)
     expect((await api(central, 'GET', '/v1/dataplanes/early')).body.group).toBe('edge')
     expect((await get(dp.proxy!.address('edge').port, '/hello')).body).toBe('hi')
+  })
+
+  it('reports a group whose bundle was yanked in the registry after it was attached', async () => {
+    const tmp = await tempDir()
+    cleanups.push(tmp.cleanup)
+    const central = await centralAt(`${tmp.dir}/central`, { registryWatchMs: 20 })
+    cleanups.push(() => central.close())
+    const bundle = await publish(central, 'add-headers')
+    expect((await api(central, 'PUT', '/v1/groups/edge', { config: edgeConfig(1, { bundle }) })).status).toBe(200)
+    expect((await api(central, 'GET', '/v1/groups/edge')).body.problems).toEqual([])
+    const yank = await fetch(`${central.registryUrl}/v1/bundles/add-headers/0.1.0/yank`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'bad release' }),
+    })
+    expect(yank.status).toBe(200)
+    const problems = await until(async () => {
+      const p = (await api(central, 'GET', '/v1/groups/edge')).body.problems
+      return p.length ? p : undefined
+    }, 5000, 'problems after the yank')
+    expect(problems.map((p: { path: string }) => p.path)).toEqual(['filterChains[main].filters[0].bundle'])
   })
 })
