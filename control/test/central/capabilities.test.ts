@@ -16,7 +16,7 @@ describe('capability negotiation through central', () => {
     cleanups.push(() => central.close())
     const bundle = await publish(central, 'add-headers')
     const cfg = edgeConfig(upstream.port, { bundle, config: ADD_HEADERS_CONFIG })
-    cfg.filterChains[0]!.filters[0]!.failurePolicy = 'fail-open'
+    ;(cfg.filterChains[0]!.filters[0] as Record<string, unknown>).failurePolicy = 'fail-open'
     const put = await api(central, 'PUT', '/v1/groups/edge', { selector: { role: 'edge' }, config: cfg })
     expect(put.status).toBe(200)
 
