@@ -141,6 +141,7 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
   } catch (e) {
     log.error('last-known-good config not usable; waiting for the control plane', { err: e })
   }
+  if (proxy === undefined) log.info('no last-known-good config: nothing is served until the control plane sends an epoch', { dataDir })
 
   const apply = async (batch: XdsEpochBatch): Promise<void> => {
     const next: Held = new Map([...held].map(([t, m]) => [t, new Map(m)]))
