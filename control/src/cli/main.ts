@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { createLogger } from '@omnirelay/runtime/observability/logger.ts'
 import type { TokenGrant } from '@meshkit/registry'
-import { startCentral } from '../central/index.ts'
+import { rolloutCli } from '../rollout/cli.ts'
+import { startCentralWithRollouts } from '../rollout/serve.ts'
 
 export const HELP = `meshkit — the MeshKit control plane
 
@@ -18,6 +19,11 @@ Usage:
       (SQLite + the registry's blobs). --trust-policy defaults to DIR/trust-policy.yaml.
       --token installs a registry token with read and publish scopes (or add tokens with
       "meshkit registry token add ID --data DIR/registry").
+
+  meshkit rollout start|status|pause|resume|promote|abort|history|rollback ...
+  meshkit kill|unkill --scope filter|bundle|signer TARGET
+      Filter rollouts by traffic steps, judged by telemetry; see "meshkit rollout --help"
+      and docs/rollouts.md. Data planes report telemetry to central's xDS address (gRPC).
 
   meshkit registry ...
       The registry's own commands (serve, ls, show, publish, yank, revoke, audit, token);
@@ -94,7 +100,7 @@ async function central(argv: string[]): Promise<number> {
   const log = createLogger({ level: level as 'info' })
   let running
   try {
-    running = await startCentral({
+    running = await startCentralWithRollouts({
       dataDir: values.data,
       port: num.port,
       xdsPort: num['xds-port'],
@@ -110,7 +116,7 @@ async function central(argv: string[]): Promise<number> {
     process.stderr.write(`meshkit central failed to start${err.code ? ` (${err.code})` : ''}: ${err.message}\n`)
     return 1
   }
-  log.info('meshkit central started', { api: running.url, xds: running.xdsAddress, registry: running.registryUrl, epoch: running.central.epoch })
+  log.info('meshkit central started', { api: running.url, xds: running.xdsAddress, telemetry: running.telemetryAddress, registry: running.registryUrl, epoch: running.central.epoch })
   await new Promise<void>((done) => {
     const stop = (sig: string) => {
       log.info('stopping', { signal: sig })
@@ -127,6 +133,10 @@ export async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'central':
       return central(rest)
+    case 'rollout':
+    case 'kill':
+    case 'unkill':
+      return rolloutCli(argv)
     case 'registry': {
       const { registryCommand } = await import('@meshkit/registry')
       return registryCommand(rest)

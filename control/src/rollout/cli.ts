@@ -119,7 +119,12 @@ export async function rolloutCli(argv: string[], io: Io = STD, env: Record<strin
   const json = values.json === true
   const s = (k: string) => values[k] as string | undefined
   const call = async (method: string, path: string, body?: unknown): Promise<unknown> => {
-    const res = await fetch(`${base}${path}`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) })
+    let res: Response
+    try {
+      res = await fetch(`${base}${path}`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) })
+    } catch (e) {
+      throw Object.assign(new Error(`cannot reach central at ${base}: ${(e as Error).message}`), { code: 'central_unreachable' })
+    }
     const v = (await res.json()) as { error?: { code: string; message: string } }
     if (!res.ok) throw Object.assign(new Error(v.error?.message ?? `HTTP ${res.status}`), { code: v.error?.code ?? `http_${res.status}` })
     return v

@@ -7,7 +7,7 @@ import http from 'node:http'
 import { join } from 'node:path'
 import { Central, createCentralHandler, type StartCentralOptions } from '../central/index.ts'
 import { listen } from '../central/api.ts'
-import { startTelemetryServer, TelemetryStore } from '../telemetry/index.ts'
+import { addTelemetryService, startTelemetryServer, TelemetryStore } from '../telemetry/index.ts'
 import { createRolloutApi } from './api.ts'
 import { centralPublisher } from './central-publisher.ts'
 import { storeTelemetry } from './index.ts'
@@ -15,7 +15,7 @@ import { RolloutManager } from './manager.ts'
 import { RolloutStore } from './store.ts'
 
 export interface StartWithRolloutsOptions extends StartCentralOptions {
-  /** Telemetry gRPC port (default 0). */
+  /** A separate telemetry gRPC port; by default telemetry shares the xDS server (and address). */
   telemetryPort?: number
   /** Rollout manager tick (default 1000 ms). */
   tickMs?: number
@@ -51,9 +51,13 @@ export async function startCentralWithRollouts(opts: StartWithRolloutsOptions): 
     store.close()
     telemetry.close()
   }
-  let tserver
+  let tserver: { address: string; close(): Promise<void> }
   try {
-    tserver = await startTelemetryServer(telemetry, host, opts.telemetryPort ?? 0)
+    if (opts.telemetryPort === undefined) {
+      // grpc-js looks handlers up per call: a service added after bind is served.
+      addTelemetryService(central.grpcServer, telemetry)
+      tserver = { address: central.xdsAddress, close: async () => {} }
+    } else tserver = await startTelemetryServer(telemetry, host, opts.telemetryPort)
   } catch (e) {
     await closeStores()
     await central.close()
