@@ -196,8 +196,9 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
   };
   if (G.has('headers:read')) Object.assign(Headers.prototype, readers);
   if (G.has('headers:write')) Object.assign(Headers.prototype, writers);
-  Object.defineProperty(Headers.prototype, 'size', { get() { return this._load().length >>> 1; } });
-  if (!G.has('headers:read') && !G.has('headers:write')) delete Headers.prototype.size;
+  // Defined only with a headers grant (a defined accessor is non-configurable: it cannot be
+  // deleted afterwards, and strict mode throws trying).
+  if (G.has('headers:read') || G.has('headers:write')) Object.defineProperty(Headers.prototype, 'size', { get() { return this._load().length >>> 1; } });
 
   const pm = [];
   let np = 0;
