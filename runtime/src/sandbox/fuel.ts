@@ -40,7 +40,7 @@
  */
 import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
-import { stripStart } from './wasm-binary.ts'
+import { stripStart, writeU32 } from './wasm-binary.ts'
 
 /** Export name of the fuel global (mutable i64, fuel left; negative once exhausted). */
 export const FUEL_EXPORT = '__omnirelay_fuel'
@@ -57,6 +57,50 @@ export const START_EXPORT = '__omnirelay_start'
 export const GROW_EXPORT = '__omnirelay_grow_request'
 /** Prefix of the exports added for internal mutable globals (`exportMutableGlobals`), for snapshots. */
 export const GLOBAL_EXPORT_PREFIX = '__omnirelay_global_'
+
+/**
+ * Version of this pass's output. BUMP IT whenever `instrumentFuel` (or what it uses from
+ * wasm-binary.ts) emits different code or exports: instrumented modules cached on disk are
+ * keyed by it, and output of another version is never reused.
+ */
+export const INSTRUMENTATION_VERSION = 2
+/** Custom section the pass appends to its output: {@link InstrumentMarker} as JSON. */
+export const MARKER_SECTION = 'omnirelay.instrumented'
+
+/** What produced an instrumented module, as recorded in its {@link MARKER_SECTION}. */
+export interface InstrumentMarker {
+  version: number
+  meter: boolean
+  exportMutableGlobals: boolean
+  hasStart: boolean
+  mutableGlobals: string[]
+}
+
+/**
+ * The marker of an instrumented module, when it is one this version of the pass produced
+ * with these options and every export the marker promises is there; else undefined.
+ *
+ * @example
+ * const m = currentMarker(await WebAssembly.compile(cached), { meter: true, exportMutableGlobals: false })
+ * if (!m) bytes = (await instrumentFuel(original)).bytes
+ */
+export function currentMarker(module: WebAssembly.Module, opts: { meter: boolean; exportMutableGlobals: boolean }): InstrumentMarker | undefined {
+  const sections = WebAssembly.Module.customSections(module, MARKER_SECTION)
+  if (sections.length !== 1) return undefined
+  let m: InstrumentMarker
+  try {
+    m = JSON.parse(new TextDecoder().decode(sections[0])) as InstrumentMarker
+  } catch {
+    return undefined
+  }
+  if (m === null || typeof m !== 'object' || m.version !== INSTRUMENTATION_VERSION) return undefined
+  if (m.meter !== opts.meter || m.exportMutableGlobals !== opts.exportMutableGlobals || !Array.isArray(m.mutableGlobals)) return undefined
+  const names = new Set(WebAssembly.Module.exports(module).map((e) => e.name))
+  if (m.meter && !names.has(FUEL_EXPORT)) return undefined
+  if (m.hasStart !== names.has(START_EXPORT)) return undefined
+  if (!m.mutableGlobals.every((g) => typeof g === 'string' && g.startsWith(GLOBAL_EXPORT_PREFIX) && names.has(g))) return undefined
+  return m
+}
 
 /** Thrown by the out-of-fuel import; hosts map it to `fuel_exhausted`. */
 export class OutOfFuel extends Error {
@@ -315,11 +359,28 @@ export async function instrumentFuel(wasm: Uint8Array, opts: InstrumentOptions =
     const start = m.getStart()
     if (start) m.addFunctionExport(b.getFunctionInfo(start).name, START_EXPORT)
     if (!m.validate()) throw new InstrumentError('invalid_module', 'instrumented module failed validation')
-    const { bytes, hadStart: hasStart } = stripStart(m.emitBinary())
+    const { bytes: stripped, hadStart: hasStart } = stripStart(m.emitBinary())
+    const marker: InstrumentMarker = { version: INSTRUMENTATION_VERSION, meter, exportMutableGlobals: opts.exportMutableGlobals ?? false, hasStart, mutableGlobals }
+    const bytes = appendCustomSection(stripped, MARKER_SECTION, new TextEncoder().encode(JSON.stringify(marker)))
     return { bytes, hasStart, mutableGlobals, stats: { functions, meteredFunctions, loops: walker.loops, ms: performance.now() - t0 } }
   } finally {
     m.dispose()
   }
+}
+
+function appendCustomSection(wasm: Uint8Array, name: string, payload: Uint8Array): Uint8Array {
+  const nameBytes = new TextEncoder().encode(name)
+  const body: number[] = []
+  writeU32(body, nameBytes.length)
+  const head: number[] = [0]
+  writeU32(head, body.length + nameBytes.length + payload.length)
+  const out = new Uint8Array(wasm.length + head.length + body.length + nameBytes.length + payload.length)
+  let pos = 0
+  for (const part of [wasm, head, body, nameBytes, payload]) {
+    out.set(part, pos)
+    pos += part.length
+  }
+  return out
 }
 
 function uniqueName(m: { getGlobal(n: string): number; getFunction(n: string): number }, base: string): string {

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto'
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join, sep } from 'node:path'
-import { GLOBAL_EXPORT_PREFIX, START_EXPORT, instrumentFuel } from './fuel.ts'
+import { INSTRUMENTATION_VERSION, currentMarker, instrumentFuel } from './fuel.ts'
 import type { InstrumentResult } from './fuel.ts'
 import { capMemory } from './memory-cap.ts'
 import type { MemoryFacts } from './memory-cap.ts'
@@ -58,22 +58,11 @@ export interface ModuleCacheOptions {
   /**
    * A directory for instrumented modules, so another process (a worker, the next start)
    * skips binaryen (≈260 ms to import) and the pass. Best effort: unreadable or unwritable
-   * is the same as absent. Files are keyed by module digest and a hash of the pass's source.
+   * is the same as absent. Files are keyed by module digest, options and the pass's
+   * `INSTRUMENTATION_VERSION`, and a file is used only when the marker the pass wrote into it
+   * matches (version, options, promised exports); anything else is rebuilt and overwritten.
    */
   diskDir?: string
-}
-
-let passHash: Promise<string> | undefined
-/** Hash of the instrumentation code: a changed pass never reuses old output. */
-function instrumentationVersion(): Promise<string> {
-  passHash ??= Promise.all(
-    ['./fuel.ts', './wasm-binary.ts'].map((f) => readFile(new URL(f, import.meta.url)).catch(() => Buffer.from(f))),
-  ).then((parts) => {
-    const h = createHash('sha256')
-    for (const p of parts) h.update(p)
-    return h.digest('hex').slice(0, 16)
-  })
-  return passHash
 }
 
 /** A bounded cache (oldest entry evicted first): filters come and go with config epochs. */
@@ -174,17 +163,12 @@ export class ModuleCache {
   }
 
   async #instrument(bytes: Uint8Array, ikey: string, o: { meter: boolean; exportMutableGlobals: boolean }): Promise<InstrumentResult> {
-    const file = this.#diskDir && join(this.#diskDir, `${ikey.replace(':', '-')}-${await instrumentationVersion()}.wasm`)
+    const file = this.#diskDir && join(this.#diskDir, `${ikey.replace(':', '-')}-v${INSTRUMENTATION_VERSION}.wasm`)
     if (file) {
       try {
         const cached = new Uint8Array(await readFile(file))
-        const names = WebAssembly.Module.exports(await WebAssembly.compile(cached)).map((e) => e.name)
-        return {
-          bytes: cached,
-          hasStart: names.includes(START_EXPORT),
-          mutableGlobals: names.filter((n) => n.startsWith(GLOBAL_EXPORT_PREFIX)),
-          stats: { functions: 0, meteredFunctions: 0, loops: 0, ms: 0 },
-        }
+        const marker = currentMarker(await WebAssembly.compile(cached), o)
+        if (marker) return { bytes: cached, hasStart: marker.hasStart, mutableGlobals: marker.mutableGlobals, stats: { functions: 0, meteredFunctions: 0, loops: 0, ms: 0 } }
       } catch {
         // absent or unusable: instrument
       }
