@@ -1,6 +1,6 @@
 /**
  * `omnirelay bundle …`: build, keygen, sign, verify and inspect signed extension bundles.
- * Works with no network. Exit codes: 0 ok, 1 refused/failed (the error code is printed),
+ * Works with no network (publish excepted). Exit codes: 0 ok, 1 refused/failed (the error code is printed),
  * 2 usage error.
  */
 import { readFile, writeFile } from 'node:fs/promises'
@@ -19,7 +19,7 @@ import { verifyBundle } from './verify.ts'
 const HELP = `Usage: omnirelay bundle <command> [options]
 
 Signed extension bundles (.orb): one file holding a manifest, the filter module and a
-Sigstore signature. Everything works offline.
+Sigstore signature. Everything but publish works offline.
 
 Commands:
   build <source>     Pack a filter into an (unsigned) bundle. <source> is one of:
@@ -31,6 +31,8 @@ Commands:
   sign <bundle>      Sign a bundle with a publisher key (replaces an existing signature).
   verify <bundle>    Verify a bundle against a trust policy, exactly as the host does before load.
   inspect <bundle>   Show manifest, digests, signer and capabilities (no verification).
+  publish <bundle>   Push a signed bundle to a MeshKit registry, which admits or refuses it
+                     (the only command that uses the network).
 
 Run 'omnirelay bundle <command> --help' for the options of a command.
 `
@@ -71,6 +73,16 @@ const COMMAND_HELP: Record<string, string> = {
       --digest DIGEST       Also require this sha256 file digest (as a config pin would)
       --at TIME             Check key validity at this ISO time instead of now
       --json                Machine-readable result
+`,
+  publish: `Usage: omnirelay bundle publish <bundle> --registry URL [options]
+
+      --registry URL        Registry base URL (or env OMNIRELAY_REGISTRY_URL)
+      --token TOKEN         Publish token (or env OMNIRELAY_REGISTRY_TOKEN); a token is scoped
+                            to name patterns by the registry
+      --json                Machine-readable result
+
+Prints the admitted digest ("exists" when the identical file was already there). A refusal
+prints {code, step, message} (the admission step that refused it) and exits 1.
 `,
   inspect: `Usage: omnirelay bundle inspect <bundle> [--json]
 
@@ -275,7 +287,40 @@ async function cmdInspect(args: string[], out: Out): Promise<number> {
   return 0
 }
 
+async function cmdPublish(args: string[], out: Out): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { registry: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean', default: false } },
+  })
+  if (positionals.length !== 1) throw new UsageError('publish needs exactly one <bundle>')
+  const url = values.registry ?? process.env.OMNIRELAY_REGISTRY_URL
+  if (!url) throw new UsageError('publish needs --registry URL')
+  const token = values.token ?? process.env.OMNIRELAY_REGISTRY_TOKEN
+  if (!token) throw new UsageError('publish needs --token or OMNIRELAY_REGISTRY_TOKEN')
+  const bytes = new Uint8Array(await readFile(positionals[0]))
+  // The registry client lives in @meshkit/registry; loaded only here, so the data plane does not need it.
+  const { publishBundle, RegistryClientError } = await import('@meshkit/registry/client/publish.ts')
+  try {
+    const r = await publishBundle(url, token, bytes)
+    const b = r.bundle
+    if (values.json) out.log(JSON.stringify({ ok: true, result: r.result, name: b.name, version: b.version, digest: b.digest, instrumentedDigest: b.instrumentedDigest, signer: b.signer }))
+    else {
+      out.log(`${r.result === 'exists' ? 'EXISTS' : 'ADMITTED'} ${b.name}@${b.version} signed by ${b.signer.publisher} (key ${b.signer.keyId})`)
+      out.log(`digest ${b.digest}`)
+    }
+    return 0
+  } catch (e) {
+    if (!(e instanceof RegistryClientError)) throw e
+    const refusal = { code: e.code, step: e.step ?? null, message: e.message }
+    if (values.json) out.log(JSON.stringify({ ok: false, status: e.status, ...refusal }))
+    else out.err(`REFUSED [${e.code}]${e.step ? ` at step ${e.step}` : ''} ${e.message}`)
+    return 1
+  }
+}
+
 const COMMANDS: Record<string, (args: string[], out: Out) => Promise<number>> = {
+  publish: cmdPublish,
   build: cmdBuild,
   keygen: cmdKeygen,
   sign: cmdSign,

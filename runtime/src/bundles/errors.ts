@@ -46,6 +46,9 @@ export const BundleErrorCode = {
   QuotaExceedsMaximum: 'quota_exceeds_maximum',
   ConfigInvalid: 'filter_config_invalid',
   NativeDirUnsafe: 'native_dir_unsafe',
+  // revocation (the registry's list, polled by the node)
+  BundleRevoked: 'bundle_revoked',
+  SignerRevoked: 'signer_revoked',
   // keys and tooling
   KeyInvalid: 'key_invalid',
   BuildFailed: 'build_failed',

@@ -13,6 +13,7 @@ import type { Capability, FilterDefinition, LoadedArtifact, Quotas } from '../pi
 import { ArtifactError, BundleErrorCode } from './errors.ts'
 import { newAjv, type BundleManifest } from './manifest.ts'
 import { compileTrustPolicy, loadTrustPolicy, type TrustPolicy, type TrustPolicyDocument } from './trust-policy.ts'
+import { assertNotRevoked, type RevocationCheck } from './revocation-list.ts'
 import { recordUnsignedLoad } from './unsigned-mode.ts'
 import { verifyBundle } from './verify.ts'
 
@@ -37,6 +38,11 @@ export interface LoadArtifactOptions {
   /** When given, unsigned loads are logged loudly and counted. */
   log?: Logger
   metrics?: MetricsRegistry
+  /**
+   * Revoked bundle digests and signer key ids (the registry's list): a verified bundle on it is
+   * refused with `bundle_revoked` or `signer_revoked`.
+   */
+  revocations?: RevocationCheck
 }
 
 /** What a bundle load returns beyond the contract: the verified manifest and derived limits. */
@@ -108,6 +114,7 @@ async function loadBundle(def: FilterDefinition, ref: { path: string; digest?: s
     if (e instanceof ArtifactError) throw new ArtifactError(e.code, `filter "${def.name}": bundle ${ref.path}: ${e.message}`, { cause: e })
     throw e
   }
+  assertNotRevoked(opts.revocations, def.name, v.digest, v.signer.keyId)
   const m = v.manifest
   if (m.kind !== def.kind) {
     throw new ArtifactError(BundleErrorCode.KindMismatch, `filter "${def.name}": config says kind ${def.kind}, bundle is ${m.kind}`)

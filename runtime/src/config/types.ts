@@ -120,6 +120,18 @@ export interface Limits {
   filterPauseTimeoutMs: number
 }
 
+/** The MeshKit registry this node follows for revocations (see docs/configuration.md). */
+export interface RegistryConfig {
+  /** Registry base URL, e.g. `http://registry:7070`. */
+  url: string
+  /** Read token when the registry protects reads (else env `OMNIRELAY_REGISTRY_TOKEN`). */
+  token?: string
+  /** How often the revocation list is polled (a 304 when unchanged). */
+  pollIntervalMs: number
+  /** Where the last list is kept across restarts (resolved against the config's directory). */
+  revocationsFile: string
+}
+
 export interface ProxyConfig {
   /** Development only: load plain, unsigned filter modules. Announced loudly at start and in /metrics. */
   allowUnsigned: boolean
@@ -130,6 +142,8 @@ export interface ProxyConfig {
   allowNative: boolean
   /** Path to the trust policy used to verify signed bundles. */
   trustPolicy?: string
+  /** Follow a registry's revocation list: revoked bundles and signers are refused and stopped. */
+  registry?: RegistryConfig
   /** 'auto' = one worker per core; 1 = run in this process. */
   workers: 'auto' | number
   listeners: ListenerConfig[]

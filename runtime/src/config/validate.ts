@@ -17,6 +17,7 @@ import type {
   PathMatch,
   ProxyConfig,
   Redirect,
+  RegistryConfig,
   RouteConfig,
   TlsConfig,
   WeightedCluster,
@@ -36,6 +37,7 @@ const TOP_KEYS = [
   'allowUnsigned',
   'allowNative',
   'trustPolicy',
+  'registry',
   'workers',
   'listeners',
   'routes',
@@ -77,6 +79,7 @@ export function validateConfig(doc: unknown, baseDir: string): ProxyConfig {
     allowUnsigned: r.bool(top.allowUnsigned, 'allowUnsigned', false),
     allowNative: r.bool(top.allowNative, 'allowNative', false),
     trustPolicy: r.optStr(top.trustPolicy, 'trustPolicy'),
+    ...readRegistry(r, top.registry),
     workers,
     listeners,
     routes,
@@ -453,6 +456,22 @@ function readQuotas(r: Reader, v: unknown, path: string): Quotas {
   if (o.timeoutMs !== undefined) q.timeoutMs = r.int(o.timeoutMs, `${path}.timeoutMs`, 1, 600_000)
   if (o.maxBodyBytes !== undefined) q.maxBodyBytes = r.int(o.maxBodyBytes, `${path}.maxBodyBytes`, 0, MAX_INT)
   return q
+}
+
+function readRegistry(r: Reader, v: unknown): { registry?: RegistryConfig } {
+  const o = r.obj(v, 'registry')
+  if (!o) return {}
+  r.known(o, 'registry', ['url', 'token', 'pollIntervalMs', 'revocationsFile'])
+  const url = r.str(o.url, 'registry.url') ?? ''
+  if (url && !/^https?:\/\/[^/]/i.test(url)) r.fail('registry.url', `"${url}" is not an http(s) URL`)
+  const out: RegistryConfig = {
+    url,
+    pollIntervalMs: r.int(o.pollIntervalMs, 'registry.pollIntervalMs', 100, 86_400_000, 30_000),
+    revocationsFile: r.str(o.revocationsFile, 'registry.revocationsFile', 'omnirelay-revocations.json')!,
+  }
+  const token = r.optStr(o.token, 'registry.token')
+  if (token !== undefined) out.token = token
+  return { registry: out }
 }
 
 function readAdmin(r: Reader, v: unknown): AdminConfig | undefined {

@@ -14,7 +14,11 @@ import { createAccessLog, type AccessLog } from '../observability/access-log.ts'
 import { createLogger, type Logger } from '../observability/logger.ts'
 import { MetricsRegistry } from '../observability/metrics.ts'
 import { ProxyMetrics } from '../observability/proxy-metrics.ts'
-import { buildFilters, NO_FILTERS, retiredFactories } from '../pipeline/build-filters.ts'
+import { buildFilters, NO_FILTERS, retiredFactories, type BuiltFilter, type BuiltFilters } from '../pipeline/build-filters.ts'
+import { revokedEntry } from '../pipeline/revoked-filter.ts'
+import { RevocationPoller } from '../bundles/revocation-poller.ts'
+import { findRevokedFilters, type RevokedFilters } from '../bundles/revoked-filters.ts'
+import { resolve } from 'node:path'
 import { createClusterManager, createHttpCaller } from '../upstream/index.ts'
 import type { ClusterManager } from '../upstream/types.ts'
 import type { ServeContext } from './exchange.ts'
@@ -33,6 +37,11 @@ export interface ProxyOptions {
   extraMetrics?: () => Promise<string>
   /** Extra `key: value` lines for /ready (the xDS layer says whether it serves last-known-good). */
   readyDetails?: () => Record<string, string | number | boolean>
+  /**
+   * The revocation list to enforce, kept current by its owner (the xDS layer passes one it
+   * polls). Default: one polled from `config.registry`, when set.
+   */
+  revocations?: RevocationPoller
 }
 
 const VIA = '1.1 omnirelay'
@@ -62,6 +71,11 @@ export class Proxy {
   #reloading: Promise<unknown> = Promise.resolve()
   #closed = false
   #services!: HostServices
+  #revocations: RevocationPoller | undefined
+  #ownsRevocations = false
+  /** Filters of the running epoch replaced by a stand-in because their bundle or signer is revoked. */
+  #revoked: RevokedFilters = new Map()
+  readonly #revokedGauge
 
   private constructor(config: ProxyConfig, opts: ProxyOptions) {
     this.#opts = opts
@@ -71,6 +85,7 @@ export class Proxy {
     this.#epoch = (opts.epoch ?? 1) - 1
     this.#clusters = createClusterManager(config.clusters, { log: this.log, metrics: this.metrics })
     this.#accessLog = createAccessLog(config.accessLog.target)
+    this.#revokedGauge = this.metrics.gauge('omnirelay_filters_revoked', 'Configured filters not running because their bundle or signer is revoked').labels()
   }
 
   /**
@@ -80,6 +95,7 @@ export class Proxy {
   static async start(config: ProxyConfig, opts: ProxyOptions = {}): Promise<Proxy> {
     const p = new Proxy(config, opts)
     try {
+      await p.#followRevocations(config, opts.revocations)
       await p.#apply(config, opts.epoch)
       if (config.admin && opts.admin !== false) {
         p.#admin = new AdminServer({
@@ -141,6 +157,52 @@ export class Proxy {
     )
   }
 
+  /**
+   * The list changed: when it now covers filters of the running config, rebuild that config
+   * with those filters replaced by a stand-in that fails every request (their failure policy
+   * decides: fail-closed 503, fail-open skip). Explicit configs (start, reload, xDS) that name
+   * a revoked bundle are refused instead.
+   */
+  async revocationsChanged(): Promise<void> {
+    const list = this.#revocations?.list
+    if (!list || this.#closed) return
+    const next = this.#reloading.then(async () => {
+      const revoked = await findRevokedFilters(this.#config.filters, this.#config.baseDir, list)
+      if (sameKeys(revoked, this.#revoked)) return
+      this.log.error('revoked filters taken out of the running config', { filters: Object.fromEntries(revoked) })
+      return this.#apply(this.#config, undefined, revoked)
+    })
+    this.#reloading = next.catch(() => {})
+    await next.then(
+      (e) => {
+        if (e !== undefined) this.pm.reloads.inc()
+      },
+      (err: unknown) => this.rejected(err),
+    )
+  }
+
+  async #followRevocations(config: ProxyConfig, given: RevocationPoller | undefined): Promise<void> {
+    if (given) {
+      this.#revocations = given
+      return
+    }
+    const reg = config.registry
+    if (!reg) return
+    const token = reg.token ?? process.env.OMNIRELAY_REGISTRY_TOKEN
+    const poller = new RevocationPoller({
+      url: reg.url,
+      ...(token ? { token } : {}),
+      intervalMs: reg.pollIntervalMs,
+      file: resolve(config.baseDir, reg.revocationsFile),
+      log: this.log,
+      metrics: this.metrics,
+      onChange: () => this.revocationsChanged(),
+    })
+    await poller.loadPersisted()
+    this.#revocations = poller
+    this.#ownsRevocations = true
+  }
+
   /** Logs and counts a config that will not be applied (unreadable, invalid, or failed to build). */
   rejected(err: unknown): void {
     this.pm.reloadFailures.inc()
@@ -152,7 +214,7 @@ export class Proxy {
     })
   }
 
-  async #apply(config: ProxyConfig, epoch?: number): Promise<number> {
+  async #apply(config: ProxyConfig, epoch?: number, revoked: RevokedFilters = new Map()): Promise<number> {
     if (this.#closed) throw new Error('proxy is closed')
     const nextEpoch = epoch ?? this.#epoch + 1
     const old = this.#snapshot
@@ -166,7 +228,7 @@ export class Proxy {
       epoch: nextEpoch,
       allowNative: config.allowNative,
     }
-    const filters = await buildFilters(config, services, old?.filters ?? NO_FILTERS)
+    const filters = await this.#buildFilters(config, services, old?.filters ?? NO_FILTERS, revoked)
     if (old) this.#clusters.update(config.clusters)
     const snap = new Snapshot(nextEpoch, config, filters, this.#clusters, this.pm)
 
@@ -239,6 +301,8 @@ export class Proxy {
     this.#snapshot = snap
     this.#epoch = nextEpoch
     this.#services = services
+    this.#revoked = revoked
+    this.#revokedGauge.set(revoked.size)
     this.pm.epoch.set(nextEpoch)
     this.pm.allowUnsigned.set(config.allowUnsigned ? 1 : 0)
     this.pm.allowNative.set(config.allowNative ? 1 : 0)
@@ -252,6 +316,7 @@ export class Proxy {
         epoch: nextEpoch,
       })
     }
+    if (this.#ownsRevocations && !old) this.#revocations!.start()
     if (old) {
       const retired = retiredFactories(old.filters, filters)
       old.retire(() => {
@@ -262,10 +327,24 @@ export class Proxy {
     return nextEpoch
   }
 
+  // Revoked filters get a stand-in; the rest build as usual, with the list enforced.
+  async #buildFilters(config: ProxyConfig, services: HostServices, previous: BuiltFilters, revoked: RevokedFilters): Promise<BuiltFilters> {
+    const load = this.#revocations ? { revocations: this.#revocations.list } : {}
+    if (revoked.size === 0) return buildFilters(config, services, previous, load)
+    const built = await buildFilters({ ...config, filters: config.filters.filter((f) => !revoked.has(f.name)) }, services, previous, load)
+    const out = new Map<string, BuiltFilter>(built)
+    for (const def of config.filters) {
+      const code = revoked.get(def.name)
+      if (code !== undefined) out.set(def.name, { key: `revoked#${code}`, entry: revokedEntry(def, code, config.limits.maxBodyBytes, this.metrics) })
+    }
+    return out
+  }
+
   /** Drains listeners (in-flight requests get `drainMs`), then closes clusters and filters. */
   async close(drainMs?: number): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    if (this.#ownsRevocations) await this.#revocations?.stop()
     const ms = drainMs ?? this.#config?.limits.drainTimeoutMs ?? 0
     await Promise.all([...this.#listeners.values()].map((l) => l.close(ms)))
     this.#listeners.clear()
@@ -277,6 +356,12 @@ export class Proxy {
     await Promise.allSettled([...filters.values()].map((b) => b.entry.factory.close()))
     await this.#accessLog.close()
   }
+}
+
+function sameKeys(a: RevokedFilters, b: RevokedFilters): boolean {
+  if (a.size !== b.size) return false
+  for (const k of a.keys()) if (!b.has(k)) return false
+  return true
 }
 
 function sameListener(a: ListenerConfig, b: ListenerConfig): boolean {
