@@ -99,7 +99,11 @@ async function compileAsProject(dir: string): Promise<{ wasm: Uint8Array; tools:
   try {
     out = await mod.buildFilter({ entry: join(dir, 'assembly', 'index.ts') })
   } catch (e) {
-    throw new ArtifactError(BundleErrorCode.BuildFailed, `AssemblyScript build of ${dir} failed: ${(e as Error).message}`, { cause: e })
+    const diagnostics = (e as { diagnostics?: unknown }).diagnostics
+    throw new ArtifactError(BundleErrorCode.BuildFailed, `AssemblyScript build of ${dir} failed: ${(e as Error).message}`, {
+      cause: e,
+      diagnostics: typeof diagnostics === 'string' ? diagnostics : undefined,
+    })
   }
   const wasm = await wasmFromBuildResult(out)
   const tools: Record<string, string> = {}

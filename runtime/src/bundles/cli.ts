@@ -361,6 +361,7 @@ export async function bundleCommand(
     }
     if (e instanceof ArtifactError) {
       out.err(`error [${e.code}] ${e.message}`)
+      if (e.diagnostics) out.err(e.diagnostics.trimEnd())
       return 1
     }
     const err = e as NodeJS.ErrnoException

@@ -66,10 +66,13 @@ export type BundleErrorCode = (typeof BundleErrorCode)[keyof typeof BundleErrorC
  */
 export class ArtifactError extends Error {
   readonly code: string
-  constructor(code: BundleErrorCode | string, message: string, options?: { cause?: unknown }) {
+  /** Tooling only (`build_failed`): the compiler's own output, for the filter's author. */
+  readonly diagnostics: string | undefined
+  constructor(code: BundleErrorCode | string, message: string, options?: { cause?: unknown; diagnostics?: string }) {
     super(message, options)
     this.name = 'ArtifactError'
     this.code = code
+    this.diagnostics = options?.diagnostics || undefined
   }
 }
 
