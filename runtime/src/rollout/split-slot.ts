@@ -18,6 +18,8 @@ export interface VariantObserver {
   failed(slot: SplitSlot, variant: Variant, code: string, info: StreamInfo): void
   /** The request is done (`onDone`); `info.responseCode` and timing are final. */
   done(slot: SplitSlot, variant: Variant, info: StreamInfo): void
+  /** A slot was built (once per epoch that carries the split); off the hot path. */
+  track?(slot: SplitSlot): void
 }
 
 export interface SplitSlotOptions extends Omit<SplitSpec, 'versions'> {

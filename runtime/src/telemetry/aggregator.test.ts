@@ -39,8 +39,8 @@ describe('TelemetryAggregator', () => {
     const metrics = new MetricsRegistry()
     const obs = new SplitTelemetry(agg, metrics)
     const slot = new SplitSlot(f('c.waf', '1.0.0'), f('c.waf@2', '2.0.0'), { slot: 'waf', weightB: 5000, observer: obs })
-    obs.track(slot)
     const fuel = metrics.histogram('omnirelay_filter_fuel_used', 'x', ['filter'], [1e3, 1e6])
+    obs.track(slot)
     for (let i = 0; i < 200; i++) {
       const info = createStreamInfo({ requestId: `r${i}`, epoch: 9, routeName: 'api', responseCode: 200 })
       const s = slot.createStream(new PipelineStream({ info }))
@@ -53,7 +53,7 @@ describe('TelemetryAggregator', () => {
     const a = series.find((x) => x.variant === 'a')!
     const b = series.find((x) => x.variant === 'b')!
     expect(a.requests + b.requests).toBe(200)
-    expect(a).toMatchObject({ epoch: 9, route: 'api', filter: 'waf', version: '1.0.0' })
+    expect(a).toMatchObject({ epoch: 9, route: 'api', filter: 'c.waf', version: '1.0.0' })
     expect(b.version).toBe('2.0.0')
     expect(a.fuelSum / a.fuelCount).toBe(1000)
     expect(b.fuelSum / b.fuelCount).toBe(5000)

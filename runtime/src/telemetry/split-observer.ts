@@ -25,32 +25,40 @@ export class SplitTelemetry implements VariantObserver {
   readonly #agg: TelemetryAggregator
   readonly #metrics: MetricsRegistry | undefined
   readonly #slots = new WeakMap<SplitSlot, Slot>()
+  readonly #tracked = new Map<string, { slot: SplitSlot }>()
 
   constructor(agg: TelemetryAggregator, metrics?: MetricsRegistry) {
     this.#agg = agg
     this.#metrics = metrics
   }
 
-  /** Starts copying the fuel of the slot's two versions into its series (call once per slot). */
+  /**
+   * Starts copying the fuel of the slot's two versions into its series. Called for every
+   * slot built; a new epoch's slot over the same two factories takes over the old poller.
+   */
   track(slot: SplitSlot): void {
     const m = this.#metrics
-    if (!m) return
-    const last = [
-      { count: 0, sum: 0 },
-      { count: 0, sum: 0 },
-    ]
-    const hist = m.histogram('omnirelay_filter_fuel_used', 'Fuel used per request by a filter', ['filter'])
     // Two factories of one slot may share a filter name; then fuel cannot be told apart.
+    if (!m || slot.factories[0].name === slot.factories[1].name) return
+    const key = `${slot.factories[0].name}\u0000${slot.factories[1].name}`
+    const known = this.#tracked.get(key)
+    if (known) {
+      known.slot = slot
+      return
+    }
+    const hist = m.histogram('omnirelay_filter_fuel_used', 'Fuel used per request by a filter', ['filter'])
     const children = slot.factories.map((f) => hist.labels(f.name))
-    if (slot.factories[0].name === slot.factories[1].name) return
+    const last = children.map((c) => ({ count: c.snapshot().count, sum: c.snapshot().sum }))
+    const t = { slot }
+    this.#tracked.set(key, t)
     this.#agg.addPoller(() => {
       for (let v = 0; v < 2; v++) {
         const s = children[v]!.snapshot()
         const dc = s.count - last[v]!.count
         const ds = s.sum - last[v]!.sum
         last[v] = { count: s.count, sum: s.sum }
-        const cell = this.#state(slot).cells[v]
-        if (dc > 0 && cell) cell.fuel(ds, dc)
+        const cell = this.#state(t.slot).cells[v]
+        if (dc > 0 && cell?.live) cell.fuel(ds, dc)
       }
     })
   }
@@ -75,7 +83,7 @@ export class SplitTelemetry implements VariantObserver {
     let c = s.cells[variant]
     if (c === undefined || !c.live || c.epoch !== info.epoch || c.route !== route) {
       const f = slot.factories[variant]
-      c = this.#agg.cell({ epoch: info.epoch, route, filter: slot.chooser.slot, version: f.version ?? '', variant: VARIANTS[variant] })
+      c = this.#agg.cell({ epoch: info.epoch, route, filter: slot.name, version: f.version ?? '', variant: VARIANTS[variant] })
       s.cells[variant] = c
     }
     return c

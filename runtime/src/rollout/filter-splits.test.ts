@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest'
+import { Reader } from '../config/reader.ts'
+import { MetricsRegistry } from '../observability/metrics.ts'
+import type { BuiltFilter } from '../pipeline/build-filters.ts'
+import { FilterStats } from '../pipeline/chain.ts'
+import type { FilterFactory } from '../pipeline/filter.ts'
+import { retiredFactories } from '../pipeline/build-filters.ts'
+import type { MeshConfig } from '../xds/mapping/mesh-config.ts'
+import { applyFilterSplits, filterSplitsFromMesh, readFilterSplits } from './filter-splits.ts'
+import { SplitSlot } from './split-slot.ts'
+
+const metrics = new MetricsRegistry()
+function built(name: string, version: string): BuiltFilter {
+  const factory: FilterFactory = { name, version, kind: 'wasm', phases: 1, failurePolicy: 'fail-closed', createStream: () => ({}), close: async () => {} }
+  return { key: `${name}#${version}`, entry: { factory, name, phases: 1, failurePolicy: 'fail-closed', maxBodyBytes: 1024, stats: new FilterStats(metrics, name) } }
+}
+
+describe('filter splits', () => {
+  it('puts a SplitSlot in A’s place, keeps A alive under an alias, and unwraps it next epoch', () => {
+    const a = built('main.waf', '1.0.0')
+    const b = built('main:canary.waf', '2.0.0')
+    const e1 = applyFilterSplits(new Map([['main.waf', a], ['main:canary.waf', b]]), [{ name: 's', filter: 'main.waf', canary: 'main:canary.waf', weightB: 500 }])
+    const slot = e1.get('main.waf')!.entry.factory as SplitSlot
+    expect(slot).toBeInstanceOf(SplitSlot)
+    expect(slot.weightB).toBe(500)
+    expect(slot.factories[0]).toBe(a.entry.factory)
+    expect(e1.get('main.waf')!.key).toBe(a.key)
+    // Next epoch: the build reused the wrapped entry for main.waf; the new weight applies to A again.
+    const e2 = applyFilterSplits(new Map([['main.waf', e1.get('main.waf')!], ['main:canary.waf', b]]), [{ name: 's', filter: 'main.waf', canary: 'main:canary.waf', weightB: 2500 }])
+    expect((e2.get('main.waf')!.entry.factory as SplitSlot).factories[0]).toBe(a.entry.factory)
+    expect((e2.get('main.waf')!.entry.factory as SplitSlot).weightB).toBe(2500)
+    // Neither A nor B is retired while the split runs; the old slot is (its close is a no-op).
+    expect(retiredFactories(e1, e2)).toEqual([e1.get('main.waf')!.entry.factory])
+    // Split gone: A is plain again, and nothing of A is retired.
+    const e3 = applyFilterSplits(new Map([['main.waf', e2.get('main.waf')!]]), [])
+    expect(e3.get('main.waf')).toBe(a)
+    expect(retiredFactories(e2, e3)).not.toContain(a.entry.factory)
+  })
+
+  it('derives a filter split from a RolloutSplit over a chain and its twin', () => {
+    const f = (bundle: string) => ({ name: 'waf', bundle, failurePolicy: 'fail-closed' as const, isolation: 'shared' as const, quotas: {}, capabilities: [] })
+    const mesh = {
+      listeners: [],
+      routes: [{ name: 'r', filterChain: 'main' }],
+      clusters: [],
+      bundles: [],
+      filterChains: [
+        { name: 'main', filters: [f('waf@1.0.0')] },
+        { name: 'main:canary', filters: [f('waf@2.0.0')] },
+      ],
+      splits: [{ name: 'rollout:main.waf', pinHeader: 'x-omnirelay-pin', rollout: 'r1', targets: [{ variant: 'a', weight: 9500, filterChain: 'main' }, { variant: 'b', weight: 500, filterChain: 'main:canary' }] }],
+    } as unknown as MeshConfig
+    expect(filterSplitsFromMesh(mesh)).toEqual([{ name: 'rollout:main.waf', filter: 'main.waf', canary: 'main:canary.waf', weightB: 500, slot: 'waf', pinHeader: 'x-omnirelay-pin', rollout: 'r1' }])
+  })
+
+  it('validates filterSplits with paths', () => {
+    const r = new Reader()
+    readFilterSplits(r, [{ name: 's', filter: 'a', canary: 'zz', weightB: 20_000, extra: 1 }], new Set(['a']))
+    expect(r.issues.map((i) => i.path).sort()).toEqual(['filterSplits[0].canary', 'filterSplits[0].extra', 'filterSplits[0].weightB'])
+  })
+})
