@@ -3,10 +3,11 @@
  *
  *   omnirelay run --xds 127.0.0.1:18000 [--bootstrap FILE] [--data DIR] [--node-id ID] [--label k=v]...
  *                 [--trust-policy FILE] [--admin HOST:PORT] [--access-log stdout|stderr|off|FILE] [--protocol delta|sotw]
+ *                 [--registry URL]   (revocations; token from env OMNIRELAY_REGISTRY_TOKEN)
  *
  * The bootstrap file (gRPC's layout, see `loadXdsBootstrap`) may also carry OmniRelay's local
  * settings under `omnirelay`: `data_dir`, `trust_policy`, `admin` ("host:port"), `access_log`,
- * `log_level`. Flags win over the file.
+ * `log_level`, `registry`. Flags win over the file.
  */
 import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
@@ -19,6 +20,7 @@ import { startXdsProxy } from './xds-proxy.ts'
 
 export const XDS_USAGE = `usage: omnirelay run --xds HOST:PORT [--bootstrap FILE] [--data DIR] [--node-id ID] [--label KEY=VALUE]...
                      [--trust-policy FILE] [--admin HOST:PORT] [--access-log TARGET] [--protocol delta|sotw]
+                     [--registry URL]
 `
 
 function hostPort(v: string): { address: string; port: number } | undefined {
@@ -46,6 +48,7 @@ export async function runXds(argv: string[]): Promise<number> {
         'log-level': { type: 'string' },
         protocol: { type: 'string' },
         workers: { type: 'string' },
+        registry: { type: 'string' },
       },
       strict: true,
     }))
@@ -116,7 +119,14 @@ export async function runXds(argv: string[]): Promise<number> {
   const dataDir = values.data ?? str(extra.data_dir) ?? 'omnirelay-data'
   const log = createLogger({ level: local.logLevel! })
 
-  const dp = await startXdsProxy({ bootstrap: boot, dataDir: resolve(values.data ? process.cwd() : baseDir, dataDir), local, log })
+  const registry = values.registry ?? str(extra.registry)
+  const dp = await startXdsProxy({
+    bootstrap: boot,
+    dataDir: resolve(values.data ? process.cwd() : baseDir, dataDir),
+    local,
+    log,
+    ...(registry ? { registry: { url: registry } } : {}),
+  })
   log.info('omnirelay started over xDS', { controlPlane: boot.address, node: boot.node.id, protocol: boot.protocol, source: dp.source, epoch: dp.epoch ?? null })
   void dp.serving.then(() => {
     const p = dp.proxy!

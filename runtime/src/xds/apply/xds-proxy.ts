@@ -29,6 +29,7 @@ import { ABIS } from '../../bundles/manifest.ts'
 import { BundleStore } from './bundle-store.ts'
 import { ApplyError, ApplyErrorCode } from './errors.ts'
 import { LastKnownGood } from './last-known-good.ts'
+import { RevocationPoller } from '../../bundles/revocation-poller.ts'
 import { join } from 'node:path'
 
 export interface XdsProxyOptions {
@@ -42,6 +43,12 @@ export interface XdsProxyOptions {
   metrics?: MetricsRegistry
   /** Reconnect backoff (tests shorten it). */
   backoff?: BackoffOptions
+  /**
+   * Follow this registry's revocation list (kept in `dataDir/revocations.json`): epochs and
+   * last-known-good configs naming a revoked bundle or signer are refused, running ones are
+   * taken out (see docs/configuration.md, `registry`).
+   */
+  registry?: { url: string; token?: string; pollIntervalMs?: number }
 }
 
 /** Where the running config came from. */
@@ -78,12 +85,29 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
   const bundles = new BundleStore(join(dataDir, 'bundles'))
   const lkg = new LastKnownGood(join(dataDir, 'lkg'))
 
+  let proxy: Proxy | undefined
+  let revocations: RevocationPoller | undefined
+  if (opts.registry) {
+    const token = opts.registry.token ?? process.env.OMNIRELAY_REGISTRY_TOKEN
+    revocations = new RevocationPoller({
+      url: opts.registry.url,
+      ...(token ? { token } : {}),
+      intervalMs: opts.registry.pollIntervalMs ?? 30_000,
+      file: join(dataDir, 'revocations.json'),
+      log,
+      metrics,
+      onChange: () => proxy?.revocationsChanged(),
+    })
+    // Before last-known-good: a restart without the registry still refuses what it knew.
+    await revocations.loadPersisted()
+    revocations.start()
+  }
+
   const mConnected = metrics.gauge('omnirelay_xds_connected', 'Whether the xDS stream to the control plane is up (1) or not (0)')
   const mSource = metrics.gauge('omnirelay_xds_config_source', 'Where the running config came from (1 on the active source)', ['source'])
   const mEpoch = metrics.gauge('omnirelay_xds_applied_epoch', 'Config epoch applied from the control plane or last-known-good')
   const mUpdates = metrics.counter('omnirelay_xds_epochs_total', 'Epochs received from the control plane, by result', ['result'])
 
-  let proxy: Proxy | undefined
   let source: ConfigSource = 'none'
   let epoch: number | undefined
   let held: Held = new Map()
@@ -117,7 +141,7 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
 
   const run = async (cfg: ProxyConfig, e: number | undefined): Promise<void> => {
     if (proxy === undefined) {
-      proxy = await Proxy.start(cfg, { log, metrics, readyDetails, ...(e !== undefined ? { epoch: e } : {}) })
+      proxy = await Proxy.start(cfg, { log, metrics, readyDetails, ...(e !== undefined ? { epoch: e } : {}), ...(revocations ? { revocations } : {}) })
     } else {
       await proxy.reload(cfg, e)
     }
@@ -219,6 +243,7 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
     serving,
     nextEpoch: () => new Promise((r) => waiters.push(r)),
     async close() {
+      await revocations?.stop()
       await client.close()
       await proxy?.close()
     },
