@@ -45,8 +45,10 @@ function sources() {
     const js = join(dir, 'filter.js')
     const template = join(dir, 'bundle.json')
     const manifestTemplate = existsSync(template) ? template : undefined
-    if (existsSync(wasm)) found.push({ name: d.name, source: wasm, manifestTemplate })
-    else if (existsSync(js)) found.push({ name: d.name, source: js, manifestTemplate })
+    const samplesFile = join(dir, 'smoke-samples.json')
+    const samples = existsSync(samplesFile) ? samplesFile : undefined
+    if (existsSync(wasm)) found.push({ name: d.name, source: wasm, manifestTemplate, samples })
+    else if (existsSync(js)) found.push({ name: d.name, source: js, manifestTemplate, samples })
   }
   return found.sort((a, b) => a.name.localeCompare(b.name))
 }
@@ -87,9 +89,9 @@ async function main() {
     out,
   )
   const index = {}
-  for (const { name, source, manifestTemplate } of list) {
+  for (const { name, source, manifestTemplate, samples } of list) {
     const target = join(out, `${name}.orb`)
-    const built = await buildBundle({ source, name, version: VERSION, manifestTemplate, sourceUrl: undefined })
+    const built = await buildBundle({ source, name, version: VERSION, manifestTemplate, samples, sourceUrl: undefined })
     let file
     // Keep an existing bundle whose contents are unchanged and still verify: digests stay
     // stable across builds, so configs pinning them do not churn.

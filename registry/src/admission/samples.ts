@@ -10,7 +10,8 @@
  */
 import { refusal, AdmissionStep, RegistryErrorCode } from '../errors.ts'
 
-export const SAMPLES_ARTIFACT = 'smoke/samples.json'
+export { SAMPLES_ARTIFACT } from '@omnirelay/runtime/bundles/build.ts'
+import { SAMPLES_ARTIFACT } from '@omnirelay/runtime/bundles/build.ts'
 
 export interface SampleRequest {
   method: string

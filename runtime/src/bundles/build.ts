@@ -36,7 +36,16 @@ export interface BuildInput {
   tools?: Record<string, string>
   /** A JSON file with any manifest fields (a template); explicit fields above win. */
   manifestTemplate?: string
+  /**
+   * A JSON file of sample requests (and the config to run them with) for the registry's
+   * smoke run, packed as the signed artifact `smoke/samples.json`. A project folder's own
+   * `smoke/samples.json` is used when this is not given.
+   */
+  samples?: string
 }
+
+/** Artifact path of the smoke-run samples (read by the registry's admission). */
+export const SAMPLES_ARTIFACT = 'smoke/samples.json'
 
 export interface BuildResult {
   /** The unsigned bundle file. */
@@ -204,8 +213,18 @@ export async function buildBundle(input: BuildInput): Promise<BuildResult> {
     description: input.description ?? template.description ?? (typeof pkg.description === 'string' ? pkg.description : undefined),
     sourceUrl: input.sourceUrl ?? template.sourceUrl ?? repoUrl(pkg.repository),
   }
+  const artifacts = new Map([[artifactPath, bytes]])
+  const samplesFile = input.samples ?? (st.isDirectory() ? join(source, SAMPLES_ARTIFACT) : undefined)
+  const samples = samplesFile === undefined ? undefined : await readJson(samplesFile)
+  if (samples !== undefined) {
+    const samplesBytes = new TextEncoder().encode(JSON.stringify(samples))
+    artifacts.set(SAMPLES_ARTIFACT, samplesBytes)
+    manifest.artifacts.push({ path: SAMPLES_ARTIFACT, digest: sha256Digest(samplesBytes), size: samplesBytes.length })
+  } else if (input.samples !== undefined) {
+    throw new ArtifactError(BundleErrorCode.BuildFailed, `samples file ${input.samples} not found`)
+  }
   validateManifest(manifest)
   checkModule(manifest, bytes)
-  const file = packBundle({ manifest: serializeManifest(manifest), artifacts: new Map([[artifactPath, bytes]]) })
+  const file = packBundle({ manifest: serializeManifest(manifest), artifacts })
   return { file, manifest, needed }
 }

@@ -50,6 +50,8 @@ const COMMAND_HELP: Record<string, string> = {
       --max-quota K=V       Maximum quota; repeatable
       --config-schema FILE  JSON Schema for the filter's config
       --manifest FILE       JSON template with any manifest fields
+      --samples FILE        JSON sample requests (and config) for the registry smoke run,
+                            packed as the signed artifact smoke/samples.json
       --description TEXT    --source-url URL
       --key FILE            Also sign with this key (see 'sign')
       --key-id ID           Key id for a PEM private key
@@ -128,6 +130,7 @@ async function cmdBuild(args: string[], out: Out): Promise<number> {
       'max-quota': { type: 'string', multiple: true },
       'config-schema': { type: 'string' },
       manifest: { type: 'string' },
+      samples: { type: 'string' },
       description: { type: 'string' },
       'source-url': { type: 'string' },
       key: { type: 'string' },
@@ -149,6 +152,7 @@ async function cmdBuild(args: string[], out: Out): Promise<number> {
     quotas: def || max ? { default: def, maximum: max } : undefined,
     configSchema,
     manifestTemplate: values.manifest,
+    samples: values.samples,
     description: values.description,
     sourceUrl: values['source-url'],
   })
