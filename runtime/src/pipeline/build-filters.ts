@@ -6,6 +6,7 @@
  * failing filter fails the whole build; nothing half-built is left behind.
  */
 import { loadArtifact, type LoadArtifactOptions } from '../bundles/load-artifact.ts'
+import { canonical } from '../config/canonical.ts'
 import { ConfigError, ConfigErrorCode, type ConfigIssue } from '../config/errors.ts'
 import type { ProxyConfig } from '../config/types.ts'
 import type { HostServices } from '../hosts/host-services.ts'
@@ -105,15 +106,4 @@ function makeEntry(def: FilterDefinition, factory: FilterFactory, cfg: ProxyConf
     maxBodyBytes: quota === undefined ? cfg.limits.maxBodyBytes : Math.min(quota, cfg.limits.maxBodyBytes),
     stats: new FilterStats(services.metrics, def.name),
   }
-}
-
-function canonical(v: unknown): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'undefined'
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`
-  const o = v as Record<string, unknown>
-  return `{${Object.keys(o)
-    .filter((k) => o[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
-    .join(',')}}`
 }

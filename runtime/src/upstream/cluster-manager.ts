@@ -5,7 +5,7 @@
  * old pools, new requests go to the new cluster). A changed cluster keeps the endpoints
  * (pools and state) whose connection settings are the same.
  */
-import { canonical } from './canonical.ts'
+import { canonical } from '../config/canonical.ts'
 import { Cluster, type ClusterDeps } from './cluster.ts'
 import type { ClusterConfig, ClusterManager as ClusterManagerContract } from './types.ts'
 

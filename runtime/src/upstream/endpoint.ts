@@ -4,7 +4,7 @@
  */
 import { isIP } from 'node:net'
 import { Pool } from 'undici'
-import { canonical } from './canonical.ts'
+import { canonical } from '../config/canonical.ts'
 import type { ClusterConfig, EndpointConfig } from './types.ts'
 import type { GaugeChild } from '../observability/metrics.ts'
 

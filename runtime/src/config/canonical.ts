@@ -1,4 +1,8 @@
-/** A key-order independent serialization, so a config re-read from a file compares equal. */
+/**
+ * A key-order independent serialization, so a config re-read from a file compares equal.
+ * Reload uses it for reuse keys (clusters, endpoints, filter factories); keys whose value is
+ * `undefined` are left out, as JSON would.
+ */
 export function canonical(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'undefined'
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`
