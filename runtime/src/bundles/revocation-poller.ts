@@ -5,6 +5,8 @@
  * revoked code). A failed poll keeps the last list, is logged (rate-limited to changes of
  * state) and counted. Polls never overlap; the timer does not keep the process alive.
  */
+import { resolve } from 'node:path'
+import type { ProxyConfig } from '../config/types.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { GaugeChild, MetricsRegistry } from '../observability/metrics.ts'
 import { RevocationList, type RevocationSnapshot } from './revocation-list.ts'
@@ -166,6 +168,29 @@ export class RevocationPoller {
     const at = this.list.confirmedAt
     this.#age.set(at === undefined ? -1 : Math.max(0, Math.round((Date.now() - at) / 1000)))
   }
+}
+
+/**
+ * The poller a config's `registry` section asks for (token from config, else env
+ * `OMNIRELAY_REGISTRY_TOKEN`), or undefined without one. Not started: load, build, then start.
+ *
+ * @example
+ * const poller = pollerForConfig(cfg, log, metrics, () => rebuild())
+ * await poller?.loadPersisted()
+ */
+export function pollerForConfig(config: ProxyConfig, log: Logger, metrics: MetricsRegistry, onChange: () => void | Promise<void>): RevocationPoller | undefined {
+  const reg = config.registry
+  if (!reg) return undefined
+  const token = reg.token ?? process.env.OMNIRELAY_REGISTRY_TOKEN
+  return new RevocationPoller({
+    url: reg.url,
+    ...(token ? { token } : {}),
+    intervalMs: reg.pollIntervalMs,
+    file: resolve(config.baseDir, reg.revocationsFile),
+    log,
+    metrics,
+    onChange,
+  })
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

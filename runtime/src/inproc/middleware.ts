@@ -22,7 +22,10 @@ import type { HostServices, SharedData, SharedQueues } from '../hosts/host-servi
 import { createLogger, type Logger } from '../observability/logger.ts'
 import { MetricsRegistry } from '../observability/metrics.ts'
 import { ProxyMetrics, statusClass } from '../observability/proxy-metrics.ts'
-import { buildFilters } from '../pipeline/build-filters.ts'
+import { NO_FILTERS, retiredFactories, type BuiltFilters } from '../pipeline/build-filters.ts'
+import { buildFiltersWithout } from '../pipeline/build-without-revoked.ts'
+import { pollerForConfig } from '../bundles/revocation-poller.ts'
+import { findRevokedFilters, type RevokedFilters } from '../bundles/revoked-filters.ts'
 import { PipelineRun, type PipelineSink } from '../pipeline/executor.ts'
 import { HeaderMap } from '../pipeline/header-map.ts'
 import type { LocalReply } from '../pipeline/local-reply.ts'
@@ -51,6 +54,7 @@ export interface InProcPipeline {
   /** Wraps a plain `node:http` request handler. */
   wrap(handler: NodeHandler): NodeHandler
   readonly metrics: MetricsRegistry
+  /** 1, then one more each time revoked filters were taken out (config `registry`). */
   readonly epoch: number
   close(): Promise<void>
 }
@@ -77,27 +81,55 @@ export async function createInProcPipeline(configOrPath: string | object, opts: 
     epoch: 1,
     allowNative: config.allowNative,
   }
-  let filters
+  // The registry's revocation list, as in the proxy: enforced at build; a change that covers
+  // running filters rebuilds them as stand-ins (their failure policy applies).
+  let epoch = 1
+  let revoked: RevokedFilters = new Map()
+  let rebuilding: Promise<void> = Promise.resolve()
+  const poller = pollerForConfig(config, log, metrics, () => {
+    rebuilding = rebuilding.then(async () => {
+      const next = await findRevokedFilters(config.filters, config.baseDir, poller!.list)
+      if (next.size === revoked.size && [...next.keys()].every((k) => revoked.has(k))) return
+      const built = await buildFiltersWithout(config, { ...services, epoch: epoch + 1 }, filters, next, { revocations: poller!.list })
+      const old = snap
+      snap = new Snapshot(++epoch, config, built, clusters, pm)
+      state = snap.listeners.get(listenerName)!
+      const retired = retiredFactories(filters, built)
+      filters = built
+      revoked = next
+      log.error('revoked filters taken out of the in-proc pipeline', { filters: Object.fromEntries(next), epoch })
+      old.retire(() => void Promise.allSettled(retired.map((f) => f.close())))
+    }).catch((e: unknown) => log.error('rebuilding without revoked filters failed', { err: e }))
+    return rebuilding
+  })
+  await poller?.loadPersisted()
+  let filters: BuiltFilters = NO_FILTERS
   try {
-    filters = await buildFilters(config, services)
+    filters = await buildFiltersWithout(config, services, NO_FILTERS, revoked, poller ? { revocations: poller.list } : {})
   } catch (e) {
     await clusters.close()
     throw e
   }
-  const snap = new Snapshot(1, config, filters, clusters, pm)
+  let snap = new Snapshot(1, config, filters, clusters, pm)
   const listenerName = opts.listener ?? config.listeners[0]!.name
-  const state = snap.listeners.get(listenerName)
+  let state = snap.listeners.get(listenerName)
   if (!state) {
     await clusters.close()
+    await Promise.allSettled([...filters.values()].map((b) => b.entry.factory.close()))
     throw new Error(`no listener "${listenerName}" in config`)
   }
-  const run = (req: IncomingMessage, res: ServerResponse, app: () => void) => new InProcExchange(state, config, req, res, app).begin()
+  poller?.start()
+  const run = (req: IncomingMessage, res: ServerResponse, app: () => void) => new InProcExchange(state!, config, req, res, app).begin()
   return {
     middleware: (req, res, next) => run(req, res, () => next()),
     wrap: (handler) => (req, res) => run(req, res, () => handler(req, res)),
     metrics,
-    epoch: 1,
+    get epoch() {
+      return epoch
+    },
     async close() {
+      await poller?.stop()
+      await rebuilding
       // A filter's callout still running gets the drain deadline, like in the proxy.
       await clusters.close(config.limits.drainTimeoutMs)
       await Promise.allSettled([...filters.values()].map((b) => b.entry.factory.close()))

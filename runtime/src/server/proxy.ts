@@ -4,6 +4,7 @@
  * (bad config, filter that will not build, port that will not bind) leaves the running
  * epoch untouched.
  */
+import { applyFilterSplits, type VariantObserver } from '../rollout/index.ts'
 import type { AddressInfo } from 'node:net'
 import { ConfigError, ConfigErrorCode } from '../config/errors.ts'
 import { redactConfig } from '../config/redact.ts'
@@ -14,11 +15,10 @@ import { createAccessLog, type AccessLog } from '../observability/access-log.ts'
 import { createLogger, type Logger } from '../observability/logger.ts'
 import { MetricsRegistry } from '../observability/metrics.ts'
 import { ProxyMetrics } from '../observability/proxy-metrics.ts'
-import { buildFilters, NO_FILTERS, retiredFactories, type BuiltFilter, type BuiltFilters } from '../pipeline/build-filters.ts'
-import { revokedEntry } from '../pipeline/revoked-filter.ts'
-import { RevocationPoller } from '../bundles/revocation-poller.ts'
+import { NO_FILTERS, retiredFactories } from '../pipeline/build-filters.ts'
+import { buildFiltersWithout } from '../pipeline/build-without-revoked.ts'
+import { pollerForConfig, type RevocationPoller } from '../bundles/revocation-poller.ts'
 import { findRevokedFilters, type RevokedFilters } from '../bundles/revoked-filters.ts'
-import { resolve } from 'node:path'
 import { createClusterManager, createHttpCaller } from '../upstream/index.ts'
 import type { ClusterManager } from '../upstream/types.ts'
 import type { ServeContext } from './exchange.ts'
@@ -37,6 +37,8 @@ export interface ProxyOptions {
   extraMetrics?: () => Promise<string>
   /** Extra `key: value` lines for /ready (the xDS layer says whether it serves last-known-good). */
   readyDetails?: () => Record<string, string | number | boolean>
+  /** Told which version of a split filter each request ran, and how it ended (rollout telemetry). */
+  splitObserver?: VariantObserver
   /**
    * The revocation list to enforce, kept current by its owner (the xDS layer passes one it
    * polls). Default: one polled from `config.registry`, when set.
@@ -186,18 +188,8 @@ export class Proxy {
       this.#revocations = given
       return
     }
-    const reg = config.registry
-    if (!reg) return
-    const token = reg.token ?? process.env.OMNIRELAY_REGISTRY_TOKEN
-    const poller = new RevocationPoller({
-      url: reg.url,
-      ...(token ? { token } : {}),
-      intervalMs: reg.pollIntervalMs,
-      file: resolve(config.baseDir, reg.revocationsFile),
-      log: this.log,
-      metrics: this.metrics,
-      onChange: () => this.revocationsChanged(),
-    })
+    const poller = pollerForConfig(config, this.log, this.metrics, () => this.revocationsChanged())
+    if (!poller) return
     await poller.loadPersisted()
     this.#revocations = poller
     this.#ownsRevocations = true
@@ -228,7 +220,9 @@ export class Proxy {
       epoch: nextEpoch,
       allowNative: config.allowNative,
     }
-    const filters = await this.#buildFilters(config, services, old?.filters ?? NO_FILTERS, revoked)
+    const load = this.#revocations ? { revocations: this.#revocations.list } : {}
+    const built = await buildFiltersWithout(config, services, old?.filters ?? NO_FILTERS, revoked, load)
+    const filters = applyFilterSplits(built, config.filterSplits ?? [], this.#opts.splitObserver ? { observer: this.#opts.splitObserver } : {})
     if (old) this.#clusters.update(config.clusters)
     const snap = new Snapshot(nextEpoch, config, filters, this.#clusters, this.pm)
 
@@ -325,19 +319,6 @@ export class Proxy {
       })
     }
     return nextEpoch
-  }
-
-  // Revoked filters get a stand-in; the rest build as usual, with the list enforced.
-  async #buildFilters(config: ProxyConfig, services: HostServices, previous: BuiltFilters, revoked: RevokedFilters): Promise<BuiltFilters> {
-    const load = this.#revocations ? { revocations: this.#revocations.list } : {}
-    if (revoked.size === 0) return buildFilters(config, services, previous, load)
-    const built = await buildFilters({ ...config, filters: config.filters.filter((f) => !revoked.has(f.name)) }, services, previous, load)
-    const out = new Map<string, BuiltFilter>(built)
-    for (const def of config.filters) {
-      const code = revoked.get(def.name)
-      if (code !== undefined) out.set(def.name, { key: `revoked#${code}`, entry: revokedEntry(def, code, config.limits.maxBodyBytes, this.metrics) })
-    }
-    return out
   }
 
   /** Drains listeners (in-flight requests get `drainMs`), then closes clusters and filters. */

@@ -6,7 +6,9 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startRegistry, type RunningRegistry } from '@meshkit/registry'
-import { startProxy, type ProxyHandle } from '../../src/index.ts'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { createInProcPipeline, startProxy, type ProxyHandle } from '../../src/index.ts'
 import { bundleCommand } from '../../src/bundles/cli.ts'
 import { BundleErrorCode } from '../../src/bundles/errors.ts'
 import { createLogger } from '../../src/observability/logger.ts'
@@ -90,11 +92,13 @@ describe('revocation: registry -> proxy', () => {
       { name: 'closed', kind: 'wasm', failurePolicy: 'fail-closed', bundle: { path: 'a.orb', digest: digests.a }, capabilities: ['headers:read', 'headers:write', 'log'] },
       { name: 'open', kind: 'wasm', failurePolicy: 'fail-open', bundle: { path: 'b.orb', digest: digests.b }, capabilities: ['headers:read', 'headers:write', 'log'] },
       { name: 'third', kind: 'wasm', failurePolicy: 'fail-closed', bundle: { path: 'c.orb', digest: digests.c }, capabilities: ['headers:read', 'headers:write', 'log'] },
+      { name: 'fourth', kind: 'wasm', failurePolicy: 'fail-closed', bundle: { path: 'd.orb', digest: digests.d }, capabilities: ['headers:read', 'headers:write', 'log'] },
     ].filter((f) => filters.includes(f.name)),
     routes: [
       ...(filters.includes('closed') ? [{ name: 'closed', match: { prefix: '/closed' }, cluster: 'app', filters: ['closed'] }] : []),
       ...(filters.includes('open') ? [{ name: 'open', match: { prefix: '/open' }, cluster: 'app', filters: ['open'] }] : []),
       ...(filters.includes('third') ? [{ name: 'third', match: { prefix: '/third' }, cluster: 'app', filters: ['third'] }] : []),
+      ...(filters.includes('fourth') ? [{ name: 'fourth', match: { prefix: '/fourth' }, cluster: 'app', filters: ['fourth'] }] : []),
     ],
   })
 
@@ -124,6 +128,7 @@ describe('revocation: registry -> proxy', () => {
       a: await signedWasmBundle(acme, await tagFilter('aa'), { name: 'tag-a', version: '1.0.0' }),
       b: await signedWasmBundle(other, await tagFilter('bb'), { name: 'tag-b', version: '1.0.0' }),
       c: await signedWasmBundle(acme, await tagFilter('cc'), { name: 'tag-c', version: '1.0.0' }),
+      d: await signedWasmBundle(acme, await tagFilter('dd'), { name: 'tag-d', version: '1.0.0' }),
     }
     for (const [k, bytes] of Object.entries(files)) {
       await writeFile(join(node.dir, `${k}.orb`), bytes)
@@ -197,6 +202,28 @@ describe('revocation: registry -> proxy', () => {
     expect(json(await request(port, { path: '/third' })).headers['x-bundle']).toBe('cc')
   })
 
+  it('in-proc: a pipeline naming a revoked bundle is refused; a running one stops running a bundle revoked later', async () => {
+    const err = await createInProcPipeline(config(['closed']), { baseDir: node.dir, log: quiet }).then(
+      async (p) => (await p.close(), undefined),
+      (e: unknown) => e,
+    )
+    expect(buildIssues(err)).toContain(`${BundleErrorCode.BundleRevoked}:`)
+    const omni = await createInProcPipeline(config(['fourth']), { baseDir: node.dir, log: quiet })
+    const server = http.createServer(omni.wrap((req, res) => res.end(String(req.headers['x-bundle']))))
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
+    try {
+      const port = (server.address() as AddressInfo).port
+      expect((await request(port, { path: '/fourth' })).body).toBe('dd')
+      await revoke(reg!.url, { digest: digests.d, reason: 'cve' })
+      await waitFor(async () => (await request(port, { path: '/fourth' })).status === 503, 'the in-proc filter to stop', 3_000)
+      expect(omni.epoch).toBe(2)
+    } finally {
+      server.closeAllConnections()
+      await new Promise((ok) => server.close(ok))
+      await omni.close()
+    }
+  })
+
   it('the registry unreachable: the last list is kept, failures counted', async () => {
     const url = reg!.url
     await reg!.close()
@@ -205,7 +232,7 @@ describe('revocation: registry -> proxy', () => {
     const err = await proxy!.reload(config(['closed', 'third'], url)).then(() => undefined, (e: unknown) => e)
     expect(buildIssues(err)).toContain(`${BundleErrorCode.BundleRevoked}:`)
     const m = await metricsText(proxy!)
-    expect(metric(m, 'omnirelay_bundles_revoked{kind="digest"}')).toBe(1)
+    expect(metric(m, 'omnirelay_bundles_revoked{kind="digest"}')).toBe(2)
     expect(metric(m, 'omnirelay_bundles_revoked{kind="signer"}')).toBe(1)
   })
 
@@ -214,7 +241,7 @@ describe('revocation: registry -> proxy', () => {
     await proxy!.close()
     proxy = undefined
     const saved = JSON.parse(await readFile(join(node.dir, 'state/revocations.json'), 'utf8'))
-    expect(saved).toMatchObject({ digests: [digests.a], signers: [other.keyId] })
+    expect(saved).toMatchObject({ digests: [digests.a, digests.d].sort(), signers: [other.keyId] })
     const err = await startProxy(config(['closed', 'third'], url), { baseDir: node.dir, log: quiet }).then(
       async (p) => (await p.close(), undefined),
       (e: unknown) => e,
@@ -223,6 +250,6 @@ describe('revocation: registry -> proxy', () => {
     expect(buildIssues(err)).toContain(`${BundleErrorCode.BundleRevoked}:`)
     proxy = await startProxy(config(['third'], url), { baseDir: node.dir, log: quiet })
     expect(json(await request(proxy.address('main').port, { path: '/third' })).headers['x-bundle']).toBe('cc')
-    expect(metric(await metricsText(proxy), 'omnirelay_bundles_revoked{kind="digest"}')).toBe(1)
+    expect(metric(await metricsText(proxy), 'omnirelay_bundles_revoked{kind="digest"}')).toBe(2)
   })
 })
