@@ -53,7 +53,8 @@ const SEMVER =
   '^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(?:-((?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\\.(?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\\+([0-9a-zA-Z-]+(?:\\.[0-9a-zA-Z-]+)*))?$'
 const NAME = '^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*$'
 
-const quotasSchema = {
+/** JSON Schema of a `Quotas` object; the trust policy's `maxQuotas` uses it too. */
+export const QUOTAS_SCHEMA = {
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -98,7 +99,7 @@ export const MANIFEST_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       required: ['default', 'maximum'],
-      properties: { default: quotasSchema, maximum: quotasSchema },
+      properties: { default: QUOTAS_SCHEMA, maximum: QUOTAS_SCHEMA },
     },
     configSchema: { type: 'object' },
     tools: { type: 'object', additionalProperties: { type: 'string', maxLength: 128 } },

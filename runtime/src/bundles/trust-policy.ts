@@ -13,7 +13,7 @@ import { Ajv, type ValidateFunction } from 'ajv'
 import { CAPABILITIES, type Capability, type FilterDefinition, type Quotas } from '../pipeline/filter.ts'
 import { ArtifactError, BundleErrorCode } from './errors.ts'
 import { isKeyId, keyFingerprint, parsePublicKey } from './keys.ts'
-import type { BundleManifest } from './manifest.ts'
+import { QUOTAS_SCHEMA, type BundleManifest } from './manifest.ts'
 
 export const TRUST_POLICY_VERSION = 1
 const DEFAULT_KINDS: readonly FilterDefinition['kind'][] = ['wasm', 'quickjs']
@@ -73,16 +73,6 @@ export interface TrustPolicy {
 }
 
 const dateString = { type: 'string', maxLength: 64 } as const
-const quotasSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    fuel: { type: 'integer', minimum: 1 },
-    memoryBytes: { type: 'integer', minimum: 65536 },
-    timeoutMs: { type: 'number', exclusiveMinimum: 0 },
-    maxBodyBytes: { type: 'integer', minimum: 0 },
-  },
-} as const
 
 /** The trust policy's JSON Schema (draft-07). */
 export const TRUST_POLICY_SCHEMA = {
@@ -119,7 +109,7 @@ export const TRUST_POLICY_SCHEMA = {
           kinds: { type: 'array', uniqueItems: true, items: { enum: ['wasm', 'quickjs', 'native'] } },
           names: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 256 } },
           maxCapabilities: { type: 'array', uniqueItems: true, items: { enum: [...CAPABILITIES] } },
-          maxQuotas: quotasSchema,
+          maxQuotas: QUOTAS_SCHEMA,
           notBefore: dateString,
           notAfter: dateString,
           identities: { description: 'Reserved for CA-issued identities (MeshKit CA); not supported yet.' },
