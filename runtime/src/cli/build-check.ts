@@ -4,7 +4,8 @@ import type { HostServices } from '../hosts/host-services.ts'
 import { createSharedData, createSharedQueues } from '../hosts/shared-state/index.ts'
 import { createLogger } from '../observability/logger.ts'
 import { MetricsRegistry } from '../observability/metrics.ts'
-import { buildFilters } from '../pipeline/build-filters.ts'
+import { buildFilters, NO_FILTERS } from '../pipeline/build-filters.ts'
+import { pollerForConfig } from '../bundles/revocation-poller.ts'
 import { createClusterManager, createHttpCaller } from '../upstream/index.ts'
 
 /** @throws ConfigError `config_filter_build` naming each filter that failed */
@@ -21,8 +22,11 @@ export async function buildFiltersOnce(cfg: ProxyConfig): Promise<void> {
     epoch: 0,
     allowNative: cfg.allowNative,
   }
+  // The persisted revocation list only (no network): what a start would refuse.
+  const revocations = pollerForConfig(cfg, log, metrics, () => {})
+  await revocations?.loadPersisted()
   try {
-    const built = await buildFilters(cfg, services)
+    const built = await buildFilters(cfg, services, NO_FILTERS, revocations ? { revocations: revocations.list } : {})
     await Promise.allSettled([...built.values()].map((b) => b.entry.factory.close()))
   } finally {
     await clusters.close()

@@ -10,6 +10,8 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createInProcPipeline, startProxy, type ProxyHandle } from '../../src/index.ts'
 import { bundleCommand } from '../../src/bundles/cli.ts'
+import { buildFiltersOnce } from '../../src/cli/build-check.ts'
+import { validateConfig } from '../../src/config/validate.ts'
 import { BundleErrorCode } from '../../src/bundles/errors.ts'
 import { createLogger } from '../../src/observability/logger.ts'
 import { json, request, startUpstream, type Upstream } from '../helpers/servers.ts'
@@ -248,6 +250,9 @@ describe('revocation: registry -> proxy', () => {
     )
     expect((err as { code?: string }).code).toBe('config_filter_build')
     expect(buildIssues(err)).toContain(`${BundleErrorCode.BundleRevoked}:`)
+    // `omnirelay validate --build` says the same from the persisted list.
+    const checked = await buildFiltersOnce(validateConfig(config(['closed'], url), node.dir)).then(() => undefined, (e: unknown) => e)
+    expect(buildIssues(checked)).toContain(`${BundleErrorCode.BundleRevoked}:`)
     proxy = await startProxy(config(['third'], url), { baseDir: node.dir, log: quiet })
     expect(json(await request(proxy.address('main').port, { path: '/third' })).headers['x-bundle']).toBe('cc')
     expect(metric(await metricsText(proxy), 'omnirelay_bundles_revoked{kind="digest"}')).toBe(2)
