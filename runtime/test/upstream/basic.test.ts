@@ -1,18 +1,12 @@
 import net from 'node:net'
 import { Readable } from 'node:stream'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createHttpCaller } from '../../src/upstream/index.ts'
-import type { ClusterManager } from '../../src/upstream/types.ts'
-import { clusterConfig, codeOf, deadPort, fetchText, get, header, manager, metricValue, readAll, startServer, type TestServer } from './helpers.ts'
+import { clusterConfig, codeOf, deadPort, fetchText, get, header, manager, metricValue, readAll, startServer, upstreamFixture } from './helpers.ts'
 
 describe('basic cluster', () => {
-  const servers: TestServer[] = []
-  let clusters: ClusterManager | undefined
-  afterEach(async () => {
-    await clusters?.close()
-    clusters = undefined
-    await Promise.all(servers.splice(0).map((s) => s.close()))
-  })
+  const fx = upstreamFixture()
+  const { servers } = fx
 
   it('forwards a GET and streams the response with flat lower-case headers', async () => {
     const s = await startServer((req, res) => {
@@ -23,8 +17,8 @@ describe('basic cluster', () => {
     })
     servers.push(s)
     const m = manager([clusterConfig('api', [s.port])])
-    clusters = m.clusters
-    const r = await fetchText(clusters.get('api')!.request(get('/p?q=1')))
+    fx.clusters = m.clusters
+    const r = await fetchText(fx.clusters.get('api')!.request(get('/p?q=1')))
     expect(r.status).toBe(200)
     expect(r.text).toBe('hello')
     expect(r.endpoint).toBe(`127.0.0.1:${s.port}`)
@@ -49,13 +43,13 @@ describe('basic cluster', () => {
       const port = (server.address() as net.AddressInfo).port
       const cfg = clusterConfig('v6', [])
       cfg.endpoints = [{ host: '::1', port }]
-      clusters = manager([cfg]).clusters
-      const r = await fetchText(clusters.get('v6')!.request(get()))
+      fx.clusters = manager([cfg]).clusters
+      const r = await fetchText(fx.clusters.get('v6')!.request(get()))
       expect(r.text).toBe('v6')
       expect(r.endpoint).toBe(`[::1]:${port}`)
     } finally {
-      await clusters?.close()
-      clusters = undefined
+      await fx.clusters?.close()
+      fx.clusters = undefined
       server.closeAllConnections()
       server.close()
     }
@@ -68,8 +62,8 @@ describe('basic cluster', () => {
       res.end('x')
     })
     servers.push(s)
-    clusters = manager([clusterConfig('api', [s.port])]).clusters
-    for (let i = 0; i < 50; i++) await fetchText(clusters.get('api')!.request(get()))
+    fx.clusters = manager([clusterConfig('api', [s.port])]).clusters
+    for (let i = 0; i < 50; i++) await fetchText(fx.clusters.get('api')!.request(get()))
     // undici may open a second connection while the first is between requests (drain is
     // emitted on the next tick); it must not open one per request.
     expect(sockets.size).toBeLessThanOrEqual(2)
@@ -81,12 +75,12 @@ describe('basic cluster', () => {
       req.pipe(res)
     })
     servers.push(s)
-    clusters = manager([clusterConfig('api', [s.port])]).clusters
+    fx.clusters = manager([clusterConfig('api', [s.port])]).clusters
     async function* gen() {
       for (let i = 0; i < 5; i++) yield Buffer.from(`chunk${i};`)
     }
     const r = await fetchText(
-      clusters.get('api')!.request({ ...get('/'), method: 'POST', body: Readable.from(gen()), headers: ['host', 'x'] }),
+      fx.clusters.get('api')!.request({ ...get('/'), method: 'POST', body: Readable.from(gen()), headers: ['host', 'x'] }),
     )
     expect(r.text).toBe('chunk0;chunk1;chunk2;chunk3;chunk4;')
   })
@@ -99,8 +93,8 @@ describe('basic cluster', () => {
       res.end()
     })
     servers.push(s)
-    clusters = manager([clusterConfig('api', [s.port])]).clusters
-    const r = await fetchText(clusters.get('api')!.request(get()))
+    fx.clusters = manager([clusterConfig('api', [s.port])]).clusters
+    const r = await fetchText(fx.clusters.get('api')!.request(get()))
     expect(r.text).toBe('body')
     expect(r.res.trailers()).toEqual(['x-checksum', 'abc'])
   })
@@ -108,8 +102,8 @@ describe('basic cluster', () => {
   it('fails with upstream_connect_failure when nothing listens', async () => {
     const port = await deadPort()
     const m = manager([clusterConfig('api', [port])])
-    clusters = m.clusters
-    expect(await codeOf(clusters.get('api')!.request(get()))).toBe('upstream_connect_failure')
+    fx.clusters = m.clusters
+    expect(await codeOf(fx.clusters.get('api')!.request(get()))).toBe('upstream_connect_failure')
     expect(metricValue(m.metrics, 'omnirelay_upstream_errors_total{cluster="api",code="upstream_connect_failure"}')).toBe(1)
   })
 
@@ -121,8 +115,8 @@ describe('basic cluster', () => {
         outlierDetection: { consecutive5xx: 1, consecutiveConnectFailures: 1, baseEjectionMs: 10_000, maxEjectionPercent: 100 },
       }),
     ])
-    clusters = m.clusters
-    const c = clusters.get('api')!
+    fx.clusters = m.clusters
+    const c = fx.clusters.get('api')!
     expect(await codeOf(c.request({ ...get(), headers: ['host', 'a', 'host', 'b'] }))).toBe('upstream_invalid_request')
     expect(await codeOf(c.request({ ...get(), headers: ['host', 'a', 'expect', '100-continue'] }))).toBe('upstream_invalid_request')
     expect(s.hits).toBe(0)
@@ -137,8 +131,8 @@ describe('basic cluster', () => {
       setTimeout(() => req.socket.destroy(), 10)
     })
     servers.push(s)
-    clusters = manager([clusterConfig('api', [s.port])]).clusters
-    const res = await clusters.get('api')!.request(get())
+    fx.clusters = manager([clusterConfig('api', [s.port])]).clusters
+    const res = await fx.clusters.get('api')!.request(get())
     await new Promise((r) => setTimeout(r, 100))
     expect(res.body.destroyed).toBe(true)
   })
@@ -154,8 +148,8 @@ describe('basic cluster', () => {
       socket.pipe(socket)
     })
     servers.push(s)
-    clusters = manager([clusterConfig('ws', [s.port])]).clusters
-    const up = await clusters.get('ws')!.upgrade({
+    fx.clusters = manager([clusterConfig('ws', [s.port])]).clusters
+    const up = await fx.clusters.get('ws')!.upgrade({
       method: 'GET',
       path: '/chat',
       headers: ['host', 'x', 'upgrade', 'websocket', 'connection', 'Upgrade', 'sec-websocket-key', 'k1', 'sec-websocket-version', '13'],
@@ -174,8 +168,8 @@ describe('basic cluster', () => {
       res.end('nope')
     })
     servers.push(s)
-    clusters = manager([clusterConfig('ws', [s.port])]).clusters
-    const up = await clusters.get('ws')!.upgrade({ method: 'GET', path: '/', headers: ['host', 'x', 'upgrade', 'websocket'] })
+    fx.clusters = manager([clusterConfig('ws', [s.port])]).clusters
+    const up = await fx.clusters.get('ws')!.upgrade({ method: 'GET', path: '/', headers: ['host', 'x', 'upgrade', 'websocket'] })
     expect(up.statusCode).toBe(401)
     expect(await readAll(up.socket as unknown as Readable)).toBe('nope')
   })
@@ -190,8 +184,8 @@ describe('basic cluster', () => {
       })
     })
     servers.push(s)
-    clusters = manager([clusterConfig('auth', [s.port])]).clusters
-    const call = createHttpCaller(clusters)
+    fx.clusters = manager([clusterConfig('auth', [s.port])]).clusters
+    const call = createHttpCaller(fx.clusters)
     const res = await call({
       cluster: 'auth',
       headers: [

@@ -1,24 +1,18 @@
 import type http from 'node:http'
-import { afterEach, describe, expect, it } from 'vitest'
-import type { ClusterManager } from '../../src/upstream/types.ts'
-import { clusterConfig, codeOf, fetchText, get, manager, metricValue, startServer, waitFor, type TestServer } from './helpers.ts'
+import { describe, expect, it } from 'vitest'
+import { clusterConfig, codeOf, fetchText, get, manager, metricValue, startServer, upstreamFixture, waitFor } from './helpers.ts'
 
 describe('circuit breaking', () => {
-  const servers: TestServer[] = []
-  let clusters: ClusterManager | undefined
-  afterEach(async () => {
-    await clusters?.close()
-    clusters = undefined
-    await Promise.all(servers.splice(0).map((s) => s.close()))
-  })
+  const fx = upstreamFixture()
+  const { servers } = fx
 
   it('refuses beyond maxConcurrent at once with upstream_overflow', async () => {
     const held: http.ServerResponse[] = []
     const s = await startServer((_q, r) => void held.push(r))
     servers.push(s)
     const m = manager([clusterConfig('cb', [s.port], { circuitBreaker: { maxConcurrent: 2, maxPending: 100 } })])
-    clusters = m.clusters
-    const c = clusters.get('cb')!
+    fx.clusters = m.clusters
+    const c = fx.clusters.get('cb')!
     const a = fetchText(c.request(get()))
     const b = fetchText(c.request(get()))
     const t0 = Date.now()
@@ -40,10 +34,10 @@ describe('circuit breaking', () => {
     const held: http.ServerResponse[] = []
     const s = await startServer((_q, r) => void held.push(r))
     servers.push(s)
-    clusters = manager([
+    fx.clusters = manager([
       clusterConfig('cb', [s.port], { maxConnectionsPerEndpoint: 1, circuitBreaker: { maxConcurrent: 100, maxPending: 1 } }),
     ]).clusters
-    const c = clusters.get('cb')!
+    const c = fx.clusters.get('cb')!
     const first = fetchText(c.request(get()))
     await waitFor(() => held.length === 1) // on the only connection
     const second = fetchText(c.request(get())) // waits for that connection

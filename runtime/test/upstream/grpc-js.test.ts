@@ -2,18 +2,9 @@ import * as grpc from '@grpc/grpc-js'
 import { PassThrough } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ClusterManager } from '../../src/upstream/types.ts'
-import { clusterConfig, header, manager } from './helpers.ts'
+import { clusterConfig, grpcFrame, header, manager } from './helpers.ts'
 
 const identity = (b: Buffer) => b
-
-/** gRPC length-prefixed message framing. */
-function frame(msg: string): Buffer {
-  const body = Buffer.from(msg)
-  const out = Buffer.alloc(5 + body.length)
-  out.writeUInt32BE(body.length, 1)
-  body.copy(out, 5)
-  return out
-}
 
 /** Splits a gRPC response body into its messages. */
 function messages(buf: Buffer): string[] {
@@ -79,7 +70,7 @@ describe('a real gRPC server (@grpc/grpc-js) behind an http2 cluster', () => {
     clusters = manager([clusterConfig('grpc', [port], { http2: true })]).clusters
     const body = new PassThrough()
     // grpc-js sends response headers with its first message: write before awaiting them.
-    body.write(frame('alpha'))
+    body.write(grpcFrame('alpha'))
     const res = await clusters.get('grpc')!.request({
       method: 'POST',
       path: '/test.Echo/Chat',
@@ -92,7 +83,7 @@ describe('a real gRPC server (@grpc/grpc-js) behind an http2 cluster', () => {
     const got: string[] = []
     got.push(...messages((await it.next()).value as Buffer))
     for (const w of ['beta', 'gamma']) {
-      body.write(frame(w))
+      body.write(grpcFrame(w))
       got.push(...messages((await it.next()).value as Buffer))
     }
     body.end()
@@ -110,7 +101,7 @@ describe('a real gRPC server (@grpc/grpc-js) behind an http2 cluster', () => {
       method: 'POST',
       path: '/test.Echo/Fail',
       headers: grpcHeaders,
-      body: frame('x'),
+      body: grpcFrame('x'),
       policy: { requestTimeoutMs: 5_000, idleTimeoutMs: 0 },
     })
     for await (const _ of res.body) {

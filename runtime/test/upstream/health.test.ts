@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import type { ClusterManager, HealthCheckConfig } from '../../src/upstream/types.ts'
-import { clusterConfig, codeOf, fetchText, get, manager, metricValue, startServer, waitFor, type TestServer } from './helpers.ts'
+import { describe, expect, it } from 'vitest'
+import type { HealthCheckConfig } from '../../src/upstream/types.ts'
+import { clusterConfig, codeOf, fetchText, get, manager, metricValue, startServer, upstreamFixture, waitFor } from './helpers.ts'
 
 const hc = (over: Partial<HealthCheckConfig> = {}): HealthCheckConfig => ({
   path: '/healthz',
@@ -27,13 +27,8 @@ async function healthServer(state: { status: number; traffic?: number }) {
 }
 
 describe('active health checks', () => {
-  const servers: TestServer[] = []
-  let clusters: ClusterManager | undefined
-  afterEach(async () => {
-    await clusters?.close()
-    clusters = undefined
-    await Promise.all(servers.splice(0).map((s) => s.close()))
-  })
+  const fx = upstreamFixture()
+  const { servers } = fx
 
   it('takes a failing endpoint out of rotation and brings it back after healthy checks', async () => {
     const a: { status: number; traffic?: number } = { status: 200 }
@@ -41,7 +36,7 @@ describe('active health checks', () => {
     const sb = await healthServer({ status: 200 })
     servers.push(sa, sb)
     const m = manager([clusterConfig('hc', [sa.port, sb.port], { healthCheck: hc() })])
-    clusters = m.clusters
+    fx.clusters = m.clusters
     const avail = () => metricValue(m.metrics, 'omnirelay_upstream_endpoints_available{cluster="hc"}')
     await waitFor(() => metricValue(m.metrics, 'omnirelay_upstream_health_checks_total{cluster="hc",result="success"}') >= 2)
 
@@ -49,7 +44,7 @@ describe('active health checks', () => {
     await waitFor(() => avail() === 1)
     const before = a.traffic ?? 0
     for (let i = 0; i < 10; i++) {
-      const r = await fetchText(clusters.get('hc')!.request(get('/x')))
+      const r = await fetchText(fx.clusters.get('hc')!.request(get('/x')))
       expect(r.endpoint).toBe(`127.0.0.1:${sb.port}`)
     }
     // Only health checks reached A meanwhile, no traffic.
@@ -59,7 +54,7 @@ describe('active health checks', () => {
     a.status = 200
     await waitFor(() => avail() === 2)
     const seen = new Set<string>()
-    for (let i = 0; i < 4; i++) seen.add((await fetchText(clusters.get('hc')!.request(get('/x')))).endpoint)
+    for (let i = 0; i < 4; i++) seen.add((await fetchText(fx.clusters.get('hc')!.request(get('/x')))).endpoint)
     expect(seen.size).toBe(2)
   })
 
@@ -67,16 +62,16 @@ describe('active health checks', () => {
     const s = await healthServer({ status: 500 })
     servers.push(s)
     const m = manager([clusterConfig('hc', [s.port], { healthCheck: hc({ unhealthyThreshold: 1 }) })])
-    clusters = m.clusters
+    fx.clusters = m.clusters
     await waitFor(() => metricValue(m.metrics, 'omnirelay_upstream_endpoints_available{cluster="hc"}') === 0)
-    expect(await codeOf(clusters.get('hc')!.request(get()))).toBe('no_healthy_upstream')
+    expect(await codeOf(fx.clusters.get('hc')!.request(get()))).toBe('no_healthy_upstream')
   })
 
   it('honours expected statuses', async () => {
     const s = await healthServer({ status: 204 })
     servers.push(s)
     const m = manager([clusterConfig('hc', [s.port], { healthCheck: hc({ unhealthyThreshold: 1, expectedStatuses: [200, 200] }) })])
-    clusters = m.clusters
+    fx.clusters = m.clusters
     await waitFor(() => metricValue(m.metrics, 'omnirelay_upstream_endpoints_available{cluster="hc"}') === 0)
   })
 
@@ -84,7 +79,7 @@ describe('active health checks', () => {
     const s = await healthServer({ status: 0 })
     servers.push(s)
     const m = manager([clusterConfig('hc', [s.port], { healthCheck: hc({ timeoutMs: 40, unhealthyThreshold: 3 }) })])
-    clusters = m.clusters
+    fx.clusters = m.clusters
     await waitFor(() => metricValue(m.metrics, 'omnirelay_upstream_endpoints_available{cluster="hc"}') === 0)
     const conns = await new Promise<number>((r) => s.server.getConnections((_e, n) => r(n)))
     expect(conns).toBeLessThanOrEqual(2)

@@ -1,6 +1,7 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
+import { afterEach } from 'vitest'
 import { silentLogger } from '../../src/observability/logger.ts'
 import { MetricsRegistry } from '../../src/observability/metrics.ts'
 import { createClusterManager } from '../../src/upstream/index.ts'
@@ -37,6 +38,36 @@ export async function startServer(handler: http.RequestListener): Promise<TestSe
       server.close(() => r())
     })
   return t
+}
+
+/** The servers and cluster manager of the running test; `upstreamFixture` closes them after it. */
+export interface UpstreamFixture {
+  /** Push the test's servers here. */
+  servers: TestServer[]
+  /** Assign the test's cluster manager here. */
+  clusters: ClusterManager | undefined
+}
+
+/**
+ * Call in a `describe`: registers an `afterEach` that closes the test's cluster manager, then
+ * its servers.
+ *
+ * @example
+ * const fx = upstreamFixture()
+ * it('...', async () => {
+ *   const s = await startServer((_q, r) => r.end('ok'))
+ *   fx.servers.push(s)
+ *   fx.clusters = manager([clusterConfig('api', [s.port])]).clusters
+ * })
+ */
+export function upstreamFixture(): UpstreamFixture {
+  const f: UpstreamFixture = { servers: [], clusters: undefined }
+  afterEach(async () => {
+    await f.clusters?.close()
+    f.clusters = undefined
+    await Promise.all(f.servers.splice(0).map((s) => s.close()))
+  })
+  return f
 }
 
 /** A port nothing listens on (bound then released). */
@@ -116,4 +147,13 @@ export function metricValue(metrics: MetricsRegistry, line: string): number {
     if (l.startsWith(line + ' ')) return Number(l.slice(line.length + 1))
   }
   return 0
+}
+
+/** gRPC length-prefixed message framing. */
+export function grpcFrame(msg: string): Buffer {
+  const body = Buffer.from(msg)
+  const out = Buffer.alloc(5 + body.length)
+  out.writeUInt32BE(body.length, 1)
+  body.copy(out, 5)
+  return out
 }

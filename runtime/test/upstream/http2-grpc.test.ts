@@ -3,17 +3,8 @@ import type { AddressInfo } from 'node:net'
 import { PassThrough } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ClusterManager } from '../../src/upstream/types.ts'
-import { clusterConfig, fetchText, get, header, manager, metricValue, waitFor } from './helpers.ts'
+import { clusterConfig, fetchText, get, grpcFrame, header, manager, metricValue, waitFor } from './helpers.ts'
 import { selfSigned } from './tls-certs.ts'
-
-/** gRPC length-prefixed message framing. */
-function frame(msg: string): Buffer {
-  const body = Buffer.from(msg)
-  const out = Buffer.alloc(5 + body.length)
-  out.writeUInt32BE(body.length, 1)
-  body.copy(out, 5)
-  return out
-}
 
 /** A gRPC-like bidirectional echo: every message back upper-cased, then grpc-status trailers. */
 function grpcEcho(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
@@ -28,7 +19,7 @@ function grpcEcho(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHe
     buf = Buffer.concat([buf, d])
     while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
       const len = buf.readUInt32BE(1)
-      stream.write(frame(buf.subarray(5, 5 + len).toString().toUpperCase()))
+      stream.write(grpcFrame(buf.subarray(5, 5 + len).toString().toUpperCase()))
       buf = buf.subarray(5 + len)
     }
   })
@@ -82,7 +73,7 @@ describe('HTTP/2 upstreams', () => {
     const it = res.body[Symbol.asyncIterator]()
     const replies: string[] = []
     for (const word of ['one', 'two', 'three']) {
-      reqBody.write(frame(word))
+      reqBody.write(grpcFrame(word))
       const { value } = await it.next()
       replies.push((value as Buffer).subarray(5).toString())
     }
@@ -100,7 +91,7 @@ describe('HTTP/2 upstreams', () => {
       stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true })
       let n = 0
       stream.on('data', (d: Buffer) => (n += d.length))
-      stream.on('end', () => stream.end(frame(`total ${n}`)))
+      stream.on('end', () => stream.end(grpcFrame(`total ${n}`)))
       stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }))
     })
     const port = await listen(server)
@@ -115,7 +106,7 @@ describe('HTTP/2 upstreams', () => {
     })
     // 1.1 s of upload, far beyond the 250 ms idle timeout, never 250 ms without a byte.
     for (let i = 0; i < 14; i++) {
-      up.write(frame('abcd'))
+      up.write(grpcFrame('abcd'))
       await new Promise((r) => setTimeout(r, 80))
     }
     up.end()
@@ -166,7 +157,7 @@ describe('HTTP/2 upstreams', () => {
       method: 'POST',
       path: '/echo.Echo/Unary',
       headers: ['host', 'localhost', 'content-type', 'application/grpc'],
-      body: frame('hi'),
+      body: grpcFrame('hi'),
       policy: { requestTimeoutMs: 2_000, idleTimeoutMs: 0 },
     })
     const chunks: Buffer[] = []

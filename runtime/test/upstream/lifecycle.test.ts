@@ -1,16 +1,11 @@
 import type http from 'node:http'
-import { afterEach, describe, expect, it } from 'vitest'
-import type { ClusterConfig, ClusterManager } from '../../src/upstream/types.ts'
-import { clusterConfig, codeOf, fetchText, get, manager, metricValue, readAll, startServer, waitFor, type TestServer } from './helpers.ts'
+import { describe, expect, it } from 'vitest'
+import type { ClusterConfig } from '../../src/upstream/types.ts'
+import { clusterConfig, codeOf, fetchText, get, manager, metricValue, readAll, startServer, upstreamFixture, waitFor } from './helpers.ts'
 
 describe('update() and close()', () => {
-  const servers: TestServer[] = []
-  let clusters: ClusterManager | undefined
-  afterEach(async () => {
-    await clusters?.close()
-    clusters = undefined
-    await Promise.all(servers.splice(0).map((s) => s.close()))
-  })
+  const fx = upstreamFixture()
+  const { servers } = fx
 
   it('keeps an unchanged cluster (same instance, same health state) across updates', async () => {
     const failing = { ok: true }
@@ -24,17 +19,17 @@ describe('update() and close()', () => {
       healthCheck: { path: '/healthz', intervalMs: 20, timeoutMs: 2_000, unhealthyThreshold: 1, healthyThreshold: 100 },
     })
     const m = manager([cfg])
-    clusters = m.clusters
-    const before = clusters.get('api')
+    fx.clusters = m.clusters
+    const before = fx.clusters.get('api')
     failing.ok = false
     await waitFor(() => metricValue(m.metrics, 'omnirelay_upstream_endpoints_available{cluster="api"}') === 1)
 
     // The same config re-read from a file: other key order, fresh objects.
     const reread = JSON.parse(JSON.stringify(cfg)) as ClusterConfig
     const reordered = Object.fromEntries(Object.entries(reread).reverse()) as unknown as ClusterConfig
-    clusters.update([reordered, clusterConfig('other', [b.port])])
-    expect(clusters.get('api')).toBe(before)
-    for (let i = 0; i < 4; i++) expect((await fetchText(clusters.get('api')!.request(get()))).text).toBe('b')
+    fx.clusters.update([reordered, clusterConfig('other', [b.port])])
+    expect(fx.clusters.get('api')).toBe(before)
+    for (let i = 0; i < 4; i++) expect((await fetchText(fx.clusters.get('api')!.request(get()))).text).toBe('b')
   })
 
   it('replaces a changed cluster without dropping its in-flight request, then closes the old pool', async () => {
@@ -47,13 +42,13 @@ describe('update() and close()', () => {
       } else res.end('new')
     })
     servers.push(s)
-    clusters = manager([clusterConfig('api', [s.port])]).clusters
-    const old = clusters.get('api')!
+    fx.clusters = manager([clusterConfig('api', [s.port])]).clusters
+    const old = fx.clusters.get('api')!
     const inflight = await old.request(get('/hold'))
     const body = readAll(inflight.body)
 
-    clusters.update([clusterConfig('api', [s.port], { maxConnectionsPerEndpoint: 4 })])
-    const fresh = clusters.get('api')!
+    fx.clusters.update([clusterConfig('api', [s.port], { maxConnectionsPerEndpoint: 4 })])
+    const fresh = fx.clusters.get('api')!
     expect(fresh).not.toBe(old)
     expect((await fetchText(fresh.request(get('/x')))).text).toBe('new')
 
@@ -78,17 +73,17 @@ describe('update() and close()', () => {
     servers.push(bad, good)
     const od = { consecutive5xx: 1, consecutiveConnectFailures: 1, baseEjectionMs: 300, maxEjectionPercent: 50 }
     const m = manager([clusterConfig('api', [bad.port, good.port], { outlierDetection: od })])
-    clusters = m.clusters
+    fx.clusters = m.clusters
     const avail = () => metricValue(m.metrics, 'omnirelay_upstream_endpoints_available{cluster="api"}')
-    await fetchText(clusters.get('api')!.request(get()))
-    await fetchText(clusters.get('api')!.request(get()))
+    await fetchText(fx.clusters.get('api')!.request(get()))
+    await fetchText(fx.clusters.get('api')!.request(get()))
     expect(avail()).toBe(1) // bad is ejected
     const first = [...sockets][0] as import('node:net').Socket
 
     // Only the breaker changes: same endpoints, same connection settings.
-    clusters.update([clusterConfig('api', [bad.port, good.port], { outlierDetection: od, circuitBreaker: { maxConcurrent: 50, maxPending: 50 } })])
+    fx.clusters.update([clusterConfig('api', [bad.port, good.port], { outlierDetection: od, circuitBreaker: { maxConcurrent: 50, maxPending: 50 } })])
     expect(avail()).toBe(1)
-    for (let i = 0; i < 4; i++) expect((await fetchText(clusters.get('api')!.request(get()))).text).toBe('good')
+    for (let i = 0; i < 4; i++) expect((await fetchText(fx.clusters.get('api')!.request(get()))).text).toBe('good')
     // The connection opened before the update is still open (a replaced pool would close it).
     await new Promise((r) => setTimeout(r, 50))
     expect(first.destroyed).toBe(false)
@@ -102,11 +97,11 @@ describe('update() and close()', () => {
     const held: http.ServerResponse[] = []
     const s = await startServer((_q, res) => void held.push(res))
     servers.push(s)
-    clusters = manager([clusterConfig('gone', [s.port]), clusterConfig('stays', [s.port])]).clusters
-    const p = fetchText(clusters.get('gone')!.request(get()))
+    fx.clusters = manager([clusterConfig('gone', [s.port]), clusterConfig('stays', [s.port])]).clusters
+    const p = fetchText(fx.clusters.get('gone')!.request(get()))
     await waitFor(() => held.length === 1)
-    clusters.update([clusterConfig('stays', [s.port])])
-    expect(clusters.get('gone')).toBeUndefined()
+    fx.clusters.update([clusterConfig('stays', [s.port])])
+    expect(fx.clusters.get('gone')).toBeUndefined()
     held[0]!.end('finished')
     expect((await p).text).toBe('finished')
   })

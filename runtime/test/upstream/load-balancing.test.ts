@@ -1,21 +1,15 @@
 import type http from 'node:http'
-import { afterEach, describe, expect, it } from 'vitest'
-import type { ClusterManager } from '../../src/upstream/types.ts'
-import { clusterConfig, fetchText, get, manager, startServer, waitFor, type TestServer } from './helpers.ts'
+import { describe, expect, it } from 'vitest'
+import { clusterConfig, fetchText, get, manager, startServer, upstreamFixture, waitFor } from './helpers.ts'
 
 describe('load balancing over real endpoints', () => {
-  const servers: TestServer[] = []
-  let clusters: ClusterManager | undefined
-  afterEach(async () => {
-    await clusters?.close()
-    clusters = undefined
-    await Promise.all(servers.splice(0).map((s) => s.close()))
-  })
+  const fx = upstreamFixture()
+  const { servers } = fx
 
   it('round-robin spreads requests evenly', async () => {
     for (let i = 0; i < 3; i++) servers.push(await startServer((_q, r) => r.end('ok')))
-    clusters = manager([clusterConfig('rr', servers.map((s) => s.port))]).clusters
-    for (let i = 0; i < 30; i++) await fetchText(clusters.get('rr')!.request(get()))
+    fx.clusters = manager([clusterConfig('rr', servers.map((s) => s.port))]).clusters
+    for (let i = 0; i < 30; i++) await fetchText(fx.clusters.get('rr')!.request(get()))
     expect(servers.map((s) => s.hits)).toEqual([10, 10, 10])
   })
 
@@ -26,8 +20,8 @@ describe('load balancing over real endpoints', () => {
       { host: '127.0.0.1', port: servers[0]!.port, weight: 3 },
       { host: '127.0.0.1', port: servers[1]!.port, weight: 1 },
     ]
-    clusters = manager([cfg]).clusters
-    for (let i = 0; i < 40; i++) await fetchText(clusters.get('w')!.request(get()))
+    fx.clusters = manager([cfg]).clusters
+    for (let i = 0; i < 40; i++) await fetchText(fx.clusters.get('w')!.request(get()))
     expect(servers.map((s) => s.hits)).toEqual([30, 10])
   })
 
@@ -36,8 +30,8 @@ describe('load balancing over real endpoints', () => {
     const slow = await startServer((_q, r) => void held.push(r))
     const fast = await startServer((_q, r) => r.end('ok'))
     servers.push(slow, fast)
-    clusters = manager([clusterConfig('lr', [slow.port, fast.port], { loadBalancing: 'least-request' })]).clusters
-    const c = clusters.get('lr')!
+    fx.clusters = manager([clusterConfig('lr', [slow.port, fast.port], { loadBalancing: 'least-request' })]).clusters
+    const c = fx.clusters.get('lr')!
     const pending: Promise<unknown>[] = []
     for (let i = 0; i < 20; i++) {
       const before = slow.hits

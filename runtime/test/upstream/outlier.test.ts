@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import type { ClusterManager, OutlierDetectionConfig } from '../../src/upstream/types.ts'
-import { clusterConfig, deadPort, fetchText, get, manager, metricValue, startServer, waitFor, codeOf, type TestServer } from './helpers.ts'
+import { describe, expect, it } from 'vitest'
+import type { OutlierDetectionConfig } from '../../src/upstream/types.ts'
+import { clusterConfig, codeOf, deadPort, fetchText, get, manager, metricValue, startServer, upstreamFixture, waitFor } from './helpers.ts'
 
 const od = (over: Partial<OutlierDetectionConfig> = {}): OutlierDetectionConfig => ({
   consecutive5xx: 3,
@@ -11,13 +11,8 @@ const od = (over: Partial<OutlierDetectionConfig> = {}): OutlierDetectionConfig 
 })
 
 describe('outlier ejection', () => {
-  const servers: TestServer[] = []
-  let clusters: ClusterManager | undefined
-  afterEach(async () => {
-    await clusters?.close()
-    clusters = undefined
-    await Promise.all(servers.splice(0).map((s) => s.close()))
-  })
+  const fx = upstreamFixture()
+  const { servers } = fx
 
   it('ejects after consecutive 5xx, for a time that doubles with each ejection', async () => {
     const bad = await startServer((_q, r) => {
@@ -27,8 +22,8 @@ describe('outlier ejection', () => {
     const good = await startServer((_q, r) => r.end('ok'))
     servers.push(bad, good)
     const m = manager([clusterConfig('od', [bad.port, good.port], { outlierDetection: od() })])
-    clusters = m.clusters
-    const c = clusters.get('od')!
+    fx.clusters = m.clusters
+    const c = fx.clusters.get('od')!
     const avail = () => metricValue(m.metrics, 'omnirelay_upstream_endpoints_available{cluster="od"}')
 
     // Round-robin: every second request hits the bad endpoint; three of them eject it.
@@ -56,8 +51,8 @@ describe('outlier ejection', () => {
     const good = await startServer((_q, r) => r.end('ok'))
     servers.push(good)
     const m = manager([clusterConfig('od', [await deadPort(), good.port], { outlierDetection: od() })])
-    clusters = m.clusters
-    const c = clusters.get('od')!
+    fx.clusters = m.clusters
+    const c = fx.clusters.get('od')!
     const codes: string[] = []
     for (let i = 0; i < 4; i++) codes.push(await codeOf(c.request(get())).catch(() => 'ok'))
     expect(codes).toEqual(['upstream_connect_failure', 'ok', 'upstream_connect_failure', 'ok'])
@@ -70,8 +65,8 @@ describe('outlier ejection', () => {
     const good = await startServer((_q, r) => r.end('ok'))
     servers.push(silent, good)
     const m = manager([clusterConfig('od', [silent.port, good.port], { outlierDetection: od({ consecutive5xx: 2 }) })])
-    clusters = m.clusters
-    const c = clusters.get('od')!
+    fx.clusters = m.clusters
+    const c = fx.clusters.get('od')!
     const ejections = () => metricValue(m.metrics, 'omnirelay_upstream_ejections_total{cluster="od"}')
 
     // Downstream aborts on the silent endpoint: not its fault.
@@ -100,8 +95,8 @@ describe('outlier ejection', () => {
     }
     for (let i = 0; i < 4; i++) servers.push(await startServer(handler as never))
     const m = manager([clusterConfig('od', servers.map((s) => s.port), { outlierDetection: od({ consecutive5xx: 1, baseEjectionMs: 10_000 }) })])
-    clusters = m.clusters
-    for (let i = 0; i < 20; i++) await fetchText(clusters.get('od')!.request(get()))
+    fx.clusters = m.clusters
+    for (let i = 0; i < 20; i++) await fetchText(fx.clusters.get('od')!.request(get()))
     expect(metricValue(m.metrics, 'omnirelay_upstream_endpoints_available{cluster="od"}')).toBe(2)
     expect(metricValue(m.metrics, 'omnirelay_upstream_ejections_total{cluster="od"}')).toBe(2)
   })

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
-import { afterEach, describe, expect, it } from 'vitest'
-import type { ClusterManager, RetryPolicy, RoutePolicy } from '../../src/upstream/types.ts'
-import { clusterConfig, codeOf, deadPort, fetchText, get, manager, metricValue, readAll, startServer, waitFor, type TestServer } from './helpers.ts'
+import { describe, expect, it } from 'vitest'
+import type { RetryPolicy, RoutePolicy } from '../../src/upstream/types.ts'
+import { clusterConfig, codeOf, deadPort, fetchText, get, manager, metricValue, readAll, startServer, upstreamFixture, waitFor } from './helpers.ts'
 
 const retry = (over: Partial<RetryPolicy> = {}): RoutePolicy => ({
   requestTimeoutMs: 0,
@@ -21,20 +21,15 @@ async function flaky(n: number) {
 }
 
 describe('retries', () => {
-  const servers: TestServer[] = []
-  let clusters: ClusterManager | undefined
-  afterEach(async () => {
-    await clusters?.close()
-    clusters = undefined
-    await Promise.all(servers.splice(0).map((s) => s.close()))
-  })
+  const fx = upstreamFixture()
+  const { servers } = fx
 
   it('retries an idempotent request on gateway errors until it succeeds', async () => {
     const s = await flaky(2)
     servers.push(s)
     const m = manager([clusterConfig('r', [s.port])])
-    clusters = m.clusters
-    const r = await fetchText(clusters.get('r')!.request(get('/', retry())))
+    fx.clusters = m.clusters
+    const r = await fetchText(fx.clusters.get('r')!.request(get('/', retry())))
     expect(r.status).toBe(200)
     expect(r.text).toBe('ok')
     expect(s.hits).toBe(3)
@@ -46,8 +41,8 @@ describe('retries', () => {
   it('stops after maxRetries and hands out the last response', async () => {
     const s = await flaky(100)
     servers.push(s)
-    clusters = manager([clusterConfig('r', [s.port])]).clusters
-    const r = await fetchText(clusters.get('r')!.request(get('/', retry({ maxRetries: 2 }))))
+    fx.clusters = manager([clusterConfig('r', [s.port])]).clusters
+    const r = await fetchText(fx.clusters.get('r')!.request(get('/', retry({ maxRetries: 2 }))))
     expect(r.status).toBe(503)
     expect(r.text).toBe('unavailable')
     expect(s.hits).toBe(3)
@@ -60,17 +55,17 @@ describe('retries', () => {
       res.end()
     })
     servers.push(s)
-    clusters = manager([clusterConfig('r', [s.port])]).clusters
-    expect((await fetchText(clusters.get('r')!.request(get('/', retry())))).status).toBe(500)
+    fx.clusters = manager([clusterConfig('r', [s.port])]).clusters
+    expect((await fetchText(fx.clusters.get('r')!.request(get('/', retry())))).status).toBe(500)
     n = 0
-    expect((await fetchText(clusters.get('r')!.request(get('/', retry({ retryOn: ['5xx'] }))))).status).toBe(200)
+    expect((await fetchText(fx.clusters.get('r')!.request(get('/', retry({ retryOn: ['5xx'] }))))).status).toBe(200)
   })
 
   it('never retries a non-idempotent method or a streamed body', async () => {
     const s = await flaky(100)
     servers.push(s)
-    clusters = manager([clusterConfig('r', [s.port])]).clusters
-    const c = clusters.get('r')!
+    fx.clusters = manager([clusterConfig('r', [s.port])]).clusters
+    const c = fx.clusters.get('r')!
     const post = await fetchText(c.request({ ...get('/', retry()), method: 'POST', body: new Uint8Array([1]) }))
     expect(post.status).toBe(503)
     expect(s.hits).toBe(1)
@@ -86,8 +81,8 @@ describe('retries', () => {
   it('retries connect failures on another endpoint', async () => {
     const good = await startServer((_q, r) => r.end('ok'))
     servers.push(good)
-    clusters = manager([clusterConfig('r', [await deadPort(), good.port])]).clusters
-    for (let i = 0; i < 6; i++) expect((await fetchText(clusters.get('r')!.request(get('/', retry())))).status).toBe(200)
+    fx.clusters = manager([clusterConfig('r', [await deadPort(), good.port])]).clusters
+    for (let i = 0; i < 6; i++) expect((await fetchText(fx.clusters.get('r')!.request(get('/', retry())))).status).toBe(200)
     expect(good.hits).toBe(6)
   })
 
@@ -102,12 +97,12 @@ describe('retries', () => {
       else res.end()
     })
     servers.push(s)
-    clusters = manager([clusterConfig('r', [s.port])]).clusters
-    const ok = await fetchText(clusters.get('r')!.request(get('/reset-first', retry())))
+    fx.clusters = manager([clusterConfig('r', [s.port])]).clusters
+    const ok = await fetchText(fx.clusters.get('r')!.request(get('/reset-first', retry())))
     expect(ok.text).toBe('part')
     expect(n).toBe(2)
     n = 0
-    const mid = await clusters.get('r')!.request(get('/reset-mid', retry()))
+    const mid = await fx.clusters.get('r')!.request(get('/reset-mid', retry()))
     expect(await codeOf(readAll(mid.body))).toBe('upstream_reset')
     expect(n).toBe(1)
   })
@@ -120,8 +115,8 @@ describe('retries', () => {
       res.end()
     })
     servers.push(s)
-    clusters = manager([clusterConfig('r', [s.port])]).clusters
-    await fetchText(clusters.get('r')!.request(get('/', retry({ maxRetries: 3, backoffMs: 40 }))))
+    fx.clusters = manager([clusterConfig('r', [s.port])]).clusters
+    await fetchText(fx.clusters.get('r')!.request(get('/', retry({ maxRetries: 3, backoffMs: 40 }))))
     const gaps = times.slice(1).map((t, i) => t - times[i]!)
     // Equal jitter: each wait is between half and all of 40, 80, 160 ms.
     expect(gaps[0]).toBeGreaterThanOrEqual(19)
@@ -139,9 +134,9 @@ describe('retries', () => {
     })
     servers.push(s)
     const m = manager([clusterConfig('r', [s.port], { maxConnectionsPerEndpoint: 20 })])
-    clusters = m.clusters
+    fx.clusters = m.clusters
     const policy = retry({ maxRetries: 5, budgetPercent: 20, minRetryConcurrency: 1, backoffMs: 1 })
-    const all = await Promise.all(Array.from({ length: 10 }, () => fetchText(clusters!.get('r')!.request(get('/', policy)))))
+    const all = await Promise.all(Array.from({ length: 10 }, () => fetchText(fx.clusters!.get('r')!.request(get('/', policy)))))
     expect(all.every((r) => r.status === 503)).toBe(true)
     // 10 first tries; at most 20 % of 10 = 2 requests may retry (5 times each): without the budget, 60 hits.
     expect(s.hits).toBeGreaterThanOrEqual(15)
@@ -152,8 +147,8 @@ describe('retries', () => {
   it('a zero budget with no minimum disables retries', async () => {
     const s = await flaky(100)
     servers.push(s)
-    clusters = manager([clusterConfig('r', [s.port])]).clusters
-    await fetchText(clusters.get('r')!.request(get('/', retry({ budgetPercent: 0, minRetryConcurrency: 0 }))))
+    fx.clusters = manager([clusterConfig('r', [s.port])]).clusters
+    await fetchText(fx.clusters.get('r')!.request(get('/', retry({ budgetPercent: 0, minRetryConcurrency: 0 }))))
     expect(s.hits).toBe(1)
   })
 })

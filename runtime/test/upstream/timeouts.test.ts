@@ -2,19 +2,15 @@ import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { PassThrough } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { ClusterManager } from '../../src/upstream/types.ts'
-import { clusterConfig, codeOf, get, manager, metricValue, readAll, startServer, waitFor, type TestServer } from './helpers.ts'
+import { clusterConfig, codeOf, get, manager, metricValue, readAll, startServer, upstreamFixture, waitFor } from './helpers.ts'
 
 const connections = (s: net.Server) => new Promise<number>((r) => s.getConnections((_e, n) => r(n)))
 
 describe('timeouts', () => {
-  const servers: TestServer[] = []
+  const fx = upstreamFixture()
+  const { servers } = fx
   const raw: net.Server[] = []
-  let clusters: ClusterManager | undefined
-  afterEach(async () => {
-    await clusters?.close()
-    clusters = undefined
-    await Promise.all(servers.splice(0).map((s) => s.close()))
+  afterEach(() => {
     for (const s of raw.splice(0)) s.close()
   })
 
@@ -29,9 +25,9 @@ describe('timeouts', () => {
     raw.push(s)
     await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
     const port = (s.address() as AddressInfo).port
-    clusters = manager([clusterConfig('ct', [port], { connectTimeoutMs: 100, tls: { rejectUnauthorized: false } })]).clusters
+    fx.clusters = manager([clusterConfig('ct', [port], { connectTimeoutMs: 100, tls: { rejectUnauthorized: false } })]).clusters
     const t0 = Date.now()
-    expect(await codeOf(clusters.get('ct')!.request(get()))).toBe('upstream_connect_failure')
+    expect(await codeOf(fx.clusters.get('ct')!.request(get()))).toBe('upstream_connect_failure')
     // undici checks connect timeouts on a ~0.5 s tick
     expect(Date.now() - t0).toBeLessThan(3_000)
     await waitFor(() => sockets.size === 0)
@@ -41,14 +37,14 @@ describe('timeouts', () => {
     const s = await startServer(() => {})
     servers.push(s)
     const m = manager([clusterConfig('rt', [s.port])])
-    clusters = m.clusters
+    fx.clusters = m.clusters
     const t0 = Date.now()
-    expect(await codeOf(clusters.get('rt')!.request(get('/', { requestTimeoutMs: 100, idleTimeoutMs: 0 })))).toBe('upstream_timeout')
+    expect(await codeOf(fx.clusters.get('rt')!.request(get('/', { requestTimeoutMs: 100, idleTimeoutMs: 0 })))).toBe('upstream_timeout')
     expect(Date.now() - t0).toBeGreaterThanOrEqual(90)
     await waitFor(() => s.busySockets.size === 0)
     // More requests that time out do not pile up connections (undici may keep one idle spare).
     for (let i = 0; i < 10; i++) {
-      expect(await codeOf(clusters.get('rt')!.request(get('/', { requestTimeoutMs: 50, idleTimeoutMs: 0 })))).toBe('upstream_timeout')
+      expect(await codeOf(fx.clusters.get('rt')!.request(get('/', { requestTimeoutMs: 50, idleTimeoutMs: 0 })))).toBe('upstream_timeout')
     }
     await waitFor(() => s.busySockets.size === 0)
     expect(await connections(s.server)).toBeLessThanOrEqual(2)
@@ -63,8 +59,8 @@ describe('timeouts', () => {
       res.on('close', () => clearInterval(t))
     })
     servers.push(s)
-    clusters = manager([clusterConfig('rt', [s.port])]).clusters
-    const res = await clusters.get('rt')!.request(get('/', { requestTimeoutMs: 150, idleTimeoutMs: 0 }))
+    fx.clusters = manager([clusterConfig('rt', [s.port])]).clusters
+    const res = await fx.clusters.get('rt')!.request(get('/', { requestTimeoutMs: 150, idleTimeoutMs: 0 }))
     expect(res.statusCode).toBe(200)
     expect(await codeOf(readAll(res.body))).toBe('upstream_timeout')
     await waitFor(() => s.busySockets.size === 0)
@@ -73,8 +69,8 @@ describe('timeouts', () => {
   it('idle timeout before headers gives upstream_idle_timeout', async () => {
     const s = await startServer(() => {})
     servers.push(s)
-    clusters = manager([clusterConfig('it', [s.port])]).clusters
-    expect(await codeOf(clusters.get('it')!.request(get('/', { requestTimeoutMs: 0, idleTimeoutMs: 80 })))).toBe('upstream_idle_timeout')
+    fx.clusters = manager([clusterConfig('it', [s.port])]).clusters
+    expect(await codeOf(fx.clusters.get('it')!.request(get('/', { requestTimeoutMs: 0, idleTimeoutMs: 80 })))).toBe('upstream_idle_timeout')
     await waitFor(() => s.busySockets.size === 0)
   })
 
@@ -95,12 +91,12 @@ describe('timeouts', () => {
       }, 60)
     })
     servers.push(s)
-    clusters = manager([clusterConfig('it', [s.port])]).clusters
+    fx.clusters = manager([clusterConfig('it', [s.port])]).clusters
     // The trickle lasts longer than the idle timeout, but no gap between chunks does.
     const policy = { requestTimeoutMs: 0, idleTimeoutMs: 300 }
-    const stalled = await clusters.get('it')!.request(get('/stall', policy))
+    const stalled = await fx.clusters.get('it')!.request(get('/stall', policy))
     expect(await codeOf(readAll(stalled.body))).toBe('upstream_idle_timeout')
-    const trickle = await clusters.get('it')!.request(get('/trickle', policy))
+    const trickle = await fx.clusters.get('it')!.request(get('/trickle', policy))
     expect(await readAll(trickle.body)).toBe('.'.repeat(12))
   })
 
@@ -113,10 +109,10 @@ describe('timeouts', () => {
       req.on('end', () => res.end(`got ${n}`))
     })
     servers.push(s)
-    clusters = manager([clusterConfig('up', [s.port])]).clusters
+    fx.clusters = manager([clusterConfig('up', [s.port])]).clusters
     const policy = { requestTimeoutMs: 0, idleTimeoutMs: 250 }
     const steady = new PassThrough()
-    const p = clusters.get('up')!.request({ ...get('/', policy), method: 'POST', body: steady })
+    const p = fx.clusters.get('up')!.request({ ...get('/', policy), method: 'POST', body: steady })
     // 10 chunks 80 ms apart: 800 ms of upload before any response byte, never 250 ms idle.
     for (let i = 0; i < 10; i++) {
       steady.write('x'.repeat(10))
@@ -127,7 +123,7 @@ describe('timeouts', () => {
 
     const stalled = new PassThrough()
     const t0 = Date.now()
-    const q = clusters.get('up')!.request({ ...get('/', policy), method: 'POST', body: stalled })
+    const q = fx.clusters.get('up')!.request({ ...get('/', policy), method: 'POST', body: stalled })
     stalled.write('x')
     expect(await codeOf(q)).toBe('upstream_idle_timeout')
     expect(Date.now() - t0).toBeLessThan(2_000)
@@ -137,9 +133,9 @@ describe('timeouts', () => {
   it('a downstream abort ends the upstream request and releases the socket', async () => {
     const s = await startServer(() => {})
     servers.push(s)
-    clusters = manager([clusterConfig('ab', [s.port])]).clusters
+    fx.clusters = manager([clusterConfig('ab', [s.port])]).clusters
     const ac = new AbortController()
-    const p = clusters.get('ab')!.request(get('/', { requestTimeoutMs: 0, idleTimeoutMs: 0 }, { signal: ac.signal }))
+    const p = fx.clusters.get('ab')!.request(get('/', { requestTimeoutMs: 0, idleTimeoutMs: 0 }, { signal: ac.signal }))
     await waitFor(() => s.hits === 1)
     ac.abort()
     expect(await codeOf(p)).toBe('upstream_reset')
@@ -153,8 +149,8 @@ describe('timeouts', () => {
     })
     servers.push(s)
     const m = manager([clusterConfig('ab', [s.port])])
-    clusters = m.clusters
-    const res = await clusters.get('ab')!.request(get())
+    fx.clusters = m.clusters
+    const res = await fx.clusters.get('ab')!.request(get())
     res.body.destroy()
     await waitFor(() => s.busySockets.size === 0)
     expect(metricValue(m.metrics, 'omnirelay_upstream_requests_active{cluster="ab"}')).toBe(0)
