@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ConfigError, startProxy, type ProxyHandle } from '../src/index.ts'
-import { createLogger } from '../src/observability/logger.ts'
+import { createLogger, silentLogger } from '../src/observability/logger.ts'
 import { request, startUpstream, type Upstream } from './helpers/servers.ts'
 
 function yaml(port: number, body: string, extra = ''): string {
@@ -120,7 +120,7 @@ describe('startup failures', () => {
     await expect(
       startProxy(
         { accessLog: 'off', listeners: [{ address: '127.0.0.1', port: 0 }, { address: '127.0.0.1', port: 0, tls: { cert: 'missing.pem', key: 'missing-key.pem' } }], routes: [{ match: {}, directResponse: { status: 200 } }] },
-        { baseDir: tmpdir(), log: createLogger({ level: 'error', write: () => {} }) },
+        { baseDir: tmpdir(), log: silentLogger },
       ),
     ).rejects.toMatchObject({ code: 'config_invalid', issues: [{ path: 'listeners[1].tls' }] })
   })
@@ -130,7 +130,7 @@ describe('startup failures', () => {
     await new Promise<void>((ok) => s.listen(0, '127.0.0.1', ok))
     const port = (s.address() as { port: number }).port
     await expect(
-      startProxy({ accessLog: 'off', listeners: [{ address: '127.0.0.1', port }], routes: [{ match: {}, directResponse: { status: 200 } }] }, { log: createLogger({ level: 'error', write: () => {} }) }),
+      startProxy({ accessLog: 'off', listeners: [{ address: '127.0.0.1', port }], routes: [{ match: {}, directResponse: { status: 200 } }] }, { log: silentLogger }),
     ).rejects.toMatchObject({ code: 'EADDRINUSE' })
     s.close()
   })
@@ -156,7 +156,7 @@ export function onRequestHeaders(req, ctx) { n++; req.headers.set('x-count', Str
         { name: 'app', match: { prefix: '/' }, cluster: 'app', filters: ['counter'] },
       ],
     })
-    const proxy = await startProxy(cfg({ v: 1 }), { baseDir: dir, log: createLogger({ level: 'error', write: () => {} }) })
+    const proxy = await startProxy(cfg({ v: 1 }), { baseDir: dir, log: silentLogger })
     try {
       const get = async () => (await request(proxy.address().port, { path: '/' })).body
       expect(await get()).toBe('1')

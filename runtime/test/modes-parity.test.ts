@@ -10,10 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createInProcPipeline, startProxy, type InProcPipeline, type ProxyHandle } from '../src/index.ts'
-import { createLogger } from '../src/observability/logger.ts'
+import { silentLogger } from '../src/observability/logger.ts'
 import { request, type Reply } from './helpers/servers.ts'
-
-const quiet = createLogger({ level: 'error', write: () => {} })
 
 const FILTER = `
 export function onRequestHeaders(req, ctx) {
@@ -108,9 +106,9 @@ describe('edge, sidecar and in-proc make the same decisions', () => {
     upstream = http.createServer(app)
     await new Promise<void>((ok) => upstream.listen(0, '127.0.0.1', ok))
     const appPort = (upstream.address() as AddressInfo).port
-    edge = await startProxy(config('edge', appPort), { baseDir: dir, log: quiet })
-    sidecar = await startProxy(config('sidecar-inbound', appPort), { baseDir: dir, log: quiet })
-    inproc = await createInProcPipeline(config('edge', appPort), { baseDir: dir, log: quiet })
+    edge = await startProxy(config('edge', appPort), { baseDir: dir, log: silentLogger })
+    sidecar = await startProxy(config('sidecar-inbound', appPort), { baseDir: dir, log: silentLogger })
+    inproc = await createInProcPipeline(config('edge', appPort), { baseDir: dir, log: silentLogger })
     inprocServer = http.createServer(inproc.wrap(app))
     await new Promise<void>((ok) => inprocServer.listen(0, '127.0.0.1', ok))
     ports.edge = edge.address().port

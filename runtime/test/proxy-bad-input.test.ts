@@ -5,10 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startProxy, type ProxyHandle } from '../src/index.ts'
-import { createLogger } from '../src/observability/logger.ts'
+import { silentLogger } from '../src/observability/logger.ts'
 import { json, request, startUpstream, type Upstream } from './helpers/servers.ts'
-
-const quiet = createLogger({ level: 'error', write: () => {} })
 
 /** Sends raw bytes, returns everything the server sent until it closed (or `ms` passed). */
 function raw(port: number, data: string | string[], ms = 3000, gapMs = 0): Promise<{ text: string; closed: boolean; elapsed: number }> {
@@ -80,7 +78,7 @@ describe('bad input', () => {
           { name: 'app', match: { prefix: '/' }, cluster: 'app' },
         ],
       },
-      { baseDir: dir, log: quiet },
+      { baseDir: dir, log: silentLogger },
     )
     port = proxy.address().port
     adminPort = proxy.adminAddress()!.port

@@ -4,10 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startProxy, type ProxyHandle } from '../src/index.ts'
-import { createLogger } from '../src/observability/logger.ts'
+import { silentLogger } from '../src/observability/logger.ts'
 import { request, startUpstream, type Upstream } from './helpers/servers.ts'
-
-const quiet = createLogger({ level: 'error', write: () => {} })
 
 // Buffers the whole request body and changes its length (the forwarded length must follow).
 const BUFFER = `export function onRequestBody(req, ctx) {
@@ -54,7 +52,7 @@ describe('buffered request bodies and retries', () => {
           },
         ],
       },
-      { baseDir: dir, log: quiet },
+      { baseDir: dir, log: silentLogger },
     )
     port = proxy.address().port
   })

@@ -4,10 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startProxy, type ProxyHandle } from '../src/index.ts'
-import { createLogger } from '../src/observability/logger.ts'
+import { silentLogger } from '../src/observability/logger.ts'
 import { json, request, startUpstream, type Upstream } from './helpers/servers.ts'
-
-const quiet = createLogger({ level: 'error', write: () => {} })
 
 const FILES: Record<string, string> = {
   'hop.js': `export function onRequestHeaders(req) {
@@ -45,7 +43,7 @@ describe('filter-written request headers', () => {
           { name: 'dup', match: { prefix: '/dup' }, cluster: 'app', filters: ['dup-host'] },
         ],
       },
-      { baseDir: dir, log: quiet },
+      { baseDir: dir, log: silentLogger },
     )
     port = proxy.address().port
   })

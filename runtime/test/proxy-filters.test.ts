@@ -4,10 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startProxy, type ProxyHandle } from '../src/index.ts'
-import { createLogger } from '../src/observability/logger.ts'
+import { silentLogger } from '../src/observability/logger.ts'
 import { json, request, startUpstream, type Upstream } from './helpers/servers.ts'
-
-const quiet = createLogger({ level: 'error', write: () => {} })
 
 const FILES: Record<string, string> = {
   // Buffers the whole request body, upper-cases it; buffers the response body and wraps it.
@@ -69,7 +67,7 @@ describe('filters in the proxy', () => {
           { name: 'ws', match: { prefix: '/ws' }, cluster: 'app', filters: ['deny'] },
         ],
       },
-      { baseDir: dir, log: quiet },
+      { baseDir: dir, log: silentLogger },
     )
     port = proxy.address().port
   })

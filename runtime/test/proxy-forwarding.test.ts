@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createLogger } from '../src/observability/logger.ts'
+import { silentLogger } from '../src/observability/logger.ts'
 import { startProxy, type ProxyHandle } from '../src/index.ts'
 import { json, request, startUpstream, type Upstream } from './helpers/servers.ts'
-
-const quiet = createLogger({ level: 'error', write: () => {} })
 
 describe('edge forwarding', () => {
   let up: Upstream
@@ -25,7 +23,7 @@ describe('edge forwarding', () => {
           { name: 'app', match: { prefix: '/app' }, cluster: 'app' },
         ],
       },
-      { log: quiet },
+      { log: silentLogger },
     )
     port = proxy.address('main').port
   })

@@ -1,10 +1,8 @@
 import http from 'node:http'
 import { describe, expect, it } from 'vitest'
 import { startProxy } from '../src/index.ts'
-import { createLogger } from '../src/observability/logger.ts'
+import { silentLogger } from '../src/observability/logger.ts'
 import { request, startUpstream } from './helpers/servers.ts'
-
-const quiet = createLogger({ level: 'error', write: () => {} })
 
 function base(upPort: number, extra: object = {}) {
   return {
@@ -20,7 +18,7 @@ function base(upPort: number, extra: object = {}) {
 describe('graceful drain', () => {
   it('lets in-flight requests finish, refuses new connections, and ends within the deadline', async () => {
     const up = await startUpstream((_req, res) => setTimeout(() => res.end('finished'), 300))
-    const proxy = await startProxy(base(up.port, { limits: { drainTimeoutMs: 2000 } }), { log: quiet })
+    const proxy = await startProxy(base(up.port, { limits: { drainTimeoutMs: 2000 } }), { log: silentLogger })
     const port = proxy.address().port
     const inflight = request(port, { path: '/slow' })
     await new Promise((r) => setTimeout(r, 100))
@@ -36,7 +34,7 @@ describe('graceful drain', () => {
 
   it('destroys what is still running at the deadline', async () => {
     const up = await startUpstream(() => {})
-    const proxy = await startProxy(base(up.port, { limits: { drainTimeoutMs: 200 } }), { log: quiet })
+    const proxy = await startProxy(base(up.port, { limits: { drainTimeoutMs: 200 } }), { log: silentLogger })
     const stuck = request(proxy.address().port, { path: '/never' }).then(
       (r) => r.status,
       () => 'reset',
@@ -53,7 +51,7 @@ describe('graceful drain', () => {
 describe('admin and metrics', () => {
   it('exposes requests, response classes, latency per route and cluster, epoch and the unsigned flag', async () => {
     const up = await startUpstream()
-    const proxy = await startProxy(base(up.port, { allowUnsigned: true }), { log: quiet })
+    const proxy = await startProxy(base(up.port, { allowUnsigned: true }), { log: silentLogger })
     await request(proxy.address().port, { path: '/a' })
     await request(proxy.address().port, { path: '/b' })
     const m = (await request(proxy.adminAddress()!.port, { path: '/metrics' })).body
@@ -74,7 +72,7 @@ describe('admin and metrics', () => {
     const { join } = await import('node:path')
     const dir = await mkdtemp(join(tmpdir(), 'alog-'))
     const up = await startUpstream((_req, res) => res.end('12345'))
-    const proxy = await startProxy(base(up.port, { accessLog: join(dir, 'access.log') }), { log: quiet })
+    const proxy = await startProxy(base(up.port, { accessLog: join(dir, 'access.log') }), { log: silentLogger })
     await request(proxy.address().port, { path: '/x?y=1', headers: { 'x-request-id': 'rid-1' } })
     await request(proxy.address().port, { path: '/z' })
     await proxy.close()
@@ -90,7 +88,7 @@ describe('admin and metrics', () => {
 describe('workers', () => {
   it('runs two workers behind one port, merges their metrics and reloads them together', async () => {
     const up = await startUpstream((_req, res) => res.end(String(process.pid)))
-    const proxy = await startProxy(base(up.port, { workers: 2 }), { log: quiet, workers: true })
+    const proxy = await startProxy(base(up.port, { workers: 2 }), { log: silentLogger, workers: true })
     try {
       const port = proxy.address('main').port
       for (let i = 0; i < 6; i++) expect((await request(port, { path: '/' })).status).toBe(200)

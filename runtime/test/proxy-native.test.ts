@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startProxy } from '../src/index.ts'
-import { createLogger } from '../src/observability/logger.ts'
+import { createLogger, silentLogger } from '../src/observability/logger.ts'
 import { json, request, startUpstream, type Upstream } from './helpers/servers.ts'
 
 const TAG = `export function onRequestHeaders(req) { req.headers.set('x-native', 'yes') }`
@@ -53,7 +53,7 @@ describe('native filters in the proxy', () => {
   })
 
   it('are refused without allowNative (the default)', async () => {
-    const log = createLogger({ level: 'error', write: () => {} })
+    const log = silentLogger
     await expect(startProxy(config(up.port), { baseDir: dir, log })).rejects.toMatchObject({ code: 'config_invalid' })
     await expect(startProxy(config(up.port, false), { baseDir: dir, log })).rejects.toMatchObject({ code: 'config_invalid' })
   })

@@ -6,9 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startProxy } from '../src/index.ts'
-import { createLogger } from '../src/observability/logger.ts'
-
-const quiet = createLogger({ level: 'error', write: () => {} })
+import { silentLogger } from '../src/observability/logger.ts'
 
 // Calls out to a cluster whose response never ends, with a long callout timeout.
 const CALLOUT = `export async function onRequestHeaders(req, ctx) {
@@ -56,7 +54,7 @@ describe('shutdown', () => {
         filters: [{ name: 'callout', kind: 'quickjs', module: 'callout.js', capabilities: ['headers:read', 'http-callout'], calloutClusters: ['endless'] }],
         routes: [{ name: 'all', match: { prefix: '/' }, cluster: 'app', filters: ['callout'] }],
       },
-      { baseDir: dir, log: quiet },
+      { baseDir: dir, log: silentLogger },
     )
     const req = http.get({ host: '127.0.0.1', port: proxy.address().port, path: '/', agent: false })
     req.on('error', () => {})

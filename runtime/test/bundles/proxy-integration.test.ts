@@ -5,7 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startProxy, type ProxyHandle } from '../../src/index.ts'
-import { createLogger } from '../../src/observability/logger.ts'
+import { silentLogger } from '../../src/observability/logger.ts'
 import { sha256Digest } from '../../src/bundles/digest.ts'
 import { packBundle, unpackBundle } from '../../src/bundles/format.ts'
 import { BundleErrorCode } from '../../src/bundles/errors.ts'
@@ -37,8 +37,6 @@ function tagFilter(tag: string): Promise<Uint8Array> {
     (func (export "proxy_on_log") (param i32))
     (func (export "proxy_on_delete") (param i32)))`)
 }
-
-const quiet = createLogger({ level: 'error', write: () => {} })
 
 describe('proxy with signed bundles', () => {
   let up: Upstream
@@ -73,7 +71,7 @@ describe('proxy with signed bundles', () => {
     wasm[at + 1] = '3'.charCodeAt(0)
     const tampered = packBundle({ ...c, artifacts: new Map([['filter.wasm', wasm]]) })
     await writeFile(join(dir, 'tag-bad.orb'), tampered)
-    proxy = await startProxy(config({ path: 'tag-1.orb', digest: sha256Digest(v1) }), { baseDir: dir, log: quiet })
+    proxy = await startProxy(config({ path: 'tag-1.orb', digest: sha256Digest(v1) }), { baseDir: dir, log: silentLogger })
   })
   afterAll(async () => {
     await proxy?.close()
@@ -132,7 +130,7 @@ describe('proxy with a signed QuickJS bundle', () => {
           filters: [{ name: 'js', kind: 'quickjs', bundle: { path: 'js-tag.orb', digest: sha256Digest(file) }, capabilities: ['headers:read', 'local-reply', 'log'] }],
           routes: [{ name: 'app', match: { prefix: '/' }, cluster: 'app', filters: ['js'] }],
         },
-        { baseDir: dir, log: quiet },
+        { baseDir: dir, log: silentLogger },
       )
       const r = await request(proxy.address('main').port, { path: '/' })
       expect([r.status, r.body]).toEqual([403, 'from a signed js bundle'])

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { host } from '../../src/hosts/quickjs/index.ts'
 import type { FilterDefinition, FilterFactory } from '../../src/pipeline/filter.ts'
 import { startProxy, type ProxyHandle } from '../../src/index.ts'
-import { createLogger } from '../../src/observability/logger.ts'
+import { silentLogger } from '../../src/observability/logger.ts'
 import { request, startUpstream, type Upstream } from '../helpers/servers.ts'
 import { drive, jsArtifact, makeDef, makeServices } from './fixtures.ts'
 
@@ -84,7 +84,7 @@ describe('QuickJS body-only filter in the proxy', () => {
         filters: [{ name: 'waf', kind: 'quickjs', module: 'waf.js', capabilities: ['body:read', 'local-reply'] }],
         routes: [{ name: 'all', match: { prefix: '/' }, cluster: 'app', filters: ['waf'] }],
       },
-      { baseDir: dir, log: createLogger({ level: 'error', write: () => {} }) },
+      { baseDir: dir, log: silentLogger },
     )
   })
   afterAll(async () => {
