@@ -55,7 +55,7 @@ export async function startCentralWithRollouts(opts: StartWithRolloutsOptions): 
   try {
     if (opts.telemetryPort === undefined) {
       // grpc-js looks handlers up per call: a service added after bind is served.
-      addTelemetryService(central.grpcServer, telemetry)
+      addTelemetryService(central.grpcServer, telemetry, undefined, { groupOf: groupResolver(central) })
       tserver = { address: central.xdsAddress, close: async () => {} }
     } else tserver = await startTelemetryServer(telemetry, host, opts.telemetryPort)
   } catch (e) {
@@ -91,5 +91,19 @@ export async function startCentralWithRollouts(opts: StartWithRolloutsOptions): 
       await closeStores()
       await central.close()
     },
+  }
+}
+
+// Node id -> group from the fleet view, refreshed at most once a second (batches arrive per node per second).
+function groupResolver(central: Central): (node: string) => string | undefined {
+  let map = new Map<string, string>()
+  let at = 0
+  return (node) => {
+    const now = Date.now()
+    if (now - at > 1000 || !map.has(node)) {
+      map = new Map(central.dataPlanes().map((d) => [d.id, d.group] as [string, string]))
+      at = now
+    }
+    return map.get(node)
   }
 }

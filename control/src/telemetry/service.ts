@@ -19,7 +19,12 @@ const MAX_SERIES_PER_BATCH = 10_000
  * const server = new grpc.Server()
  * addTelemetryService(server, store)
  */
-export function addTelemetryService(server: grpc.Server, store: TelemetryStore, stats: TelemetryServiceStats = { batches: 0, series: 0, refused: 0 }): TelemetryServiceStats {
+export interface TelemetryServiceOptions {
+  /** The group of a data plane that did not say (central's fleet view knows it). */
+  groupOf?: (node: string) => string | undefined
+}
+
+export function addTelemetryService(server: grpc.Server, store: TelemetryStore, stats: TelemetryServiceStats = { batches: 0, series: 0, refused: 0 }, opts: TelemetryServiceOptions = {}): TelemetryServiceStats {
   server.addService(telemetryServiceDefinition(), {
     Report(call: grpc.ServerUnaryCall<BatchWire, AckWire>, cb: grpc.sendUnaryData<AckWire>) {
       const b = call.request
@@ -29,6 +34,7 @@ export function addTelemetryService(server: grpc.Server, store: TelemetryStore, 
         cb({ code: grpc.status.INVALID_ARGUMENT, details: bad })
         return
       }
+      if (!b.group && opts.groupOf) b.group = opts.groupOf(b.node) ?? ''
       try {
         const stored = store.insert(b)
         stats.batches++

@@ -52,7 +52,7 @@ async function traffic(versions: [string, string], bBad: boolean, done: () => Pr
   try {
     for (; rounds < 150 && !(await done()); rounds++) {
       const { weightB } = await published()
-      const epoch = central.central.epoch
+      const epoch = central.central.group('edge').epoch
       const a = agg.cell({ epoch, route: 'app', filter: 'main.headers', version: versions[0], variant: 'a' })
       const b = agg.cell({ epoch, route: 'app', filter: 'main.headers', version: versions[1], variant: 'b' })
       for (let i = 0; i < 400; i++) {
@@ -104,13 +104,13 @@ describe('rollouts through central', () => {
     cleanup.push(dpDir.cleanup)
     const dp = await dataPlane(central.xdsAddress, dpDir.dir, 'edge-rollout')
     cleanup.push(() => dp.close())
-    await converged(central as never, 'edge-rollout', central.central.epoch)
+    await dp.serving
 
     const start = await cli('rollout', 'start', '--group', 'edge', '--chain', 'main', '--filter', 'headers', '--from', 'add-headers@0.1.0', '--to', 'add-headers@0.2.0', '--steps', '10,50,100', '--interval', '300ms', '--min-requests', '50')
     expect(start.code).toBe(0)
     const id: string = start.out.id
     expect(await published()).toEqual({ weightB: 1000, version: '0.1.0' })
-    await converged(central as never, 'edge-rollout', central.central.epoch)
+    await converged(central as never, 'edge-rollout', central.central.group('edge').epoch)
 
     await traffic(['0.1.0', '0.2.0'], false, async () => (await cli('rollout', 'status', id)).out.state !== 'progressing')
     const status = await cli('rollout', 'status', id)
@@ -127,7 +127,7 @@ describe('rollouts through central', () => {
     ])
     // The last epoch is the group's, and the data plane runs it.
     expect(history.at(-1)!.epoch).toBe(central.central.group('edge').epoch)
-    await converged(central as never, 'edge-rollout', central.central.epoch)
+    await converged(central as never, 'edge-rollout', central.central.group('edge').epoch)
   }, 60_000)
 
   it('rolls a B that answers 500 on some paths back at the first step', async () => {

@@ -3,6 +3,7 @@
  * host reads. The file format (YAML or JSON) is documented in docs/configuration.md; the
  * validator in `validate.ts` turns a parsed file into a `ProxyConfig` or a list of issues.
  */
+import type { FilterSplitConfig } from '../rollout/filter-splits.ts'
 import type { FilterDefinition } from '../pipeline/filter.ts'
 import type { ClusterConfig, RoutePolicy } from '../upstream/types.ts'
 
@@ -144,6 +145,8 @@ export interface ProxyConfig {
   trustPolicy?: string
   /** Follow a registry's revocation list: revoked bundles and signers are refused and stopped. */
   registry?: RegistryConfig
+  /** Filters running two versions by weight (rollouts; usually from the control plane). */
+  filterSplits?: FilterSplitConfig[]
   /** 'auto' = one worker per core; 1 = run in this process. */
   workers: 'auto' | number
   listeners: ListenerConfig[]

@@ -3,6 +3,7 @@
  * or a `ConfigError` listing every problem with its path (`routes[2].cluster: unknown
  * cluster "api"`). Structure first, then references between sections.
  */
+import { readFilterSplits } from '../rollout/filter-splits.ts'
 import { CAPABILITIES, type Capability, type FilterDefinition, type Quotas } from '../pipeline/filter.ts'
 import type { ClusterConfig, EndpointConfig, RetryPolicy, RoutePolicy } from '../upstream/types.ts'
 import { ConfigError, ConfigErrorCode } from './errors.ts'
@@ -38,6 +39,7 @@ const TOP_KEYS = [
   'allowNative',
   'trustPolicy',
   'registry',
+  'filterSplits',
   'workers',
   'listeners',
   'routes',
@@ -80,6 +82,7 @@ export function validateConfig(doc: unknown, baseDir: string): ProxyConfig {
     allowNative: r.bool(top.allowNative, 'allowNative', false),
     trustPolicy: r.optStr(top.trustPolicy, 'trustPolicy'),
     ...readRegistry(r, top.registry),
+    ...(top.filterSplits !== undefined ? { filterSplits: readFilterSplits(r, top.filterSplits, new Set(filters.map((f) => f.name))) } : {}),
     workers,
     listeners,
     routes,

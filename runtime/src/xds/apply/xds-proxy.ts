@@ -30,6 +30,8 @@ import { BundleStore } from './bundle-store.ts'
 import { ApplyError, ApplyErrorCode } from './errors.ts'
 import { LastKnownGood } from './last-known-good.ts'
 import { RevocationPoller } from '../../bundles/revocation-poller.ts'
+import { splitChains } from '../../rollout/filter-splits.ts'
+import { SplitTelemetry, TelemetryAggregator, TelemetryExporter } from '../../telemetry/index.ts'
 import { join } from 'node:path'
 
 export interface XdsProxyOptions {
@@ -49,6 +51,11 @@ export interface XdsProxyOptions {
    * taken out (see docs/configuration.md, `registry`).
    */
   registry?: { url: string; token?: string; pollIntervalMs?: number }
+  /**
+   * Report rollout telemetry (per filter version of split filters) to central's telemetry
+   * service, by default at the xDS address every second; `false` turns it off.
+   */
+  telemetry?: false | { address?: string; intervalMs?: number }
 }
 
 /** Where the running config came from. */
@@ -87,6 +94,7 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
 
   let proxy: Proxy | undefined
   let revocations: RevocationPoller | undefined
+  const telemetry = opts.telemetry === false ? undefined : startTelemetry(opts.bootstrap, metrics, opts.telemetry ?? {})
   if (opts.registry) {
     const token = opts.registry.token ?? process.env.OMNIRELAY_REGISTRY_TOKEN
     revocations = new RevocationPoller({
@@ -141,7 +149,7 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
 
   const run = async (cfg: ProxyConfig, e: number | undefined): Promise<void> => {
     if (proxy === undefined) {
-      proxy = await Proxy.start(cfg, { log, metrics, readyDetails, ...(e !== undefined ? { epoch: e } : {}), ...(revocations ? { revocations } : {}) })
+      proxy = await Proxy.start(cfg, { log, metrics, readyDetails, ...(e !== undefined ? { epoch: e } : {}), ...(revocations ? { revocations } : {}), ...(telemetry ? { splitObserver: telemetry.observer } : {}) })
     } else {
       await proxy.reload(cfg, e)
     }
@@ -180,6 +188,7 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
     const used = new Set<string>()
     const chains = new Map(mesh.filterChains.map((c) => [c.name, c]))
     for (const s of [...mesh.listeners, ...mesh.routes]) if (s.filterChain) for (const f of chains.get(s.filterChain)?.filters ?? []) used.add(f.bundle)
+    for (const c of splitChains(mesh)) for (const f of chains.get(c)?.filters ?? []) used.add(f.bundle)
     const byName = new Map(mesh.bundles.map((b) => [b.name, b]))
     await Promise.all([...used].map((n) => byName.get(n)).filter((b): b is MeshBundle => b !== undefined).map((b) => bundles.ensure(b)))
     const doc = meshToProxyDoc(mesh, local, (b) => bundles.pathOf(b.digest))
@@ -244,10 +253,28 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
     nextEpoch: () => new Promise((r) => waiters.push(r)),
     async close() {
       await revocations?.stop()
+      await telemetry?.exporter.close()
       await client.close()
       await proxy?.close()
     },
   }
+}
+
+// Split filters report per version; batches go to central, bounded while it is away.
+function startTelemetry(boot: XdsBootstrap, metrics: MetricsRegistry, o: { address?: string; intervalMs?: number }) {
+  const aggregator = new TelemetryAggregator()
+  const observer = new SplitTelemetry(aggregator, metrics)
+  // Central fills in the group from its fleet view when the node does not name one.
+  const group = boot.node.metadata?.['meshkit.group']
+  const exporter = new TelemetryExporter({
+    target: o.address ?? boot.address,
+    node: boot.node.id,
+    ...(typeof group === 'string' ? { group } : {}),
+    aggregator,
+    intervalMs: o.intervalMs ?? 1000,
+  })
+  exporter.start()
+  return { observer, exporter }
 }
 
 function withLocal(doc: Record<string, unknown>, local: LocalSettings): Record<string, unknown> {

@@ -5,6 +5,7 @@
  */
 import type { RouteConfig } from '../../config/types.ts'
 import { filterInstanceName, type MeshBundle, type MeshConfig } from './mesh-config.ts'
+import { filterSplitsFromMesh, splitChains } from '../../rollout/filter-splits.ts'
 
 /** Local settings of the data plane that do not come from the control plane. */
 export interface LocalSettings {
@@ -33,6 +34,8 @@ export function meshToProxyDoc(mesh: MeshConfig, local: LocalSettings, bundleFil
   const used = new Set<string>()
   for (const l of mesh.listeners) if (l.filterChain) used.add(l.filterChain)
   for (const r of mesh.routes) if (r.filterChain) used.add(r.filterChain)
+  // A rollout's twin chain is used by no route: its filters are built for the split to run.
+  for (const c of splitChains(mesh)) used.add(c)
   const filters: Record<string, unknown>[] = []
   for (const name of used) {
     const c = chains.get(name)
@@ -67,6 +70,8 @@ export function meshToProxyDoc(mesh: MeshConfig, local: LocalSettings, bundleFil
     routes: mesh.routes.map((r) => routeDoc(r, chainFilters(r.filterChain))),
     filters,
   }
+  const splits = filterSplitsFromMesh(mesh)
+  if (splits.length) doc.filterSplits = splits
   if (local.trustPolicy !== undefined) doc.trustPolicy = local.trustPolicy
   if (local.admin !== undefined) doc.admin = local.admin
   if (local.accessLog !== undefined) doc.accessLog = local.accessLog
