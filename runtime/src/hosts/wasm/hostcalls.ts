@@ -106,6 +106,20 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
   const grants = env.grants
   const m = () => vm.mem
   const str = (ptr: number, len: number) => m().string(ptr, len)
+  /** add_header_map_value (append) and replace_header_map_value (`replace`): same checks. */
+  const writeValue = (type: number, kPtr: number, kLen: number, vPtr: number, vLen: number, replace: boolean): number => {
+    const map = writableMap(vm, type)
+    if (map === undefined) return R.BadArgument
+    if (!m().ok(kPtr, kLen) || !m().ok(vPtr, vLen)) return R.InvalidMemoryAccess
+    if (map === null) return R.NotFound
+    if (vLen > HOST_LIMITS.maxHeaderValueBytes || map.size >= HOST_LIMITS.maxHeaders) return R.BadArgument
+    const k = str(kPtr, kLen).toLowerCase()
+    const v = str(vPtr, vLen)
+    if (!validHeader(k, v)) return R.BadArgument
+    if (replace) map.set(k, v)
+    else map.add(k, v)
+    return R.Ok
+  }
 
   return {
     proxy_log(level: number, ptr: number, len: number) {
@@ -250,28 +264,10 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
       return R.Ok
     },
     proxy_add_header_map_value(type: number, kPtr: number, kLen: number, vPtr: number, vLen: number) {
-      const map = writableMap(vm, type)
-      if (map === undefined) return R.BadArgument
-      if (!m().ok(kPtr, kLen) || !m().ok(vPtr, vLen)) return R.InvalidMemoryAccess
-      if (map === null) return R.NotFound
-      if (vLen > HOST_LIMITS.maxHeaderValueBytes || map.size >= HOST_LIMITS.maxHeaders) return R.BadArgument
-      const k = str(kPtr, kLen).toLowerCase()
-      const v = str(vPtr, vLen)
-      if (!validHeader(k, v)) return R.BadArgument
-      map.add(k, v)
-      return R.Ok
+      return writeValue(type, kPtr, kLen, vPtr, vLen, false)
     },
     proxy_replace_header_map_value(type: number, kPtr: number, kLen: number, vPtr: number, vLen: number) {
-      const map = writableMap(vm, type)
-      if (map === undefined) return R.BadArgument
-      if (!m().ok(kPtr, kLen) || !m().ok(vPtr, vLen)) return R.InvalidMemoryAccess
-      if (map === null) return R.NotFound
-      if (vLen > HOST_LIMITS.maxHeaderValueBytes || map.size >= HOST_LIMITS.maxHeaders) return R.BadArgument
-      const k = str(kPtr, kLen).toLowerCase()
-      const v = str(vPtr, vLen)
-      if (!validHeader(k, v)) return R.BadArgument
-      map.set(k, v)
-      return R.Ok
+      return writeValue(type, kPtr, kLen, vPtr, vLen, true)
     },
     proxy_remove_header_map_value(type: number, kPtr: number, kLen: number) {
       const map = writableMap(vm, type)
