@@ -3,7 +3,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import wabtInit from 'wabt'
+import { expect } from 'vitest'
 import { buildBundle } from '../../src/bundles/build.ts'
+import { ArtifactError } from '../../src/bundles/errors.ts'
 import { packBundle } from '../../src/bundles/format.ts'
 import { generateSigningKey, type KeyAlgorithm, type SigningKey } from '../../src/bundles/keys.ts'
 import { serializeManifest, type BundleManifest } from '../../src/bundles/manifest.ts'
@@ -105,4 +107,15 @@ export function manifestFor(kind: BundleManifest['kind'], entry: string, bytes: 
     tools: { test: '1' },
     ...extra,
   }
+}
+
+/** The `code` of the ArtifactError `p` rejects with (fails the test when it resolves or rejects otherwise). */
+export async function refusedWith(p: Promise<unknown>): Promise<string> {
+  try {
+    await p
+  } catch (e) {
+    expect(e).toBeInstanceOf(ArtifactError)
+    return (e as ArtifactError).code
+  }
+  throw new Error('expected a refusal')
 }

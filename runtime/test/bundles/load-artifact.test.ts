@@ -3,14 +3,14 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { loadArtifact, type BundleArtifact } from '../../src/bundles/load-artifact.ts'
-import { ArtifactError, BundleErrorCode } from '../../src/bundles/errors.ts'
+import { BundleErrorCode } from '../../src/bundles/errors.ts'
 import { sha256Digest } from '../../src/bundles/digest.ts'
 import { unpackBundle, packBundle } from '../../src/bundles/format.ts'
 import { announceUnsignedMode, UNSIGNED_MODE_METRIC } from '../../src/bundles/unsigned-mode.ts'
 import { MetricsRegistry } from '../../src/observability/metrics.ts'
 import { createLogger } from '../../src/observability/logger.ts'
 import type { FilterDefinition } from '../../src/pipeline/filter.ts'
-import { manifestFor, newKey, policyDoc, proxyWasm, signedFromManifest, signedWasmBundle, tempDir } from './fixtures.ts'
+import { manifestFor, newKey, policyDoc, proxyWasm, refusedWith, signedFromManifest, signedWasmBundle, tempDir } from './fixtures.ts'
 
 const { dir, cleanup } = await tempDir()
 afterAll(cleanup)
@@ -43,16 +43,6 @@ function def(over: Partial<FilterDefinition> = {}): FilterDefinition {
 }
 const opts = { baseDir: dir, allowUnsigned: false, trustPolicy: 'policy.yaml' }
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p
-  } catch (e) {
-    expect(e).toBeInstanceOf(ArtifactError)
-    return (e as ArtifactError).code
-  }
-  throw new Error('expected a refusal')
-}
-
 describe('loadArtifact with bundles', () => {
   it('loads a verified bundle with identity, pinned digest and the effective grant', async () => {
     const a = (await loadArtifact(def(), opts)) as BundleArtifact
@@ -74,18 +64,18 @@ describe('loadArtifact with bundles', () => {
   })
 
   it('refuses when config does not grant what the module imports need', async () => {
-    expect(await code(loadArtifact(def({ capabilities: ['log'] }), opts))).toBe(BundleErrorCode.CapabilitiesNotGranted)
+    expect(await refusedWith(loadArtifact(def({ capabilities: ['log'] }), opts))).toBe(BundleErrorCode.CapabilitiesNotGranted)
   })
 
   it('accepts file: URLs and refuses remote URLs', async () => {
     await expect(loadArtifact(def({ bundle: { path: pathToFileURL(join(dir, 'demo.orb')).href, digest } }), opts)).resolves.toBeTruthy()
-    expect(await code(loadArtifact(def({ bundle: { path: 'https://registry.example/demo.orb', digest } }), opts))).toBe(BundleErrorCode.ReadFailed)
+    expect(await refusedWith(loadArtifact(def({ bundle: { path: 'https://registry.example/demo.orb', digest } }), opts))).toBe(BundleErrorCode.ReadFailed)
   })
 
   it('accepts bare-hex pins and refuses a missing or wrong pin', async () => {
     await expect(loadArtifact(def({ bundle: { path: 'demo.orb', digest: digest.slice(7).toUpperCase() } }), opts)).resolves.toBeTruthy()
-    expect(await code(loadArtifact(def({ bundle: { path: 'demo.orb' } }), opts))).toBe(BundleErrorCode.DigestRequired)
-    expect(await code(loadArtifact(def({ bundle: { path: 'demo.orb', digest: sha256Digest('other') } }), opts))).toBe(BundleErrorCode.DigestMismatch)
+    expect(await refusedWith(loadArtifact(def({ bundle: { path: 'demo.orb' } }), opts))).toBe(BundleErrorCode.DigestRequired)
+    expect(await refusedWith(loadArtifact(def({ bundle: { path: 'demo.orb', digest: sha256Digest('other') } }), opts))).toBe(BundleErrorCode.DigestMismatch)
   })
 
   it('still refuses a tampered bundle even when the pin names the tampered file', async () => {
@@ -94,21 +84,21 @@ describe('loadArtifact with bundles', () => {
     art[art.length - 1] ^= 1
     const bad = packBundle({ ...c, artifacts: new Map([['filter.wasm', art]]) })
     await writeFile(join(dir, 'bad.orb'), bad)
-    const r = code(loadArtifact(def({ bundle: { path: 'bad.orb', digest: sha256Digest(bad) } }), opts))
+    const r = refusedWith(loadArtifact(def({ bundle: { path: 'bad.orb', digest: sha256Digest(bad) } }), opts))
     expect(await r).toBe(BundleErrorCode.ArtifactDigestMismatch)
   })
 
   it('refuses config quotas above the maximum and config that fails the schema', async () => {
-    expect(await code(loadArtifact(def({ quotas: { fuel: 9999 } }), opts))).toBe(BundleErrorCode.QuotaExceedsMaximum)
-    expect(await code(loadArtifact(def({ config: { header: 1 } }), opts))).toBe(BundleErrorCode.ConfigInvalid)
-    expect(await code(loadArtifact(def({ config: undefined }), opts))).toBe(BundleErrorCode.ConfigInvalid)
+    expect(await refusedWith(loadArtifact(def({ quotas: { fuel: 9999 } }), opts))).toBe(BundleErrorCode.QuotaExceedsMaximum)
+    expect(await refusedWith(loadArtifact(def({ config: { header: 1 } }), opts))).toBe(BundleErrorCode.ConfigInvalid)
+    expect(await refusedWith(loadArtifact(def({ config: undefined }), opts))).toBe(BundleErrorCode.ConfigInvalid)
   })
 
   it('refuses a kind mismatch, a missing policy and a missing file', async () => {
-    expect(await code(loadArtifact(def({ kind: 'quickjs' }), opts))).toBe(BundleErrorCode.KindMismatch)
-    expect(await code(loadArtifact(def(), { baseDir: dir, allowUnsigned: false }))).toBe(BundleErrorCode.PolicyMissing)
-    expect(await code(loadArtifact(def(), { ...opts, trustPolicy: 'nope.yaml' }))).toBe(BundleErrorCode.PolicyMissing)
-    expect(await code(loadArtifact(def({ bundle: { path: 'nope.orb', digest } }), opts))).toBe(BundleErrorCode.ReadFailed)
+    expect(await refusedWith(loadArtifact(def({ kind: 'quickjs' }), opts))).toBe(BundleErrorCode.KindMismatch)
+    expect(await refusedWith(loadArtifact(def(), { baseDir: dir, allowUnsigned: false }))).toBe(BundleErrorCode.PolicyMissing)
+    expect(await refusedWith(loadArtifact(def(), { ...opts, trustPolicy: 'nope.yaml' }))).toBe(BundleErrorCode.PolicyMissing)
+    expect(await refusedWith(loadArtifact(def({ bundle: { path: 'nope.orb', digest } }), opts))).toBe(BundleErrorCode.ReadFailed)
   })
 
   it('picks up an edited policy file (a removed key stops loading)', async () => {
@@ -117,7 +107,7 @@ describe('loadArtifact with bundles', () => {
     await expect(loadArtifact(def(), { ...opts, trustPolicy: file })).resolves.toBeTruthy()
     const other = newKey('ecdsa-p256', 'other')
     await writeFile(file, JSON.stringify(policyDoc([{ key: other }]) ) + '\n\n')
-    expect(await code(loadArtifact(def(), { ...opts, trustPolicy: file }))).toBe(BundleErrorCode.UnknownSigner)
+    expect(await refusedWith(loadArtifact(def(), { ...opts, trustPolicy: file }))).toBe(BundleErrorCode.UnknownSigner)
   })
 
   it('loads a native bundle only with an explicit native grant, into a private file', async () => {
@@ -125,7 +115,7 @@ describe('loadArtifact with bundles', () => {
     const file = await signedFromManifest(key, manifestFor('native', 'filter.mjs', src), new Map([['filter.mjs', src]]))
     await writeFile(join(dir, 'native.orb'), file)
     const d = def({ kind: 'native', config: undefined, bundle: { path: 'native.orb', digest: sha256Digest(file) } })
-    expect(await code(loadArtifact(d, opts))).toBe(BundleErrorCode.KindNotAllowed)
+    expect(await refusedWith(loadArtifact(d, opts))).toBe(BundleErrorCode.KindNotAllowed)
     const nativeDir = join(dir, 'native')
     const a = await loadArtifact(d, { ...opts, nativeDir, trustPolicy: policyDoc([{ key }], { kinds: ['wasm', 'native'] }) })
     expect(a.entry).toBeDefined()
@@ -137,7 +127,7 @@ describe('loadArtifact with bundles', () => {
     const shared = join(dir, 'shared')
     await mkdir(shared, { mode: 0o777 })
     await chmod(shared, 0o777)
-    expect(await code(loadArtifact(d, { ...opts, nativeDir: shared, trustPolicy: policyDoc([{ key }], { kinds: ['native'] }) }))).toBe(
+    expect(await refusedWith(loadArtifact(d, { ...opts, nativeDir: shared, trustPolicy: policyDoc([{ key }], { kinds: ['native'] }) }))).toBe(
       BundleErrorCode.NativeDirUnsafe,
     )
   })
@@ -147,7 +137,7 @@ describe('loadArtifact unsigned path', () => {
   it('refuses plain modules unless allowUnsigned, then says so', async () => {
     await writeFile(join(dir, 'plain.wasm'), wasm)
     const d = def({ bundle: undefined, module: 'plain.wasm' })
-    expect(await code(loadArtifact(d, opts))).toBe(BundleErrorCode.UnsignedRefused)
+    expect(await refusedWith(loadArtifact(d, opts))).toBe(BundleErrorCode.UnsignedRefused)
     const lines: string[] = []
     const metrics = new MetricsRegistry()
     const log = createLogger({ write: (l) => lines.push(l) })

@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { ArtifactError, BundleErrorCode } from '../../src/bundles/errors.ts'
+import { BundleErrorCode } from '../../src/bundles/errors.ts'
 import { compileTrustPolicy, globToRegExp } from '../../src/bundles/trust-policy.ts'
 import { verifyBundle } from '../../src/bundles/verify.ts'
-import { newKey, proxyWasm, signedWasmBundle } from './fixtures.ts'
-
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p
-  } catch (e) {
-    expect(e).toBeInstanceOf(ArtifactError)
-    return (e as ArtifactError).code
-  }
-  throw new Error('expected a refusal')
-}
+import { newKey, proxyWasm, refusedWith, signedWasmBundle } from './fixtures.ts'
 
 const a = newKey('ecdsa-p256', 'a-1')
 const b = newKey('ed25519', 'a-2')
@@ -34,7 +24,7 @@ describe('trust policy', () => {
       { version: 1, publishers: [{ name: 'x', keys: [{ keyId: 'k', publicKey: pem }], kinds: ['rust'] }] },
       { version: 1, publishers: [{ name: 'x', keys: [{ keyId: 'k', publicKey: pem }], surprise: true }] },
     ]
-    for (const doc of bad) expect(await code(compileTrustPolicy(doc)), JSON.stringify(doc)?.slice(0, 80)).toBe(BundleErrorCode.PolicyInvalid)
+    for (const doc of bad) expect(await refusedWith(compileTrustPolicy(doc)), JSON.stringify(doc)?.slice(0, 80)).toBe(BundleErrorCode.PolicyInvalid)
   })
 
   it('trusts every key of a publisher (rotation) and narrows windows per key', async () => {
@@ -56,8 +46,8 @@ describe('trust policy', () => {
     const mid = new Date('2027-01-01T00:00:00Z')
     expect((await verifyBundle(byA, policy, { now: mid })).signer.keyId).toBe('a-1')
     expect((await verifyBundle(byB, policy, { now: mid })).signer.keyId).toBe('a-2')
-    expect(await code(verifyBundle(byA, policy, { now: new Date('2031-01-01T00:00:00Z') }))).toBe(BundleErrorCode.KeyExpired)
-    expect(await code(verifyBundle(byB, policy, { now: new Date('2025-01-01T00:00:00Z') }))).toBe(BundleErrorCode.KeyNotYetValid)
+    expect(await refusedWith(verifyBundle(byA, policy, { now: new Date('2031-01-01T00:00:00Z') }))).toBe(BundleErrorCode.KeyExpired)
+    expect(await refusedWith(verifyBundle(byB, policy, { now: new Date('2025-01-01T00:00:00Z') }))).toBe(BundleErrorCode.KeyNotYetValid)
   })
 
   it('matches names with anchored globs', () => {

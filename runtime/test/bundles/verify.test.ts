@@ -1,21 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { ArtifactError, BundleErrorCode } from '../../src/bundles/errors.ts'
+import { BundleErrorCode } from '../../src/bundles/errors.ts'
 import { packBundle, unpackBundle } from '../../src/bundles/format.ts'
 import { sha256Digest } from '../../src/bundles/digest.ts'
 import { signBundle } from '../../src/bundles/sign.ts'
 import { verifyBundle } from '../../src/bundles/verify.ts'
 import { compileTrustPolicy } from '../../src/bundles/trust-policy.ts'
-import { manifestFor, newKey, policyDoc, policyFor, proxyWasm, signedFromManifest, signedWasmBundle, wat } from './fixtures.ts'
-
-async function refusedWith(p: Promise<unknown>): Promise<string> {
-  try {
-    await p
-  } catch (e) {
-    expect(e).toBeInstanceOf(ArtifactError)
-    return (e as ArtifactError).code
-  }
-  throw new Error('expected a refusal')
-}
+import { manifestFor, newKey, policyDoc, policyFor, proxyWasm, refusedWith, signedFromManifest, signedWasmBundle, wat } from './fixtures.ts'
 
 /** Rewrites one entry of a bundle, keeping the rest (including the signature) as is. */
 function tamper(file: Uint8Array, edit: (c: ReturnType<typeof unpackBundle>) => void): Uint8Array {
