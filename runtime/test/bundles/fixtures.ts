@@ -119,3 +119,27 @@ export async function refusedWith(p: Promise<unknown>): Promise<string> {
   }
   throw new Error('expected a refusal')
 }
+
+/** A real proxy-wasm filter: adds request header `x-bundle: <tag>` (tag is 2 ASCII bytes). */
+export function tagFilter(tag: string): Promise<Uint8Array> {
+  return wat(`(module
+    (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 2)
+    (data (i32.const 16) "x-bundle")
+    (data (i32.const 32) "${tag}")
+    (global $heap (mut i32) (i32.const 1024))
+    (func (export "proxy_abi_version_0_2_1"))
+    (func (export "proxy_on_memory_allocate") (param $n i32) (result i32) (local $p i32)
+      (local.set $p (global.get $heap))
+      (global.set $heap (i32.add (global.get $heap) (i32.and (i32.add (local.get $n) (i32.const 7)) (i32.const -8))))
+      (local.get $p))
+    (func (export "proxy_on_context_create") (param i32 i32))
+    (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+    (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+    (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+      (drop (call $add (i32.const 0) (i32.const 16) (i32.const 8) (i32.const 32) (i32.const 2)))
+      (i32.const 0))
+    (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+    (func (export "proxy_on_log") (param i32))
+    (func (export "proxy_on_delete") (param i32)))`)
+}
