@@ -154,4 +154,20 @@ describe('rollouts on a real data plane', () => {
     await converged(central as never, 'edge-1', central.central.group('edge').epoch)
     for (let i = 0; i < 20; i++) expect(await get(`/bad/${i}`)).toEqual({ status: 200, guard: 'v2' })
   }, 60_000)
+
+  it('kill switch: a killed bundle gets its failure policy (fail-closed: 503) on the data plane, unkill restores it', async () => {
+    expect(await get('/k')).toEqual({ status: 200, guard: 'v2' })
+    const t0 = performance.now()
+    const k = await api(central as never, 'POST', '/v1/kills', { scope: 'bundle', target: 'guard@2.0.0', reason: 'test' })
+    expect(k.status, JSON.stringify(k.body)).toBe(200)
+    await until(async () => ((await get('/k')).status === 503 ? true : undefined), 5000, 'kill enforced')
+    const enforcedMs = performance.now() - t0
+    expect(enforcedMs).toBeLessThan(1000)
+    expect((await api(central as never, 'GET', '/v1/kills')).body.kills).toMatchObject([{ scope: 'bundle', target: 'guard@2.0.0' }])
+    const u = await api(central as never, 'DELETE', '/v1/kills/bundle/guard@2.0.0')
+    expect(u.status).toBe(200)
+    await until(async () => ((await get('/k')).status === 200 ? true : undefined), 5000, 'unkill')
+    expect(await get('/k')).toEqual({ status: 200, guard: 'v2' })
+    console.log(`kill -> enforced on the data plane: ${enforcedMs.toFixed(0)} ms`)
+  }, 30_000)
 })

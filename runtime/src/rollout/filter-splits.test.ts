@@ -7,6 +7,7 @@ import type { FilterFactory } from '../pipeline/filter.ts'
 import { retiredFactories } from '../pipeline/build-filters.ts'
 import type { MeshConfig } from '../xds/mapping/mesh-config.ts'
 import { applyFilterSplits, filterSplitsFromMesh, readFilterSplits } from './filter-splits.ts'
+import { KilledFilterFactory } from './kill.ts'
 import { SplitSlot } from './split-slot.ts'
 
 const metrics = new MetricsRegistry()
@@ -51,6 +52,39 @@ describe('filter splits', () => {
       splits: [{ name: 'rollout:main.waf', pinHeader: 'x-omnirelay-pin', rollout: 'r1', targets: [{ variant: 'a', weight: 9500, filterChain: 'main' }, { variant: 'b', weight: 500, filterChain: 'main:canary' }] }],
     } as unknown as MeshConfig
     expect(filterSplitsFromMesh(mesh)).toEqual([{ name: 'rollout:main.waf', filter: 'main.waf', canary: 'main:canary.waf', weightB: 500, slot: 'waf', pinHeader: 'x-omnirelay-pin', rollout: 'r1' }])
+  })
+
+  it('kills a filter (alone or as one version of a split) and brings it back unchanged', () => {
+    const a = built('main.waf', '1.0.0')
+    const b = built('main:canary.waf', '2.0.0')
+    const split = { name: 's', filter: 'main.waf', canary: 'main:canary.waf', weightB: 500 }
+    const kill = { name: 'kill:0:main:canary.waf', filter: 'main:canary.waf', canary: '', weightB: 0, kill: 'bundle waf@2.0.0' }
+    const e1 = applyFilterSplits(new Map([['main.waf', a], ['main:canary.waf', b]]), [split, kill])
+    const slot = e1.get('main.waf')!.entry.factory as SplitSlot
+    expect(slot.factories[0]).toBe(a.entry.factory)
+    expect(slot.factories[1]).toBeInstanceOf(KilledFilterFactory)
+    // Neither original is retired while killed or split.
+    const e2 = applyFilterSplits(new Map([['main.waf', e1.get('main.waf')!], ['main:canary.waf', e1.get('main:canary.waf')!]]), [])
+    expect(e2.get('main.waf')).toBe(a)
+    expect(e2.get('main:canary.waf')).toBe(b)
+    expect(retiredFactories(e1, e2)).not.toContain(a.entry.factory)
+    expect(retiredFactories(e1, e2)).not.toContain(b.entry.factory)
+  })
+
+  it('derives kills from kill:<n> splits by bundle and by filter name', () => {
+    const f = (name: string, bundle: string) => ({ name, bundle, failurePolicy: 'fail-closed' as const, isolation: 'shared' as const, quotas: {}, capabilities: [] })
+    const mesh = {
+      listeners: [], routes: [], clusters: [], bundles: [],
+      filterChains: [{ name: 'main', filters: [f('waf', 'waf@2.0.0'), f('auth', 'auth@1.0.0')] }, { name: 'other', filters: [f('waf', 'waf@1.0.0')] }],
+      splits: [
+        { name: 'kill:0', rollout: 'CVE', targets: [{ variant: 'bundle=waf@2.0.0', weight: 10000 }] },
+        { name: 'kill:1', targets: [{ variant: 'filter=auth', weight: 10000 }] },
+      ],
+    } as unknown as MeshConfig
+    expect(filterSplitsFromMesh(mesh).map((s) => [s.filter, s.kill])).toEqual([
+      ['main.waf', 'bundle waf@2.0.0: CVE'],
+      ['main.auth', 'filter auth'],
+    ])
   })
 
   it('validates filterSplits with paths', () => {

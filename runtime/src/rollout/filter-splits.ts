@@ -12,6 +12,7 @@ import type { Reader } from '../config/reader.ts'
 import type { BuiltFilter, BuiltFilters } from '../pipeline/build-filters.ts'
 import type { ChainEntry } from '../pipeline/chain.ts'
 import { filterInstanceName, type MeshConfig } from '../xds/mapping/mesh-config.ts'
+import { KilledFilterFactory } from './kill.ts'
 import { SplitSlot, type VariantObserver } from './split-slot.ts'
 
 export interface FilterSplitConfig {
@@ -30,10 +31,23 @@ export interface FilterSplitConfig {
   stickyCookie?: string
   /** Rollout id, for logs. */
   rollout?: string
+  /**
+   * Kill switch: when set (the why), `filter` does not run; its failure policy applies to
+   * every request (fail-open skips, fail-closed 503). `canary` and `weightB` are unused.
+   */
+  kill?: string
 }
 
-const KEYS = ['name', 'filter', 'canary', 'weightB', 'slot', 'pinHeader', 'stickyHeader', 'stickyCookie', 'rollout']
+const KEYS = ['name', 'filter', 'canary', 'weightB', 'slot', 'pinHeader', 'stickyHeader', 'stickyCookie', 'rollout', 'kill']
 const ALIAS = '\u0000split-a:'
+const KILL_ALIAS = '\u0000killed:'
+
+/**
+ * Kill rules travel as RolloutSplit resources named `kill:<n>` with one target whose variant
+ * is `<scope>=<target>` (scope filter|bundle) and whose `rollout` field holds the reason:
+ * existing, wire-compatible resources, so every data plane gets a kill in the next epoch.
+ */
+export const KILL_SPLIT_PREFIX = 'kill:'
 
 /** Reads `filterSplits` of a config document (issues go to the reader, with paths). */
 export function readFilterSplits(r: Reader, v: unknown, filterNames: ReadonlySet<string>): FilterSplitConfig[] {
@@ -44,11 +58,19 @@ export function readFilterSplits(r: Reader, v: unknown, filterNames: ReadonlySet
     const o = r.obj(x, p, true)
     if (!o) return
     r.known(o, p, KEYS)
+    const kill = o.kill !== undefined
     const s: FilterSplitConfig = {
       name: r.str(o.name, `${p}.name`) ?? '',
       filter: r.str(o.filter, `${p}.filter`) ?? '',
-      canary: r.str(o.canary, `${p}.canary`) ?? '',
-      weightB: r.int(o.weightB, `${p}.weightB`, 0, 10_000),
+      canary: kill ? (r.optStr(o.canary, `${p}.canary`) ?? '') : (r.str(o.canary, `${p}.canary`) ?? ''),
+      weightB: kill ? 0 : r.int(o.weightB, `${p}.weightB`, 0, 10_000),
+    }
+    if (kill) {
+      const why = r.optStr(o.kill, `${p}.kill`)
+      if (why !== undefined) s.kill = why
+      if (s.filter && !filterNames.has(s.filter)) r.fail(`${p}.filter`, `unknown filter "${s.filter}"`)
+      out.push(s)
+      return
     }
     for (const k of ['slot', 'pinHeader', 'stickyHeader', 'stickyCookie', 'rollout'] as const) {
       const val = r.optStr(o[k], `${p}.${k}`)
@@ -74,6 +96,10 @@ export function filterSplitsFromMesh(mesh: MeshConfig): FilterSplitConfig[] {
   for (const s of [...mesh.listeners, ...mesh.routes]) if (s.filterChain) used.add(s.filterChain)
   const out: FilterSplitConfig[] = []
   for (const s of mesh.splits) {
+    if (s.name.startsWith(KILL_SPLIT_PREFIX)) {
+      out.push(...killsFromSplit(s, mesh))
+      continue
+    }
     if (s.targets.length !== 2 || s.targets.some((t) => !t.filterChain || t.cluster)) continue
     const ia = used.has(s.targets[0]!.filterChain!) ? 0 : 1
     const ta = s.targets[ia]!
@@ -88,6 +114,24 @@ export function filterSplitsFromMesh(mesh: MeshConfig): FilterSplitConfig[] {
     if (s.pinHeader) split.pinHeader = s.pinHeader
     if (s.rollout) split.rollout = s.rollout
     out.push(split)
+  }
+  return out
+}
+
+function killsFromSplit(s: MeshConfig['splits'][number], mesh: MeshConfig): FilterSplitConfig[] {
+  const rule = s.targets[0]?.variant ?? ''
+  const eq = rule.indexOf('=')
+  const scope = rule.slice(0, eq)
+  const target = rule.slice(eq + 1)
+  if (eq <= 0 || !target) return []
+  const why = `${scope} ${target}${s.rollout ? `: ${s.rollout}` : ''}`
+  const out: FilterSplitConfig[] = []
+  for (const c of mesh.filterChains) {
+    for (const f of c.filters) {
+      const name = filterInstanceName(c.name, f.name)
+      const hit = scope === 'bundle' ? f.bundle === target : scope === 'filter' ? target === name || target === f.name : false
+      if (hit) out.push({ name: `${s.name}:${name}`, filter: name, canary: '', weightB: 0, kill: why })
+    }
   }
   return out
 }
@@ -108,10 +152,24 @@ type SplitBuilt = BuiltFilter & { original?: BuiltFilter }
 export function applyFilterSplits(built: BuiltFilters, splits: readonly FilterSplitConfig[], opts: { observer?: VariantObserver } = {}): BuiltFilters {
   const out = new Map<string, BuiltFilter>()
   for (const [name, b] of built) {
-    if (name.startsWith(ALIAS)) continue
-    out.set(name, (b as SplitBuilt).original ?? b)
+    if (name.startsWith(ALIAS) || name.startsWith(KILL_ALIAS)) continue
+    let plain = b as SplitBuilt
+    // A killed filter inside a slot, or a slot around killed versions: peel every layer.
+    while (plain.original) plain = plain.original as SplitBuilt
+    out.set(name, plain)
+  }
+  // Kills first: a killed version inside a split fails only its own share of requests.
+  for (const s of splits) {
+    if (s.kill === undefined) continue
+    const orig = out.get(s.filter)
+    if (!orig || orig.entry.factory instanceof KilledFilterFactory) continue
+    const factory = new KilledFilterFactory(orig.entry.factory, { scope: 'filter', reason: s.kill })
+    const killed: SplitBuilt = { key: orig.key, entry: { ...orig.entry, factory, phases: factory.phases }, original: orig }
+    out.set(s.filter, killed)
+    out.set(`${KILL_ALIAS}${s.filter}`, orig)
   }
   for (const s of splits) {
+    if (s.kill !== undefined) continue
     const a = out.get(s.filter)
     const b = out.get(s.canary)
     if (!a || !b) continue
