@@ -22,8 +22,3 @@ export function normalizeDigest(text: string): string | undefined {
   const hex = (text.startsWith(DIGEST_PREFIX) ? text.slice(DIGEST_PREFIX.length) : text).toLowerCase()
   return HEX64.test(hex) ? DIGEST_PREFIX + hex : undefined
 }
-
-/** Whether `text` is exactly `sha256:<64 lowercase hex>`. */
-export function isDigest(text: unknown): text is string {
-  return typeof text === 'string' && text.startsWith(DIGEST_PREFIX) && HEX64.test(text.slice(DIGEST_PREFIX.length))
-}

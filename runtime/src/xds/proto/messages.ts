@@ -1,7 +1,8 @@
 /**
  * The discovery messages (envoy.service.discovery.v3) as plain TypeScript shapes,
- * and their codecs. Both ends use these; the server additionally has a
- * hand-written response encoder that splices in cached resource bytes.
+ * and their codecs. Both ends use these; responses are encoded only by the server's
+ * hand-written encoder (control/src/xds/wire/response-encoder.ts), which splices in cached
+ * resource bytes.
  */
 import type protobuf from 'protobufjs'
 import { protoType } from './root.ts'
@@ -238,30 +239,4 @@ export function decodeDeltaDiscoveryResponse(bytes: Uint8Array): DeltaDiscoveryR
   }
   if (m.control_plane?.identifier) r.controlPlane = m.control_plane.identifier
   return r
-}
-
-/** Reference encoders (tests and tools); the server uses its cached-bytes encoder. */
-export function encodeDiscoveryResponse(r: DiscoveryResponse): Buffer {
-  return encode(T.res(), {
-    version_info: r.versionInfo,
-    resources: r.resources.map((a) => ({ type_url: a.typeUrl, value: a.value })),
-    type_url: r.typeUrl,
-    nonce: r.nonce,
-    ...(r.controlPlane ? { control_plane: { identifier: r.controlPlane } } : {}),
-  })
-}
-
-export function encodeDeltaDiscoveryResponse(r: DeltaDiscoveryResponse): Buffer {
-  return encode(T.dres(), {
-    system_version_info: r.systemVersionInfo,
-    resources: r.resources.map((x) => ({
-      name: x.name,
-      version: x.version,
-      ...(x.resource ? { resource: { type_url: x.resource.typeUrl, value: x.resource.value } } : {}),
-    })),
-    type_url: r.typeUrl,
-    nonce: r.nonce,
-    removed_resources: r.removedResources,
-    ...(r.controlPlane ? { control_plane: { identifier: r.controlPlane } } : {}),
-  })
 }
