@@ -1,4 +1,3 @@
-import http from 'node:http'
 import { describe, expect, it } from 'vitest'
 import { startProxy } from '../src/index.ts'
 import { silentLogger } from '../src/observability/logger.ts'

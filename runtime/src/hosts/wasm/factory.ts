@@ -128,7 +128,6 @@ export class WasmFilterFactory implements FilterFactory {
   readonly metered: boolean
   readonly #def: FilterDefinition
   readonly #prepared: PreparedModule
-  readonly #services: HostServices
   readonly #perRequest: boolean
   /** Shared mode: the serving instance. Per-request mode: the root (timers, queues). */
   #root: WasmVm | undefined
@@ -157,7 +156,6 @@ export class WasmFilterFactory implements FilterFactory {
     this.version = version
     this.#def = def
     this.#prepared = prepared
-    this.#services = services
     this.#perRequest = def.isolation === 'per-request'
     this.metered = prepared.metered
     this.fuelBudget = Math.max(0, Math.floor(def.quotas.fuel ?? WASM_DEFAULTS.fuel))
