@@ -32,6 +32,14 @@ export class GuestAbort extends Error {
 export function wasiImports(vm: WasmVm): Record<string, (...args: any[]) => number | void> {
   const m = () => vm.mem
   const badf = () => E.Badf
+  /** environ_sizes_get / args_sizes_get: a filter gets no environment and no arguments. */
+  const noEntries = (countPtr: number, sizePtr: number) => {
+    const mem = m()
+    if (!mem.ok(countPtr, 4) || !mem.ok(sizePtr, 4)) return E.Fault
+    mem.setU32(countPtr, 0)
+    mem.setU32(sizePtr, 0)
+    return E.Success
+  }
   const nosys = () => E.Nosys
   return {
     fd_write(fd: number, iovs: number, iovsLen: number, nwritten: number) {
@@ -80,21 +88,9 @@ export function wasiImports(vm: WasmVm): Record<string, (...args: any[]) => numb
       for (let off = 0; off < len; off += 65536) getRandomValues(mem.u8.subarray(ptr + off, ptr + Math.min(len, off + 65536)))
       return E.Success
     },
-    environ_sizes_get(countPtr: number, sizePtr: number) {
-      const mem = m()
-      if (!mem.ok(countPtr, 4) || !mem.ok(sizePtr, 4)) return E.Fault
-      mem.setU32(countPtr, 0)
-      mem.setU32(sizePtr, 0)
-      return E.Success
-    },
+    environ_sizes_get: noEntries,
     environ_get: () => E.Success,
-    args_sizes_get(countPtr: number, sizePtr: number) {
-      const mem = m()
-      if (!mem.ok(countPtr, 4) || !mem.ok(sizePtr, 4)) return E.Fault
-      mem.setU32(countPtr, 0)
-      mem.setU32(sizePtr, 0)
-      return E.Success
-    },
+    args_sizes_get: noEntries,
     args_get: () => E.Success,
     proc_exit(code: number) {
       throw new ProcExit(code)
