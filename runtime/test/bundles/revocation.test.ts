@@ -13,11 +13,10 @@ import { bundleCommand } from '../../src/bundles/cli.ts'
 import { buildFiltersOnce } from '../../src/cli/build-check.ts'
 import { validateConfig } from '../../src/config/validate.ts'
 import { BundleErrorCode } from '../../src/bundles/errors.ts'
-import { createLogger } from '../../src/observability/logger.ts'
+import { silentLogger } from '../../src/observability/logger.ts'
 import { json, request, startUpstream, type Upstream } from '../helpers/servers.ts'
 import { newKey, signedWasmBundle, tagFilter, tempDir } from './fixtures.ts'
 
-const quiet = createLogger({ level: 'error', write: () => {} })
 const PUBLISH = 'mkr_revocation_test_publish_00001'
 const ADMIN = 'mkr_revocation_test_admin_0000001'
 
@@ -127,7 +126,7 @@ describe('revocation: registry -> proxy', () => {
   })
 
   it('serves the published bundles', async () => {
-    proxy = await startProxy(config(['closed', 'open', 'third']), { baseDir: node.dir, log: quiet })
+    proxy = await startProxy(config(['closed', 'open', 'third']), { baseDir: node.dir, log: silentLogger })
     const port = proxy.address('main').port
     expect(json(await request(port, { path: '/closed' })).headers['x-bundle']).toBe('aa')
     expect(json(await request(port, { path: '/open' })).headers['x-bundle']).toBe('bb')
@@ -181,12 +180,12 @@ describe('revocation: registry -> proxy', () => {
   })
 
   it('in-proc: a pipeline naming a revoked bundle is refused; a running one stops running a bundle revoked later', async () => {
-    const err = await createInProcPipeline(config(['closed']), { baseDir: node.dir, log: quiet }).then(
+    const err = await createInProcPipeline(config(['closed']), { baseDir: node.dir, log: silentLogger }).then(
       async (p) => (await p.close(), undefined),
       (e: unknown) => e,
     )
     expect(buildIssues(err)).toContain(`${BundleErrorCode.BundleRevoked}:`)
-    const omni = await createInProcPipeline(config(['fourth']), { baseDir: node.dir, log: quiet })
+    const omni = await createInProcPipeline(config(['fourth']), { baseDir: node.dir, log: silentLogger })
     const server = http.createServer(omni.wrap((req, res) => res.end(String(req.headers['x-bundle']))))
     await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
     try {
@@ -220,7 +219,7 @@ describe('revocation: registry -> proxy', () => {
     proxy = undefined
     const saved = JSON.parse(await readFile(join(node.dir, 'state/revocations.json'), 'utf8'))
     expect(saved).toMatchObject({ digests: [digests.a, digests.d].sort(), signers: [other.keyId] })
-    const err = await startProxy(config(['closed', 'third'], url), { baseDir: node.dir, log: quiet }).then(
+    const err = await startProxy(config(['closed', 'third'], url), { baseDir: node.dir, log: silentLogger }).then(
       async (p) => (await p.close(), undefined),
       (e: unknown) => e,
     )
@@ -229,7 +228,7 @@ describe('revocation: registry -> proxy', () => {
     // `omnirelay validate --build` says the same from the persisted list.
     const checked = await buildFiltersOnce(validateConfig(config(['closed'], url), node.dir)).then(() => undefined, (e: unknown) => e)
     expect(buildIssues(checked)).toContain(`${BundleErrorCode.BundleRevoked}:`)
-    proxy = await startProxy(config(['third'], url), { baseDir: node.dir, log: quiet })
+    proxy = await startProxy(config(['third'], url), { baseDir: node.dir, log: silentLogger })
     expect(json(await request(proxy.address('main').port, { path: '/third' })).headers['x-bundle']).toBe('cc')
     expect(metric(await metricsText(proxy), 'omnirelay_bundles_revoked{kind="digest"}')).toBe(2)
   })
