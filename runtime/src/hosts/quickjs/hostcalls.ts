@@ -60,11 +60,6 @@ const HEADER_NAME = /^:?[!#$%&'*+\-.^_`|~0-9a-z]+$/
 const BAD_VALUE = /[\u0000-\u0008\u000a-\u001f\u007f]/
 
 /**
- * Validates a flat header list coming out of the sandbox. The prelude lower-cases names, but
- * filter code can replace the built-ins the prelude uses, so the host checks again: nothing
- * that could split a header line (CR, LF, NUL) or an invalid name ever reaches the stream.
- */
-/**
  * A whole flat header list joined by U+0001, checked in one regex pass (the hot path: one
  * test per hook instead of two per header). Same rules as `checkHeaderFields`.
  */
@@ -77,6 +72,11 @@ export function splitHeaderList(joined: string): string[] {
   return joined.split(SEP)
 }
 
+/**
+ * Validates a flat header list coming out of the sandbox. The prelude lower-cases names, but
+ * filter code can replace the built-ins the prelude uses, so the host checks again: nothing
+ * that could split a header line (CR, LF, NUL) or an invalid name ever reaches the stream.
+ */
 export function checkHeaderFields(f: readonly string[]): void {
   if (f.length % 2 !== 0) throw new HostcallError('malformed header list')
   for (let i = 0; i < f.length; i += 2) {
