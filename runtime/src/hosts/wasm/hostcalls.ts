@@ -106,6 +106,13 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
   const grants = env.grants
   const m = () => vm.mem
   const str = (ptr: number, len: number) => m().string(ptr, len)
+  /** Resumes the current stream (continue_stream and its 0.2.0 forms). */
+  const resume = (): number => {
+    const s = vm.current?.stream
+    if (!s) return R.NotFound
+    vm.streamOp(() => s.resume())
+    return R.Ok
+  }
   /** add_header_map_value (append) and replace_header_map_value (`replace`): same checks. */
   const writeValue = (type: number, kPtr: number, kLen: number, vPtr: number, vLen: number, replace: boolean): number => {
     const map = writableMap(vm, type)
@@ -189,23 +196,11 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
     proxy_continue_stream(type: number) {
       if (type === StreamType.Downstream || type === StreamType.Upstream) return R.Unimplemented
       if (type !== StreamType.HttpRequest && type !== StreamType.HttpResponse) return R.BadArgument
-      const s = vm.current?.stream
-      if (!s) return R.NotFound
-      vm.streamOp(() => s.resume())
-      return R.Ok
+      return resume()
     },
-    proxy_continue_request() {
-      const s = vm.current?.stream
-      if (!s) return R.NotFound
-      vm.streamOp(() => s.resume())
-      return R.Ok
-    },
-    proxy_continue_response() {
-      const s = vm.current?.stream
-      if (!s) return R.NotFound
-      vm.streamOp(() => s.resume())
-      return R.Ok
-    },
+    // ABI 0.2.0 names of the same call.
+    proxy_continue_request: resume,
+    proxy_continue_response: resume,
     proxy_close_stream(type: number) {
       if (type < StreamType.HttpRequest || type > StreamType.Upstream) return R.BadArgument
       const s = vm.current?.stream
