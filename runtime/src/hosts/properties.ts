@@ -79,6 +79,12 @@ function header(map: HeaderMap, rest: readonly string[]): PropertyValue | undefi
   return map.get(rest.join('.').toLowerCase())
 }
 
+/** `request.size` / `response.size`: the declared content-length, when it is a plain number. */
+function contentLength(map: HeaderMap): PropertyValue | undefined {
+  const cl = map.get('content-length')
+  return cl !== undefined && /^\d+$/.test(cl) ? int64(Number(cl)) : undefined
+}
+
 function splitHostPort(addr: string | undefined): { address: string; port: number } | undefined {
   if (!addr) return undefined
   const i = addr.lastIndexOf(':')
@@ -173,10 +179,8 @@ export function getProperty(path: readonly string[], ctx: PropertyContext): Prop
           return int64(BigInt(Math.trunc(info.startTime)) * 1_000_000n)
         case 'duration':
           return int64(BigInt(Math.trunc((performance.now() - info.startMonotonic) * 1e6)))
-        case 'size': {
-          const cl = h.get('content-length')
-          return cl !== undefined && /^\d+$/.test(cl) ? int64(Number(cl)) : undefined
-        }
+        case 'size':
+          return contentLength(h)
         case 'total_size':
           return int64(info.bytesReceived)
       }
@@ -198,10 +202,8 @@ export function getProperty(path: readonly string[], ctx: PropertyContext): Prop
           return header(h, rest)
         case 'trailers':
           return header(s.responseTrailers, rest)
-        case 'size': {
-          const cl = h.get('content-length')
-          return cl !== undefined && /^\d+$/.test(cl) ? int64(Number(cl)) : undefined
-        }
+        case 'size':
+          return contentLength(h)
         case 'total_size':
           return int64(info.bytesSent)
       }
