@@ -18,6 +18,7 @@ import { ALL_PHASES, FilterStatus } from '../../pipeline/phases.ts'
 import type { CounterChild, HistogramChild } from '../../observability/metrics.ts'
 import { FailureLogWindow } from '../failure-log.ts'
 import type { HostServices } from '../host-services.ts'
+import { FilterLoadError } from '../load-error.ts'
 import { withEffectiveQuotas } from '../quotas.ts'
 import { GuestMetrics } from '../wasm/guest-metrics.ts'
 import { createContext, type FilterContext, type MessageView, type NativeEnv } from './views.ts'
@@ -34,15 +35,8 @@ type Hook = (msg: MessageView, ctx: FilterContext) => unknown
 type NativeModule = Partial<Record<(typeof HOOKS)[number], Hook>>
 
 /** A native filter refused at load: native_disabled, no_entry, load_failed, no_hooks, capability_denied. */
-export class NativeLoadError extends Error {
-  readonly code: string
-  readonly filter: string
-  constructor(filter: string, code: string, message: string, options?: { cause?: unknown }) {
-    super(`filter "${filter}": ${message}`, options)
-    this.name = 'NativeLoadError'
-    this.code = code
-    this.filter = filter
-  }
+export class NativeLoadError extends FilterLoadError {
+  override name = 'NativeLoadError'
 }
 
 let generation = 0

@@ -21,6 +21,7 @@ import { ALL_PHASES, FilterStatus } from '../../pipeline/phases.ts'
 import type { CounterChild, GaugeChild, HistogramChild } from '../../observability/metrics.ts'
 import { FailureLogWindow } from '../failure-log.ts'
 import type { HostServices } from '../host-services.ts'
+import { FilterLoadError } from '../load-error.ts'
 import { withEffectiveQuotas } from '../quotas.ts'
 import { GuestMetrics } from '../wasm/guest-metrics.ts'
 import { ENGINE_MIN_MEMORY_BYTES } from './engine.ts'
@@ -52,15 +53,8 @@ export interface QuickJsHostOptions {
 }
 
 /** A QuickJS filter refused at load. `code`: invalid_quota, capability_denied (the module's declared `capabilities` exceed the grant), or the FilterError code of a failed load. */
-export class QuickJsLoadError extends Error {
-  readonly code: string
-  readonly filter: string
-  constructor(filter: string, code: string, message: string, options?: { cause?: unknown }) {
-    super(`filter "${filter}": ${message}`, options)
-    this.name = 'QuickJsLoadError'
-    this.code = code
-    this.filter = filter
-  }
+export class QuickJsLoadError extends FilterLoadError {
+  override name = 'QuickJsLoadError'
 }
 
 export class QuickJsFilterFactory implements FilterFactory {

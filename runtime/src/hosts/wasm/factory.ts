@@ -26,6 +26,7 @@ import { moduleCache, type ModuleCache, type PreparedModule } from '../../sandbo
 import { pagesFor } from '../../sandbox/memory-cap.ts'
 import { FailureLogWindow } from '../failure-log.ts'
 import type { HostServices } from '../host-services.ts'
+import { FilterLoadError } from '../load-error.ts'
 import { withEffectiveQuotas } from '../quotas.ts'
 import { ABI_MARKERS } from './abi.ts'
 import { assertImportsGranted } from './capabilities.ts'
@@ -69,15 +70,8 @@ export interface WasmHostOptions {
 }
 
 /** A module refused at load. `code` is stable: invalid_module, unknown_import, capability_denied, memory_exceeded, configure_rejected, or the FilterError code of a failed initialization. */
-export class WasmLoadError extends Error {
-  readonly code: string
-  readonly filter: string
-  constructor(filter: string, code: string, message: string, options?: { cause?: unknown }) {
-    super(`filter "${filter}": ${message}`, options)
-    this.name = 'WasmLoadError'
-    this.code = code
-    this.filter = filter
-  }
+export class WasmLoadError extends FilterLoadError {
+  override name = 'WasmLoadError'
 }
 
 function configBytes(config: unknown): Uint8Array {
