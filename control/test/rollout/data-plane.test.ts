@@ -170,4 +170,34 @@ describe('rollouts on a real data plane', () => {
     expect(await get('/k')).toEqual({ status: 200, guard: 'v2' })
     console.log(`kill -> enforced on the data plane: ${enforcedMs.toFixed(0)} ms`)
   }, 30_000)
+
+  it('kill switch during a rollout: the killed canary fails only its share; abort returns to A', async () => {
+    const start = await api(central as never, 'POST', '/v1/rollouts', {
+      group: 'edge', chain: 'main', filter: 'guard', from: 'guard@2.0.0', to: 'guard@1.0.0',
+      steps: [25, 100], intervalMs: 60_000,
+    })
+    expect(start.status, JSON.stringify(start.body)).toBe(201)
+    const id = start.body.id as string
+    await converged(central as never, 'edge-1', central.central.group('edge').epoch)
+    const k = await api(central as never, 'POST', '/v1/kills', { scope: 'bundle', target: 'guard@1.0.0', reason: 'bad canary' })
+    expect(k.status).toBe(200)
+    await converged(central as never, 'edge-1', central.central.group('edge').epoch)
+    const seen = { v2: 0, killed: 0, other: 0 }
+    for (let i = 0; i < 200; i++) {
+      const r = await get(`/d/${i}`)
+      if (r.status === 200 && r.guard === 'v2') seen.v2++
+      else if (r.status === 503) seen.killed++
+      else seen.other++
+    }
+    expect(seen.other).toBe(0)
+    expect(seen.killed).toBeGreaterThan(25)
+    expect(seen.killed).toBeLessThan(80)
+    expect((await get('/p', { 'x-omnirelay-pin': 'guard=1.0.0' })).status).toBe(503)
+    expect((await api(central as never, 'POST', `/v1/rollouts/${id}/abort`, {})).body).toMatchObject({ state: 'aborted' })
+    await api(central as never, 'DELETE', '/v1/kills/bundle/guard@1.0.0')
+    await converged(central as never, 'edge-1', central.central.group('edge').epoch)
+    for (let i = 0; i < 20; i++) expect(await get(`/e/${i}`)).toEqual({ status: 200, guard: 'v2' })
+    const events = ((await api(central as never, 'GET', `/v1/rollouts/${id}/history`)).body.history as { event: string }[]).map((e) => e.event)
+    expect(events).toEqual(['started', 'aborted'])
+  }, 30_000)
 })
