@@ -1,11 +1,7 @@
 /** Headers a filter writes are forwarded under the downstream rules; a request undici refuses is the client's 400. */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startProxy, type ProxyHandle } from '../src/index.ts'
-import { silentLogger } from '../src/observability/logger.ts'
-import { json, request, startUpstream, type Upstream } from './helpers/servers.ts'
+import { startFilterProxy, type FilterProxy } from './helpers/filter-proxy.ts'
+import { json, request } from './helpers/servers.ts'
 
 const FILES: Record<string, string> = {
   'hop.js': `export function onRequestHeaders(req) {
@@ -18,22 +14,18 @@ const FILES: Record<string, string> = {
 }
 
 describe('filter-written request headers', () => {
-  let dir: string
-  let up: Upstream
-  let proxy: ProxyHandle
-  let port: number
+  let fx: FilterProxy
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'filter-headers-'))
-    for (const [f, src] of Object.entries(FILES)) await writeFile(join(dir, f), src)
-    up = await startUpstream()
     const caps = ['headers:read', 'headers:write']
-    proxy = await startProxy(
-      {
+    fx = await startFilterProxy({
+      prefix: 'filter-headers-',
+      files: FILES,
+      config: (upPort) => ({
         allowUnsigned: true,
         accessLog: 'off',
         listeners: [{ name: 'main', address: '127.0.0.1', port: 0 }],
-        clusters: [{ name: 'app', endpoints: [`127.0.0.1:${up.port}`] }],
+        clusters: [{ name: 'app', endpoints: [`127.0.0.1:${upPort}`] }],
         filters: [
           { name: 'hop', kind: 'quickjs', module: 'hop.js', capabilities: caps },
           { name: 'dup-host', kind: 'quickjs', module: 'dup-host.js', capabilities: caps },
@@ -42,19 +34,13 @@ describe('filter-written request headers', () => {
           { name: 'hop', match: { prefix: '/hop' }, cluster: 'app', filters: ['hop'] },
           { name: 'dup', match: { prefix: '/dup' }, cluster: 'app', filters: ['dup-host'] },
         ],
-      },
-      { baseDir: dir, log: silentLogger },
-    )
-    port = proxy.address().port
+      }),
+    })
   })
-  afterAll(async () => {
-    await proxy?.close()
-    await up?.close()
-    await rm(dir, { recursive: true, force: true })
-  })
+  afterAll(() => fx?.close())
 
   it('drops expect and hop-by-hop headers a filter set, keeps the rest', async () => {
-    const r = await request(port, { method: 'POST', path: '/hop', body: 'hi' })
+    const r = await request(fx.port, { method: 'POST', path: '/hop', body: 'hi' })
     expect(r.status).toBe(200)
     const seen = json(r)
     expect(seen.body).toBe('hi')
@@ -63,9 +49,9 @@ describe('filter-written request headers', () => {
   })
 
   it('answers 400 upstream_invalid_request when the request cannot be sent as is', async () => {
-    const r = await request(port, { path: '/dup' })
+    const r = await request(fx.port, { path: '/dup' })
     expect(r.status).toBe(400)
     expect(JSON.parse(r.body).error).toBe('upstream_invalid_request')
-    expect(up.seen.filter((s) => s.url === '/dup')).toHaveLength(0)
+    expect(fx.up.seen.filter((s) => s.url === '/dup')).toHaveLength(0)
   })
 })

@@ -1,11 +1,7 @@
 /** The filtered path through the running proxy, with real QuickJS filters built the normal way. */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startProxy, type ProxyHandle } from '../src/index.ts'
-import { silentLogger } from '../src/observability/logger.ts'
-import { json, request, startUpstream, type Upstream } from './helpers/servers.ts'
+import { startFilterProxy, type FilterProxy } from './helpers/filter-proxy.ts'
+import { json, request } from './helpers/servers.ts'
 
 const FILES: Record<string, string> = {
   // Buffers the whole request body, upper-cases it; buffers the response body and wraps it.
@@ -28,21 +24,18 @@ export function onResponseHeaders(res, ctx) { res.headers.add('x-order', ctx.fil
 }
 
 describe('filters in the proxy', () => {
-  let dir: string
-  let up: Upstream
-  let proxy: ProxyHandle
-  let port: number
+  let fx: FilterProxy
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'filters-'))
-    for (const [f, src] of Object.entries(FILES)) await writeFile(join(dir, f), src)
-    up = await startUpstream((req, res, body) => {
-      res.setHeader('content-type', 'text/plain')
-      res.end(`${req.headers['x-tag'] ?? '-'}|${body}`)
-    })
     const caps = ['headers:read', 'headers:write', 'body:read', 'body:write', 'local-reply']
-    proxy = await startProxy(
-      {
+    fx = await startFilterProxy({
+      prefix: 'filters-',
+      files: FILES,
+      upstream: (req, res, body) => {
+        res.setHeader('content-type', 'text/plain')
+        res.end(`${req.headers['x-tag'] ?? '-'}|${body}`)
+      },
+      config: (upPort) => ({
         allowUnsigned: true,
         accessLog: 'off',
         admin: { address: '127.0.0.1', port: 0 },
@@ -50,7 +43,7 @@ describe('filters in the proxy', () => {
           { name: 'main', address: '127.0.0.1', port: 0, filters: ['outer'] },
           { name: 'h2c', address: '127.0.0.1', port: 0, http2: true },
         ],
-        clusters: [{ name: 'app', endpoints: [`127.0.0.1:${up.port}`] }],
+        clusters: [{ name: 'app', endpoints: [`127.0.0.1:${upPort}`] }],
         filters: [
           { name: 'rewrite', kind: 'quickjs', module: 'rewrite.js', capabilities: caps },
           { name: 'boom-closed', kind: 'quickjs', module: 'boom.js', capabilities: caps },
@@ -66,50 +59,44 @@ describe('filters in the proxy', () => {
           { name: 'order', match: { prefix: '/order' }, cluster: 'app', filters: ['inner'] },
           { name: 'ws', match: { prefix: '/ws' }, cluster: 'app', filters: ['deny'] },
         ],
-      },
-      { baseDir: dir, log: silentLogger },
-    )
-    port = proxy.address().port
+      }),
+    })
   })
-  afterAll(async () => {
-    await proxy?.close()
-    await up?.close()
-    await rm(dir, { recursive: true, force: true })
-  })
+  afterAll(() => fx?.close())
 
   it('buffers and rewrites request and response bodies, fixing content-length', async () => {
-    const r = await request(port, { method: 'POST', path: '/rewrite', body: 'hello '.repeat(2000) })
+    const r = await request(fx.port, { method: 'POST', path: '/rewrite', body: 'hello '.repeat(2000) })
     expect(r.status).toBe(200)
     expect(r.body).toBe(`[outer|${'HELLO '.repeat(2000)}]`)
     expect(r.headers['content-length']).toBeUndefined()
-    expect(up.seen.at(-1)!.body).toBe('HELLO '.repeat(2000))
+    expect(fx.up.seen.at(-1)!.body).toBe('HELLO '.repeat(2000))
   })
 
   it('fail-closed answers a stable JSON 500 naming the filter, never the error text', async () => {
-    const r = await request(port, { path: '/closed' })
+    const r = await request(fx.port, { path: '/closed' })
     expect(r.status).toBe(500)
     expect(json(r)).toEqual({ error: 'filter_failed', status: 500, code: 'thrown', filter: 'boom-closed' })
     expect(r.body).not.toContain('secret')
   })
 
   it('fail-open skips the failing filter and runs the rest', async () => {
-    const r = await request(port, { path: '/open' })
+    const r = await request(fx.port, { path: '/open' })
     expect(r.status).toBe(200)
     expect(r.body).toBe('inner|')
-    const m = (await request(proxy.adminAddress()!.port, { path: '/metrics' })).body
+    const m = (await request(fx.proxy.adminAddress()!.port, { path: '/metrics' })).body
     expect(m).toMatch(/omnirelay_filter_fail_open_total\{filter="boom-open"\} [1-9]/)
     expect(m).toMatch(/omnirelay_filter_failures_total\{filter="boom-closed",code="thrown"\} [1-9]/)
   })
 
   it('runs listener filters before route filters, and response phases in reverse', async () => {
-    const r = await request(port, { path: '/order' })
+    const r = await request(fx.port, { path: '/order' })
     expect(r.body).toBe('inner|')
     expect(r.headers['x-order']).toBe('inner, outer')
   })
 
   it('runs body filters on HTTP/2 streams too', async () => {
     const http2 = await import('node:http2')
-    const c = http2.connect(`http://127.0.0.1:${proxy.address('h2c').port}`)
+    const c = http2.connect(`http://127.0.0.1:${fx.proxy.address('h2c').port}`)
     try {
       const body = await new Promise<string>((ok, fail) => {
         const s = c.request({ ':method': 'POST', ':path': '/rewrite' })
@@ -127,9 +114,9 @@ describe('filters in the proxy', () => {
 
   it('runs request-header filters on WebSocket upgrades (a denial never reaches the upstream)', async () => {
     const net = await import('node:net')
-    const before = up.seen.length
+    const before = fx.up.seen.length
     const head = await new Promise<string>((ok, fail) => {
-      const s = net.connect(port, '127.0.0.1', () => s.write('GET /ws HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n'))
+      const s = net.connect(fx.port, '127.0.0.1', () => s.write('GET /ws HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n'))
       let buf = ''
       s.on('data', (d) => (buf += d))
       s.on('close', () => ok(buf))
@@ -137,6 +124,6 @@ describe('filters in the proxy', () => {
     })
     expect(head).toMatch(/^HTTP\/1\.1 401/)
     expect(head).toContain('no key')
-    expect(up.seen.length).toBe(before)
+    expect(fx.up.seen.length).toBe(before)
   })
 })

@@ -1,13 +1,9 @@
 /** QuickJS filters with partial grants load and work; header writes reach the stream in every phase. */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { host } from '../../src/hosts/quickjs/index.ts'
 import type { FilterDefinition, FilterFactory } from '../../src/pipeline/filter.ts'
-import { startProxy, type ProxyHandle } from '../../src/index.ts'
-import { silentLogger } from '../../src/observability/logger.ts'
-import { request, startUpstream, type Upstream } from '../helpers/servers.ts'
+import { startFilterProxy, type FilterProxy } from '../helpers/filter-proxy.ts'
+import { request } from '../helpers/servers.ts'
 import { drive, jsArtifact, makeDef, makeServices } from './fixtures.ts'
 
 const factories: FilterFactory[] = []
@@ -64,37 +60,32 @@ export function onResponseHeaders(res) { res.headers.set('x-resp', 'r'); res.hea
 })
 
 describe('QuickJS body-only filter in the proxy', () => {
-  let dir: string
-  let up: Upstream
-  let proxy: ProxyHandle
+  let fx: FilterProxy
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'qjs-grants-'))
-    await writeFile(join(dir, 'waf.js'), `export function onRequestBody(req, ctx) {
+    fx = await startFilterProxy({
+      prefix: 'qjs-grants-',
+      files: {
+        'waf.js': `export function onRequestBody(req, ctx) {
   if (!ctx.endOfStream) return 1
   return req.text().includes('evil') ? ctx.reply(403, 'blocked') : 0
-}`)
-    up = await startUpstream((_req, res, body) => res.end(`ok:${body}`))
-    proxy = await startProxy(
-      {
+}`,
+      },
+      upstream: (_req, res, body) => res.end(`ok:${body}`),
+      config: (upPort) => ({
         allowUnsigned: true,
         accessLog: 'off',
         listeners: [{ name: 'main', address: '127.0.0.1', port: 0 }],
-        clusters: [{ name: 'app', endpoints: [`127.0.0.1:${up.port}`] }],
+        clusters: [{ name: 'app', endpoints: [`127.0.0.1:${upPort}`] }],
         filters: [{ name: 'waf', kind: 'quickjs', module: 'waf.js', capabilities: ['body:read', 'local-reply'] }],
         routes: [{ name: 'all', match: { prefix: '/' }, cluster: 'app', filters: ['waf'] }],
-      },
-      { baseDir: dir, log: silentLogger },
-    )
+      }),
+    })
   })
-  afterAll(async () => {
-    await proxy?.close()
-    await up?.close()
-    await rm(dir, { recursive: true, force: true })
-  })
+  afterAll(() => fx?.close())
 
   it('reads bodies and replies without any header grant', async () => {
-    const port = proxy.address().port
+    const port = fx.port
     expect(await request(port, { method: 'POST', body: 'fine' })).toMatchObject({ status: 200, body: 'ok:fine' })
     expect(await request(port, { method: 'POST', body: 'very evil' })).toMatchObject({ status: 403, body: 'blocked' })
   })
