@@ -1,12 +1,8 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import http from 'node:http'
 import net from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startProxy, type ProxyHandle } from '../src/index.ts'
-import { silentLogger } from '../src/observability/logger.ts'
-import { json, request, startUpstream, type Upstream } from './helpers/servers.ts'
+import { startFilterProxy, type FilterProxy } from './helpers/filter-proxy.ts'
+import { json, request } from './helpers/servers.ts'
 
 /** Sends raw bytes, returns everything the server sent until it closed (or `ms` passed). */
 function raw(port: number, data: string | string[], ms = 3000, gapMs = 0): Promise<{ text: string; closed: boolean; elapsed: number }> {
@@ -42,52 +38,45 @@ export function onRequestBody(req, ctx) { return ctx.endOfStream ? 0 : 1 }
 `
 
 describe('bad input', () => {
-  let dir: string
-  let up: Upstream
-  let proxy: ProxyHandle
+  let fx: FilterProxy
   let port: number
   let adminPort: number
   const upstreamClosed: string[] = []
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'bad-'))
-    await writeFile(join(dir, 'buffer.js'), BUFFER_FILTER)
-    up = await startUpstream((req, res) => {
-      req.socket.once('close', () => upstreamClosed.push(req.url!))
-      if (req.url === '/reset') {
-        res.writeHead(200, { 'content-length': '100000' })
-        res.write('x'.repeat(1000))
-        setTimeout(() => req.socket.destroy(), 20)
-      } else if (req.url === '/never') {
-        // never answers
-      } else if (req.url === '/slow') setTimeout(() => res.end('late'), 1000)
-      else res.end('fine')
-    })
-    proxy = await startProxy(
-      {
+    fx = await startFilterProxy({
+      prefix: 'bad-',
+      files: { 'buffer.js': BUFFER_FILTER },
+      upstream: (req, res) => {
+        req.socket.once('close', () => upstreamClosed.push(req.url!))
+        if (req.url === '/reset') {
+          res.writeHead(200, { 'content-length': '100000' })
+          res.write('x'.repeat(1000))
+          setTimeout(() => req.socket.destroy(), 20)
+        } else if (req.url === '/never') {
+          // never answers
+        } else if (req.url === '/slow') setTimeout(() => res.end('late'), 1000)
+        else res.end('fine')
+      },
+      config: (upPort) => ({
         allowUnsigned: true,
         accessLog: 'off',
         listeners: [{ name: 'main', address: '127.0.0.1', port: 0 }],
         admin: { address: '127.0.0.1', port: 0 },
         limits: { maxHeaderBytes: 4096, maxBodyBytes: 1000, headersTimeoutMs: 300, requestTimeoutMs: 2000 },
-        clusters: [{ name: 'app', endpoints: [`127.0.0.1:${up.port}`] }],
+        clusters: [{ name: 'app', endpoints: [`127.0.0.1:${upPort}`] }],
         filters: [{ name: 'buffer', kind: 'quickjs', module: 'buffer.js', capabilities: ['headers:read', 'body:read'] }],
         routes: [
           { name: 'buffered', match: { prefix: '/buffered' }, cluster: 'app', filters: ['buffer'] },
           { name: 'never', match: { prefix: '/never' }, cluster: 'app', policy: { requestTimeoutMs: 300 } },
           { name: 'app', match: { prefix: '/' }, cluster: 'app' },
         ],
-      },
-      { baseDir: dir, log: silentLogger },
-    )
-    port = proxy.address().port
-    adminPort = proxy.adminAddress()!.port
+      }),
+    })
+    port = fx.port
+    adminPort = fx.proxy.adminAddress()!.port
   })
-  afterAll(async () => {
-    await proxy?.close()
-    await up?.close()
-    await rm(dir, { recursive: true, force: true })
-  })
+  afterAll(() => fx?.close())
 
   it('answers malformed HTTP with a JSON 400 and closes', async () => {
     const r = await raw(port, 'GARBAGE / NOPE\r\n\r\n')
