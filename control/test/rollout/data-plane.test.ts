@@ -171,7 +171,7 @@ describe('rollouts on a real data plane', () => {
     console.log(`kill -> enforced on the data plane: ${enforcedMs.toFixed(0)} ms`)
   }, 30_000)
 
-  it('kill switch during a rollout: the killed canary fails only its share; abort returns to A', async () => {
+  it('kill switch during a rollout: the killed canary fails only its share, a late data plane gets split and kill, abort returns to A', async () => {
     const start = await api(central as never, 'POST', '/v1/rollouts', {
       group: 'edge', chain: 'main', filter: 'guard', from: 'guard@2.0.0', to: 'guard@1.0.0',
       steps: [25, 100], intervalMs: 60_000,
@@ -193,6 +193,19 @@ describe('rollouts on a real data plane', () => {
     expect(seen.killed).toBeGreaterThan(25)
     expect(seen.killed).toBeLessThan(80)
     expect((await get('/p', { 'x-omnirelay-pin': 'guard=1.0.0' })).status).toBe(503)
+    // A data plane that connects now gets the current split and kill with its first epoch.
+    const late = await tempDir()
+    cleanup.push(late.cleanup)
+    const dp2 = await dataPlane(central.xdsAddress, late.dir, 'edge-late', { telemetry: false })
+    try {
+      await dp2.serving
+      const port2 = dp2.proxy!.address('edge').port
+      const at = async (pin: string) => (await fetch(`http://127.0.0.1:${port2}/late`, { headers: { 'x-omnirelay-pin': pin } })).status
+      expect(await at('guard=1.0.0')).toBe(503)
+      expect(await at('guard=2.0.0')).toBe(200)
+    } finally {
+      await dp2.close()
+    }
     expect((await api(central as never, 'POST', `/v1/rollouts/${id}/abort`, {})).body).toMatchObject({ state: 'aborted' })
     await api(central as never, 'DELETE', '/v1/kills/bundle/guard@1.0.0')
     await converged(central as never, 'edge-1', central.central.group('edge').epoch)
