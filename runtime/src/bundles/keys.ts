@@ -4,8 +4,9 @@
  * A private key file is JSON (written 0600) so it carries its key id hint and algorithm;
  * the public key is a plain SPKI PEM file, which is what trust policies embed.
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { chmod, readFile, writeFile } from 'node:fs/promises'
+import { sha256Digest } from './digest.ts'
 import { ArtifactError, BundleErrorCode } from './errors.ts'
 
 export const KEY_ALGORITHMS = ['ecdsa-p256', 'ed25519'] as const
@@ -31,7 +32,7 @@ export function isKeyId(id: string): boolean {
 
 /** `sha256:<hex>` of the public key's SPKI DER: a fingerprint that does not depend on the hint. */
 export function keyFingerprint(publicKey: KeyObject): string {
-  return 'sha256:' + createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex')
+  return sha256Digest(publicKey.export({ type: 'spki', format: 'der' }))
 }
 
 /** The algorithm of a public or private key, or undefined when it is not one we sign with. */

@@ -2,7 +2,6 @@
  * Turns a filter definition into verified module bytes. This is the only place the host
  * reads filter code from disk: signed bundles are verified here before anything loads.
  */
-import { createHash } from 'node:crypto'
 import { lstat, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -10,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import type { Logger } from '../observability/logger.ts'
 import type { MetricsRegistry } from '../observability/metrics.ts'
 import type { Capability, FilterDefinition, LoadedArtifact, Quotas } from '../pipeline/filter.ts'
+import { sha256Hex } from './digest.ts'
 import { ArtifactError, BundleErrorCode } from './errors.ts'
 import { newAjv, type BundleManifest } from './manifest.ts'
 import { compileTrustPolicy, loadTrustPolicy, type TrustPolicy, type TrustPolicyDocument } from './trust-policy.ts'
@@ -82,7 +82,7 @@ export async function loadArtifact(def: FilterDefinition, opts: LoadArtifactOpti
   return {
     kind: def.kind,
     bytes,
-    digest: createHash('sha256').update(bytes).digest('hex'),
+    digest: sha256Hex(bytes),
     entry: def.kind === 'native' ? file : undefined,
     capabilities: def.capabilities,
     unsigned: true,
@@ -133,7 +133,7 @@ async function loadBundle(def: FilterDefinition, ref: { path: string; digest?: s
   const quotas = effectiveQuotas(def, m, v.maxQuotas)
   checkFilterConfig(def, m)
   const entryBytes = v.entry.slice()
-  const hex = createHash('sha256').update(entryBytes).digest('hex')
+  const hex = sha256Hex(entryBytes)
   return {
     kind: m.kind,
     bytes: entryBytes,
@@ -205,7 +205,7 @@ async function materializeNative(bytes: Uint8Array, hex: string, entryName: stri
   const existing = await stat(file).catch(() => undefined)
   if (existing?.isFile()) {
     const current = await readFile(file)
-    if (createHash('sha256').update(current).digest('hex') === hex) return file
+    if (sha256Hex(current) === hex) return file
   }
   const tmp = `${file}.${process.pid}.${Date.now()}.tmp`
   await writeFile(tmp, bytes, { mode: 0o600 })

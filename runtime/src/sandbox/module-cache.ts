@@ -10,10 +10,10 @@
  * const prepared = await moduleCache.prepare(bytes, { fuel: true, maxPages: 256 })
  * const inst = new WebAssembly.Instance(prepared.module, imports)
  */
-import { createHash } from 'node:crypto'
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join, sep } from 'node:path'
+import { sha256Hex } from '../bundles/digest.ts'
 import { INSTRUMENTATION_VERSION, currentMarker, instrumentFuel } from './fuel.ts'
 import type { InstrumentResult } from './fuel.ts'
 import { capMemory } from './memory-cap.ts'
@@ -46,10 +46,6 @@ export interface PreparedModule {
   readonly exports: readonly WebAssembly.ModuleExportDescriptor[]
   /** Milliseconds spent instrumenting and compiling (0 when served from cache). */
   readonly prepareMs: number
-}
-
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex')
 }
 
 export interface ModuleCacheOptions {

@@ -4,9 +4,9 @@
  * written (tmp + rename), so a file under a digest name always holds that digest. The
  * signature is verified later, by the loader, against the node's trust policy.
  */
-import { createHash } from 'node:crypto'
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { sha256Digest } from '../../bundles/digest.ts'
 import type { MeshBundle } from '../mapping/mesh-config.ts'
 import { ApplyError, ApplyErrorCode } from './errors.ts'
 
@@ -46,9 +46,9 @@ export class BundleStore {
   async #ensure(b: MeshBundle): Promise<string> {
     const file = this.pathOf(b.digest)
     const cached = await readFile(file).catch(() => undefined)
-    if (cached && digestOf(cached) === b.digest) return file
+    if (cached && sha256Digest(cached) === b.digest) return file
     const bytes = await this.#fetch(b)
-    const got = digestOf(bytes)
+    const got = sha256Digest(bytes)
     if (got !== b.digest) {
       throw new ApplyError(ApplyErrorCode.BundleDigestMismatch, `bundle ${b.name}: registry ${b.registry} answered ${got}, pinned ${b.digest}`)
     }
@@ -85,8 +85,4 @@ export class BundleStore {
     }
     return Buffer.concat(chunks)
   }
-}
-
-function digestOf(bytes: Uint8Array): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
 }
