@@ -172,8 +172,10 @@ export class CapabilityError extends Error {
 }
 
 /**
- * The capabilities a compiled module needs, from its imports. For the bundle builder: what a
- * bundle must request. Throws `CapabilityError('unknown_import')` naming imports no host provides.
+ * The capabilities a compiled module needs, from its imports: what a bundle must request.
+ * Throws `CapabilityError('unknown_import')` naming imports no host provides. (The bundle
+ * builder and the registry use bundles/wasm-capabilities.ts, which reads the imports from the
+ * bytes without compiling and throws ArtifactError.)
  *
  * @example
  * const caps = requiredCapabilities(await WebAssembly.compile(bytes)) // ['headers:read', 'log']
