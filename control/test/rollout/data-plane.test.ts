@@ -121,6 +121,12 @@ describe('rollouts on a real data plane', () => {
     expect(end.state, end.reason).toBe('promoted')
     await converged(central as never, 'edge-1', central.central.group('edge').epoch)
     for (let i = 0; i < 20; i++) expect((await get(`/after/${i}`)).guard).toBe('v2')
+    // Every route reports too (read from the proxy's metrics), tagged with its epoch.
+    const routeLevel = await until(() => {
+      const t = central.telemetry.totals({ filter: '', version: '', route: 'app', sinceMs: 0 })
+      return t.requests > 200 && t.classes[1]! > 200 ? t : undefined
+    }, 5000, 'route-level telemetry')
+    expect(routeLevel.latency.reduce((x, n) => x + n, 0)).toBeGreaterThan(200)
   }, 60_000)
 
   it('rolls back a B that answers 500 under /bad/ at the first step; only its share was hurt', async () => {

@@ -6,3 +6,4 @@ export { SeriesCell, TelemetryAggregator, type SeriesKey, type TelemetryAggregat
 export { SplitTelemetry } from './split-observer.ts'
 export { TelemetryExporter, type ExporterStatus, type TelemetryExporterOptions } from './exporter.ts'
 export { LATENCY_BOUNDS_MS, STATUS_CLASSES, telemetryClientConstructor, telemetryServiceDefinition, type AckWire, type BatchWire, type SeriesWire } from './proto.ts'
+export { MetricsTelemetry, type MetricsTelemetryOptions } from './metrics-poller.ts'

@@ -24,14 +24,14 @@ import type { BackoffOptions } from '../client/backoff.ts'
 import { createXdsClient, type XdsClient, type XdsClientStatus, type XdsEpochBatch } from '../client/xds-client.ts'
 import { decodeWire, resourcesToMesh } from '../mapping/wire.ts'
 import { meshToProxyDoc, type LocalSettings } from '../mapping/proxy-doc.ts'
-import type { MeshBundle } from '../mapping/mesh-config.ts'
+import { filterInstanceName, type MeshBundle } from '../mapping/mesh-config.ts'
 import { ABIS } from '../../bundles/manifest.ts'
 import { BundleStore } from './bundle-store.ts'
 import { ApplyError, ApplyErrorCode } from './errors.ts'
 import { LastKnownGood } from './last-known-good.ts'
 import { RevocationPoller } from '../../bundles/revocation-poller.ts'
 import { splitChains } from '../../rollout/filter-splits.ts'
-import { SplitTelemetry, TelemetryAggregator, TelemetryExporter } from '../../telemetry/index.ts'
+import { MetricsTelemetry, SplitTelemetry, TelemetryAggregator, TelemetryExporter, type MetricsTelemetryOptions } from '../../telemetry/index.ts'
 import { join } from 'node:path'
 
 export interface XdsProxyOptions {
@@ -94,7 +94,12 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
 
   let proxy: Proxy | undefined
   let revocations: RevocationPoller | undefined
-  const telemetry = opts.telemetry === false ? undefined : startTelemetry(opts.bootstrap, metrics, opts.telemetry ?? {})
+  // Filter instance -> bundle version of the running mesh, for per-version telemetry.
+  let versions = new Map<string, string>()
+  const telemetry =
+    opts.telemetry === false
+      ? undefined
+      : startTelemetry(opts.bootstrap, metrics, opts.telemetry ?? {}, { epoch: () => proxy?.epoch ?? 0, versionOf: (f) => versions.get(f) })
   if (opts.registry) {
     const token = opts.registry.token ?? process.env.OMNIRELAY_REGISTRY_TOKEN
     revocations = new RevocationPoller({
@@ -184,6 +189,7 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
       for (const n of u.removed) m.delete(n)
     }
     const mesh = resourcesToMesh(next)
+    versions = new Map(mesh.filterChains.flatMap((c) => c.filters.map((f) => [filterInstanceName(c.name, f.name), f.bundle.slice(f.bundle.lastIndexOf('@') + 1)] as [string, string])))
     if (mesh.listeners.length === 0) throw new ApplyError(ApplyErrorCode.NoListeners, 'the snapshot has no listener')
     const used = new Set<string>()
     const chains = new Map(mesh.filterChains.map((c) => [c.name, c]))
@@ -261,9 +267,11 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
 }
 
 // Split filters report per version; batches go to central, bounded while it is away.
-function startTelemetry(boot: XdsBootstrap, metrics: MetricsRegistry, o: { address?: string; intervalMs?: number }) {
+function startTelemetry(boot: XdsBootstrap, metrics: MetricsRegistry, o: { address?: string; intervalMs?: number }, running: MetricsTelemetryOptions) {
   const aggregator = new TelemetryAggregator()
   const observer = new SplitTelemetry(aggregator, metrics)
+  // Every route and filter too, read from the proxy's metrics once per batch.
+  new MetricsTelemetry(metrics, aggregator, running)
   // Central fills in the group from its fleet view when the node does not name one.
   const group = boot.node.metadata?.['meshkit.group']
   const exporter = new TelemetryExporter({
