@@ -53,7 +53,7 @@ export interface Compiled {
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/
 const FILTER_KEYS = ['name', 'bundle', 'config', 'failurePolicy', 'isolation', 'quotas', 'capabilities', 'calloutClusters']
-const SPLIT_KEYS = ['name', 'targets', 'pinHeader', 'rollout']
+const SPLIT_KEYS = ['name', 'targets', 'pinHeader', 'rollout', 'stickyHeader', 'stickyCookie']
 const TARGET_KEYS = ['variant', 'weight', 'cluster', 'filterChain']
 
 function isObj(v: unknown): v is Record<string, unknown> {
@@ -285,6 +285,12 @@ function compileSplit(s: Spec, clusters: Set<string>, chains: Set<string>, fail:
     else out.pinHeader = s.pinHeader
   }
   if (typeof s.rollout === 'string') out.rollout = s.rollout
+  for (const k of ['stickyHeader', 'stickyCookie'] as const) {
+    const v = s[k]
+    if (v === undefined) continue
+    if (typeof v !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(v)) fail(`${p}.${k}`, 'must be a header or cookie name')
+    else out[k] = k === 'stickyHeader' ? v.toLowerCase() : v
+  }
   return out
 }
 

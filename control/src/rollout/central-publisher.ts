@@ -63,6 +63,8 @@ export function centralPublisher(central: Central): RolloutPublisher {
           name: split,
           rollout: change.rollout,
           pinHeader: PIN_HEADER,
+          ...(change.stickyHeader ? { stickyHeader: change.stickyHeader } : {}),
+          ...(change.stickyCookie ? { stickyCookie: change.stickyCookie } : {}),
           targets: [
             { variant: 'a', weight: 10_000 - change.weightB, filterChain: change.chain },
             { variant: 'b', weight: change.weightB, filterChain: twin },

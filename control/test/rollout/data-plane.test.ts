@@ -93,7 +93,7 @@ describe('rollouts on a real data plane', () => {
   it('splits per request at the published weight, pins by header, and promotes a good B', async () => {
     const start = await api(central as never, 'POST', '/v1/rollouts', {
       group: 'edge', chain: 'main', filter: 'guard', from: 'guard@1.0.0', to: 'guard@2.0.0',
-      steps: [25, 100], intervalMs: 800, analysis: { minRequests: 20, p99SlackMs: 100 },
+      steps: [25, 100], intervalMs: 800, analysis: { minRequests: 20, p99SlackMs: 100 }, stickyHeader: 'x-user',
     })
     expect(start.status, JSON.stringify(start.body)).toBe(201)
     const id = start.body.id as string
@@ -109,6 +109,15 @@ describe('rollouts on a real data plane', () => {
     for (let i = 0; i < 200; i++) if ((await get(`/x/${i}`)).guard === 'v2') v2++
     expect(v2).toBeGreaterThan(25)
     expect(v2).toBeLessThan(80)
+    // Sticky by the x-user header (carried over xDS): a user keeps one version.
+    const users = new Map<string, Set<string | undefined>>()
+    for (let i = 0; i < 60; i++) {
+      const u = `user-${i % 12}`
+      const seen = users.get(u) ?? new Set()
+      seen.add((await get(`/s/${i}`, { 'x-user': u })).guard)
+      users.set(u, seen)
+    }
+    for (const seen of users.values()) expect(seen.size).toBe(1)
     expect((await status(id)).state).toBe('paused')
     expect((await api(central as never, 'POST', `/v1/rollouts/${id}/resume`, {})).body).toMatchObject({ state: 'progressing' })
     // Keep traffic flowing until central decides (bounded).

@@ -113,6 +113,8 @@ export function filterSplitsFromMesh(mesh: MeshConfig): FilterSplitConfig[] {
     const split: FilterSplitConfig = { name: s.name, filter: filterInstanceName(ca.name, f.name), canary: filterInstanceName(cb.name, f.name), weightB: tb.weight, slot: f.name }
     if (s.pinHeader) split.pinHeader = s.pinHeader
     if (s.rollout) split.rollout = s.rollout
+    if (s.stickyHeader) split.stickyHeader = s.stickyHeader
+    if (s.stickyCookie) split.stickyCookie = s.stickyCookie
     out.push(split)
   }
   return out

@@ -51,6 +51,9 @@ export interface MeshSplit {
   targets: MeshSplitTarget[]
   pinHeader?: string
   rollout?: string
+  /** Sticky key of the per-request choice: a request header, else a cookie, else the request id. */
+  stickyHeader?: string
+  stickyCookie?: string
 }
 
 export type MeshListener = ListenerConfig & { filterChain?: string }

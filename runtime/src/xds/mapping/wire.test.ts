@@ -37,7 +37,7 @@ function sampleMesh(): MeshConfig {
       { name: 'add-headers@0.1.0', version: '0.1.0', digest: DIGEST, registry: 'http://127.0.0.1:1', hostKind: 'wasm', abi: 'proxy-wasm/0.2.1' },
       { name: 'path-deny@0.1.0', version: '0.1.0', digest: DIGEST, registry: 'http://127.0.0.1:1', hostKind: 'wasm', abi: 'proxy-wasm/0.2.1' },
     ],
-    splits: [{ name: 's1', targets: [{ variant: 'stable', weight: 9500, filterChain: 'api-chain' }, { variant: 'canary', weight: 500, cluster: 'canary' }], pinHeader: 'x-pin' }],
+    splits: [{ name: 's1', targets: [{ variant: 'stable', weight: 9500, filterChain: 'api-chain' }, { variant: 'canary', weight: 500, cluster: 'canary' }], pinHeader: 'x-pin', stickyCookie: 'uid' }],
   }
 }
 

@@ -225,6 +225,8 @@ function splitMessage(s: MeshSplit): Obj {
     targets: s.targets.map((t) => ({ variant: t.variant, weight: t.weight, cluster: t.cluster ?? '', filter_chain: t.filterChain ?? '' })),
     pin_header: s.pinHeader ?? '',
     rollout: s.rollout ?? '',
+    sticky_header: s.stickyHeader ?? '',
+    sticky_cookie: s.stickyCookie ?? '',
   }
 }
 
@@ -469,5 +471,7 @@ function readSplit(name: string, s: Obj): MeshSplit {
   }
   if (s.pin_header) out.pinHeader = s.pin_header as string
   if (s.rollout) out.rollout = s.rollout as string
+  if (s.sticky_header) out.stickyHeader = s.sticky_header as string
+  if (s.sticky_cookie) out.stickyCookie = s.sticky_cookie as string
   return out
 }
