@@ -1,3 +1,5 @@
+import { fileURLToPath } from 'node:url'
+import { spawnSync } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { join } from 'node:path'
 import { writeFile } from 'node:fs/promises'
@@ -89,6 +91,14 @@ describe('meshkit registry CLI', () => {
     expect(v.out).toContain('BROKEN at entry 2: hash_mismatch')
     const j = await run(['audit', 'verify', '--url', reg.url, '--token', ADMIN_TOKEN, '--json'])
     expect(JSON.parse(j.out)).toMatchObject({ ok: false, problem: { seq: 2 } })
+  })
+
+  it('meshkit audit verify (the meshkit bin) recomputes the same chain', async () => {
+    const bin = fileURLToPath(new URL('../../control/bin/meshkit.js', import.meta.url))
+    const r = spawnSync(process.execPath, [bin, 'audit', 'verify', '--data', f.dir, '--json'], { encoding: 'utf8' })
+    // The previous test broke entry 2 on purpose: the meshkit bin must see it too.
+    expect(r.status).toBe(1)
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, problem: { seq: 2 } })
   })
 
   it('serves a data directory until stopped', async () => {

@@ -29,6 +29,10 @@ Usage:
       The registry's own commands (serve, ls, show, publish, yank, revoke, audit, token);
       see "meshkit registry --help".
 
+  meshkit audit [verify] (--data DIR | --url URL) [--json]
+      The append-only, hash-chained audit log of every publish, refusal, yank and revoke;
+      "verify" recomputes the chain and names the first edited or deleted entry.
+
   meshkit --help | --version
 
 Config API and data-plane setup: docs/central.md. Registry: docs/registry.md.
@@ -140,6 +144,11 @@ export async function main(argv: string[]): Promise<number> {
     case 'registry': {
       const { registryCommand } = await import('@meshkit/registry')
       return registryCommand(rest)
+    }
+    // The audit log is central's as much as the registry's: `meshkit audit verify --data DIR`.
+    case 'audit': {
+      const { registryCommand } = await import('@meshkit/registry')
+      return registryCommand(['audit', ...rest])
     }
     case '--version':
     case '-v':
