@@ -7,8 +7,9 @@
  *   the chain's traffic to the twin (targets `a` and `b`, pin header `x-omnirelay-pin`).
  * - set-version: the chain's filter runs the given bundle; twin and split are removed.
  * - kills: every group gets the whole rule set as RolloutSplit resources `kill:<n>` (one
- *   target, variant `<scope>=<target>`, the reason in `rollout`); a signer rule is expanded
- *   to the bundles of the group signed by it. One change (epoch) per group.
+ *   target, variant `<scope>=<target>`, the reason in `rollout`). A signer rule travels as
+ *   is: data planes match it against each filter's verified signer whenever they build, so
+ *   bundles of that signer attached later are covered too. One change (epoch) per group.
  */
 import type { Central } from '../central/central.ts'
 import type { Spec } from '../central/store.ts'
@@ -35,7 +36,7 @@ export function centralPublisher(central: Central): RolloutPublisher {
           last = central.change(g.name, (_g, cfg) => {
             cfg.splits = cfg.splits.filter((x) => !x.name.startsWith(KILL_SPLIT_PREFIX))
             let n = 0
-            for (const r of expandKills(central, change.rules, cfg.filterChains)) {
+            for (const r of change.rules) {
               cfg.splits.push({ name: `${KILL_SPLIT_PREFIX}${n++}`, rollout: r.reason ?? '', targets: [{ variant: `${r.scope}=${r.target}`, weight: 10_000 }] })
             }
           }).epoch
@@ -73,27 +74,4 @@ export function centralPublisher(central: Central): RolloutPublisher {
       }).epoch
     },
   }
-}
-
-// Data planes match filters and bundle refs; a signer becomes the bundles of the group it signed.
-function expandKills(central: Central, rules: readonly Omit<KillEntry, 'atMs' | 'epoch'>[], chains: Spec[]): { scope: 'filter' | 'bundle'; target: string; reason?: string }[] {
-  const out: { scope: 'filter' | 'bundle'; target: string; reason?: string }[] = []
-  for (const r of rules) {
-    if (r.scope !== 'signer') {
-      out.push({ scope: r.scope, target: r.target, ...(r.reason ? { reason: r.reason } : {}) })
-      continue
-    }
-    const refs = new Set<string>()
-    for (const c of chains) for (const f of (c.filters ?? []) as Spec[]) if (typeof f.bundle === 'string') refs.add(f.bundle)
-    for (const ref of refs) {
-      const at = ref.lastIndexOf('@')
-      try {
-        const b = central.registry.registry.get(ref.slice(0, at), ref.slice(at + 1)) as { signer?: { keyId?: string; publisher?: string } }
-        if (b.signer?.keyId === r.target || b.signer?.publisher === r.target) out.push({ scope: 'bundle', target: ref, reason: `signer ${r.target}${r.reason ? `: ${r.reason}` : ''}` })
-      } catch {
-        // a bundle gone from the registry cannot run anyway
-      }
-    }
-  }
-  return out
 }

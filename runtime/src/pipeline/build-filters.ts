@@ -5,7 +5,7 @@
  * from the previous epoch (warm instances, compiled code and state survive a reload). One
  * failing filter fails the whole build; nothing half-built is left behind.
  */
-import { loadArtifact, type LoadArtifactOptions } from '../bundles/load-artifact.ts'
+import { loadArtifact, type BundleArtifact, type LoadArtifactOptions } from '../bundles/load-artifact.ts'
 import { canonical } from '../config/canonical.ts'
 import { ConfigError, ConfigErrorCode, type ConfigIssue } from '../config/errors.ts'
 import type { ProxyConfig } from '../config/types.ts'
@@ -18,6 +18,8 @@ import type { FilterDefinition, FilterFactory, LoadedArtifact } from './filter.t
 export interface BuiltFilter {
   key: string
   entry: ChainEntry
+  /** Who signed the filter's bundle (verified at load); absent for unsigned modules. Kill rules by signer match it. */
+  signer?: { keyId: string; publisher: string }
 }
 
 /** The filters of one epoch, by name. */
@@ -56,7 +58,10 @@ export async function buildFilters(
         const host = await hostFor(def.kind)
         const factory = await host.createFactory(def, artifact, services)
         created.push(factory)
-        out.set(def.name, { key, entry: makeEntry(withEffectiveQuotas(def, artifact), factory, cfg, services) })
+        const built: BuiltFilter = { key, entry: makeEntry(withEffectiveQuotas(def, artifact), factory, cfg, services) }
+        const keyId = (artifact as Partial<BundleArtifact>).signerKey?.keyId
+        if (artifact.bundle && keyId !== undefined) built.signer = { keyId, publisher: artifact.bundle.signer }
+        out.set(def.name, built)
       } catch (e) {
         const err = e as Error & { code?: unknown }
         const code = typeof err.code === 'string' ? `${err.code}: ` : ''

@@ -71,14 +71,16 @@ describe('filter splits', () => {
     expect(retiredFactories(e1, e2)).not.toContain(b.entry.factory)
   })
 
-  it('derives kills from kill:<n> splits by bundle and by filter name', () => {
+  it('derives kills from kill:<n> splits by bundle and by filter name, only for chains that are built', () => {
     const f = (name: string, bundle: string) => ({ name, bundle, failurePolicy: 'fail-closed' as const, isolation: 'shared' as const, quotas: {}, capabilities: [] })
     const mesh = {
-      listeners: [], routes: [], clusters: [], bundles: [],
+      listeners: [], routes: [{ name: 'r', filterChain: 'main' }], clusters: [], bundles: [],
       filterChains: [{ name: 'main', filters: [f('waf', 'waf@2.0.0'), f('auth', 'auth@1.0.0')] }, { name: 'other', filters: [f('waf', 'waf@1.0.0')] }],
       splits: [
         { name: 'kill:0', rollout: 'CVE', targets: [{ variant: 'bundle=waf@2.0.0', weight: 10000 }] },
         { name: 'kill:1', targets: [{ variant: 'filter=auth', weight: 10000 }] },
+        // Chain `other` is used by no route: its filter is not built, so no kill may name it.
+        { name: 'kill:2', targets: [{ variant: 'bundle=waf@1.0.0', weight: 10000 }] },
       ],
     } as unknown as MeshConfig
     expect(filterSplitsFromMesh(mesh).map((s) => [s.filter, s.kill])).toEqual([
@@ -87,9 +89,47 @@ describe('filter splits', () => {
     ])
   })
 
+  it('carries a signer kill to every built filter, to be matched against the verified signer', () => {
+    const f = (name: string, bundle: string) => ({ name, bundle, failurePolicy: 'fail-closed' as const, isolation: 'shared' as const, quotas: {}, capabilities: [] })
+    const mesh = {
+      listeners: [], routes: [{ name: 'r', filterChain: 'main' }], clusters: [], bundles: [],
+      filterChains: [{ name: 'main', filters: [f('waf', 'waf@2.0.0'), f('auth', 'auth@1.0.0')] }, { name: 'other', filters: [f('waf', 'waf@1.0.0')] }],
+      splits: [{ name: 'kill:0', rollout: 'key leaked', targets: [{ variant: 'signer=dev-publisher', weight: 10000 }] }],
+    } as unknown as MeshConfig
+    expect(filterSplitsFromMesh(mesh).map((s) => [s.filter, s.signer, s.kill])).toEqual([
+      ['main.waf', 'dev-publisher', 'signer dev-publisher: key leaked'],
+      ['main.auth', 'dev-publisher', 'signer dev-publisher: key leaked'],
+    ])
+  })
+
+  it('kills by signer only the filters that signer signed (key id or publisher), and unkill restores them', () => {
+    const waf = { ...built('main.waf', '2.0.0'), signer: { keyId: 'k1', publisher: 'acme' } }
+    const auth = { ...built('main.auth', '1.0.0'), signer: { keyId: 'k2', publisher: 'other' } }
+    const plain = built('main.dev', '0.0.1')
+    const input = new Map<string, BuiltFilter>([['main.waf', waf], ['main.auth', auth], ['main.dev', plain]])
+    const kills = (signer: string) => [...input.keys()].map((filter) => ({ name: `kill:0:${filter}`, filter, canary: '', weightB: 0, kill: `signer ${signer}`, signer }))
+    for (const signer of ['k1', 'acme']) {
+      const e = applyFilterSplits(input, kills(signer))
+      const killed = e.get('main.waf')!.entry.factory as KilledFilterFactory
+      expect(killed).toBeInstanceOf(KilledFilterFactory)
+      expect(killed.killed.scope).toBe('signer')
+      expect(killed.original).toBe(waf.entry.factory)
+      expect(e.get('main.auth')).toBe(auth)
+      // Unsigned modules have no signer to match.
+      expect(e.get('main.dev')).toBe(plain)
+      const back = applyFilterSplits(e, [])
+      expect(back.get('main.waf')).toBe(waf)
+      expect(retiredFactories(e, back)).not.toContain(waf.entry.factory)
+    }
+  })
+
   it('validates filterSplits with paths', () => {
     const r = new Reader()
     readFilterSplits(r, [{ name: 's', filter: 'a', canary: 'zz', weightB: 20_000, extra: 1 }], new Set(['a']))
     expect(r.issues.map((i) => i.path).sort()).toEqual(['filterSplits[0].canary', 'filterSplits[0].extra', 'filterSplits[0].weightB'])
+    const k = new Reader()
+    const read = readFilterSplits(k, [{ name: 'k', filter: 'a', kill: 'why', signer: 'acme' }, { name: 's', filter: 'a', canary: 'b', weightB: 1, signer: 'acme' }], new Set(['a', 'b']))
+    expect(k.issues.map((i) => i.path)).toEqual(['filterSplits[1].signer'])
+    expect(read[0]).toMatchObject({ filter: 'a', kill: 'why', signer: 'acme' })
   })
 })

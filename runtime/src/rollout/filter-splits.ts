@@ -36,15 +36,21 @@ export interface FilterSplitConfig {
    * every request (fail-open skips, fail-closed 503). `canary` and `weightB` are unused.
    */
   kill?: string
+  /**
+   * With `kill`: only when `filter`'s bundle is signed by this signer (key id or publisher
+   * name, as verified when the filter was built). The data plane checks it at every build, so
+   * a signer kill covers whatever bundle of that signer the epoch runs, not a list made earlier.
+   */
+  signer?: string
 }
 
-const KEYS = ['name', 'filter', 'canary', 'weightB', 'slot', 'pinHeader', 'stickyHeader', 'stickyCookie', 'rollout', 'kill']
+const KEYS = ['name', 'filter', 'canary', 'weightB', 'slot', 'pinHeader', 'stickyHeader', 'stickyCookie', 'rollout', 'kill', 'signer']
 const ALIAS = '\u0000split-a:'
 const KILL_ALIAS = '\u0000killed:'
 
 /**
  * Kill rules travel as RolloutSplit resources named `kill:<n>` with one target whose variant
- * is `<scope>=<target>` (scope filter|bundle) and whose `rollout` field holds the reason:
+ * is `<scope>=<target>` (scope filter|bundle|signer) and whose `rollout` field holds the reason:
  * existing, wire-compatible resources, so every data plane gets a kill in the next epoch.
  */
 export const KILL_SPLIT_PREFIX = 'kill:'
@@ -68,10 +74,13 @@ export function readFilterSplits(r: Reader, v: unknown, filterNames: ReadonlySet
     if (kill) {
       const why = r.optStr(o.kill, `${p}.kill`)
       if (why !== undefined) s.kill = why
+      const signer = r.optStr(o.signer, `${p}.signer`)
+      if (signer !== undefined) s.signer = signer
       if (s.filter && !filterNames.has(s.filter)) r.fail(`${p}.filter`, `unknown filter "${s.filter}"`)
       out.push(s)
       return
     }
+    if (o.signer !== undefined) r.fail(`${p}.signer`, 'only a kill entry names a signer')
     for (const k of ['slot', 'pinHeader', 'stickyHeader', 'stickyCookie', 'rollout'] as const) {
       const val = r.optStr(o[k], `${p}.${k}`)
       if (val !== undefined) s[k] = val
@@ -94,10 +103,12 @@ export function filterSplitsFromMesh(mesh: MeshConfig): FilterSplitConfig[] {
   const chains = new Map(mesh.filterChains.map((c) => [c.name, c]))
   const used = new Set<string>()
   for (const s of [...mesh.listeners, ...mesh.routes]) if (s.filterChain) used.add(s.filterChain)
+  // Only filters of chains the data plane builds can be killed (a kill naming others is refused).
+  const built = new Set([...used, ...splitChains(mesh)])
   const out: FilterSplitConfig[] = []
   for (const s of mesh.splits) {
     if (s.name.startsWith(KILL_SPLIT_PREFIX)) {
-      out.push(...killsFromSplit(s, mesh))
+      out.push(...killsFromSplit(s, mesh, built))
       continue
     }
     if (s.targets.length !== 2 || s.targets.some((t) => !t.filterChain || t.cluster)) continue
@@ -120,7 +131,7 @@ export function filterSplitsFromMesh(mesh: MeshConfig): FilterSplitConfig[] {
   return out
 }
 
-function killsFromSplit(s: MeshConfig['splits'][number], mesh: MeshConfig): FilterSplitConfig[] {
+function killsFromSplit(s: MeshConfig['splits'][number], mesh: MeshConfig, built: ReadonlySet<string>): FilterSplitConfig[] {
   const rule = s.targets[0]?.variant ?? ''
   const eq = rule.indexOf('=')
   const scope = rule.slice(0, eq)
@@ -129,10 +140,14 @@ function killsFromSplit(s: MeshConfig['splits'][number], mesh: MeshConfig): Filt
   const why = `${scope} ${target}${s.rollout ? `: ${s.rollout}` : ''}`
   const out: FilterSplitConfig[] = []
   for (const c of mesh.filterChains) {
+    if (!built.has(c.name)) continue
     for (const f of c.filters) {
       const name = filterInstanceName(c.name, f.name)
-      const hit = scope === 'bundle' ? f.bundle === target : scope === 'filter' ? target === name || target === f.name : false
-      if (hit) out.push({ name: `${s.name}:${name}`, filter: name, canary: '', weightB: 0, kill: why })
+      // A signer is matched at build time against the verified signer, so every filter is a candidate.
+      if (scope === 'signer') out.push({ name: `${s.name}:${name}`, filter: name, canary: '', weightB: 0, kill: why, signer: target })
+      else if (scope === 'bundle' ? f.bundle === target : scope === 'filter' ? target === name || target === f.name : false) {
+        out.push({ name: `${s.name}:${name}`, filter: name, canary: '', weightB: 0, kill: why })
+      }
     }
   }
   return out
@@ -165,7 +180,8 @@ export function applyFilterSplits(built: BuiltFilters, splits: readonly FilterSp
     if (s.kill === undefined) continue
     const orig = out.get(s.filter)
     if (!orig || orig.entry.factory instanceof KilledFilterFactory) continue
-    const factory = new KilledFilterFactory(orig.entry.factory, { scope: 'filter', reason: s.kill })
+    if (s.signer !== undefined && s.signer !== orig.signer?.keyId && s.signer !== orig.signer?.publisher) continue
+    const factory = new KilledFilterFactory(orig.entry.factory, { scope: s.signer === undefined ? 'filter' : 'signer', reason: s.kill })
     const killed: SplitBuilt = { key: orig.key, entry: { ...orig.entry, factory, phases: factory.phases }, original: orig }
     out.set(s.filter, killed)
     out.set(`${KILL_ALIAS}${s.filter}`, orig)
