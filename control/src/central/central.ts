@@ -11,6 +11,7 @@ import { DEFAULT_ADMISSION_POLICY, RegistryError, startRegistry, type RunningReg
 import { silentLogger, type Logger } from '@omnirelay/runtime/observability/logger.ts'
 import type { Quotas } from '@omnirelay/runtime/pipeline/filter.ts'
 import type { MeshConfig } from '@omnirelay/runtime/xds/mapping/index.ts'
+import { KILL_SPLIT_PREFIX } from '@omnirelay/runtime/rollout/filter-splits.ts'
 import { Snapshot, SnapshotCache, type XdsResource } from '../xds/cache/index.ts'
 import { addAdsService, composeCallbacks, DataPlaneDirectory, StreamRegistry, type XdsCallbacks } from '../xds/server/index.ts'
 import { meshResources } from './resources.ts'
@@ -70,6 +71,7 @@ export class Central {
   #watchTimer: NodeJS.Timeout | undefined
   readonly #withheld = new Map<string, { typeUrl: string; name: string; reason: string; epoch: number }[]>()
   #xdsAddress = ''
+  #killSplits: Spec[] | undefined
 
   private constructor(opts: CentralOptions, store: CentralStore, registry: RunningRegistry) {
     this.store = store
@@ -239,6 +241,21 @@ export class Central {
   }
 
   /**
+   * The kill rules every group carries (`kill:<n>` splits, see docs/rollouts.md). Once set,
+   * every change keeps exactly these: a whole-config PUT cannot drop them, and a group
+   * created after the kill has them from its first epoch. Unset, changes leave splits alone.
+   * @example
+   * central.setKillSplits([{ name: 'kill:0', rollout: 'CVE', targets: [{ variant: 'signer=acme-1', weight: 10000 }] }])
+   */
+  setKillSplits(splits: readonly Spec[] | undefined): void {
+    this.#killSplits = splits === undefined ? undefined : [...splits]
+  }
+
+  get killSplits(): readonly Spec[] | undefined {
+    return this.#killSplits
+  }
+
+  /**
    * Validates and applies a change to a group (creating it when `create`), publishing the
    * result under the next epoch.
    * @throws CentralError `config_invalid` (with issues), `not_found`
@@ -249,6 +266,7 @@ export class Central {
     const rec = { name, selector: { ...(current?.selector ?? {}) }, priority: current?.priority ?? 0 }
     const cfg = current ? this.store.config(name) : { listeners: [], routes: [], clusters: [], filterChains: [], splits: [] }
     mutate(rec, cfg)
+    if (this.#killSplits) cfg.splits = [...cfg.splits.filter((s) => !String(s.name).startsWith(KILL_SPLIT_PREFIX)), ...this.#killSplits.map((s) => ({ ...s }))]
     const compiled = compileGroup(cfg, this.#context())
     const resources = compiled.mesh.listeners.length ? this.#resources(compiled.mesh) : undefined
     let published = false

@@ -6,7 +6,8 @@
  *   filter's bundle set to B; a RolloutSplit `rollout:<chain>.<filter>` sends `weightB` of
  *   the chain's traffic to the twin (targets `a` and `b`, pin header `x-omnirelay-pin`).
  * - set-version: the chain's filter runs the given bundle; twin and split are removed.
- * - kills: every group gets the whole rule set as RolloutSplit resources `kill:<n>` (one
+ * - kills: central keeps the whole rule set in every group, now and in every later change
+ *   (a whole-config PUT, a new group), as RolloutSplit resources `kill:<n>` (one
  *   target, variant `<scope>=<target>`, the reason in `rollout`). A signer rule travels as
  *   is: data planes match it against each filter's verified signer whenever they build, so
  *   bundles of that signer attached later are covered too. One change (epoch) per group.
@@ -18,6 +19,15 @@ import type { KillEntry, RolloutChange, RolloutPublisher } from './types.ts'
 
 export const CANARY_SUFFIX = ':canary'
 export const PIN_HEADER = 'x-omnirelay-pin'
+
+/**
+ * Kill rules as the `kill:<n>` RolloutSplit specs every group carries.
+ * @example
+ * central.setKillSplits(killSplits(store.kills()))
+ */
+export function killSplits(rules: readonly Pick<KillEntry, 'scope' | 'target' | 'reason'>[]): Spec[] {
+  return rules.map((r, n) => ({ name: `${KILL_SPLIT_PREFIX}${n}`, rollout: r.reason ?? '', targets: [{ variant: `${r.scope}=${r.target}`, weight: 10_000 }] }))
+}
 
 export function splitName(chain: string, filter: string): string {
   return `rollout:${chain}.${filter}`
@@ -31,17 +41,17 @@ export function centralPublisher(central: Central): RolloutPublisher {
   return {
     publish(group: string, change: RolloutChange): number {
       if (change.kind === 'kills') {
-        let last = central.epoch
-        for (const g of central.groups()) {
-          last = central.change(g.name, (_g, cfg) => {
-            cfg.splits = cfg.splits.filter((x) => !x.name.startsWith(KILL_SPLIT_PREFIX))
-            let n = 0
-            for (const r of change.rules) {
-              cfg.splits.push({ name: `${KILL_SPLIT_PREFIX}${n++}`, rollout: r.reason ?? '', targets: [{ variant: `${r.scope}=${r.target}`, weight: 10_000 }] })
-            }
-          }).epoch
+        // Central puts the rule set into every change from now on (and so into this one per group).
+        const before = central.killSplits
+        central.setKillSplits(killSplits(change.rules))
+        try {
+          let last = central.epoch
+          for (const g of central.groups()) last = central.change(g.name, () => {}).epoch
+          return last
+        } catch (e) {
+          central.setKillSplits(before)
+          throw e
         }
-        return last
       }
       return central.change(group, (_g, cfg) => {
         const chain = cfg.filterChains.find((c) => c.name === change.chain)

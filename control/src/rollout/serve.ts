@@ -9,7 +9,7 @@ import { Central, createCentralHandler, type StartCentralOptions } from '../cent
 import { listen } from '../central/api.ts'
 import { addTelemetryService, startTelemetryServer, TelemetryStore } from '../telemetry/index.ts'
 import { createRolloutApi } from './api.ts'
-import { centralPublisher } from './central-publisher.ts'
+import { centralPublisher, killSplits } from './central-publisher.ts'
 import { storeTelemetry } from './index.ts'
 import { RolloutManager } from './manager.ts'
 import { RolloutStore } from './store.ts'
@@ -44,6 +44,8 @@ export async function startCentralWithRollouts(opts: StartWithRolloutsOptions): 
   const host = opts.host ?? '127.0.0.1'
   const telemetry = TelemetryStore.open(join(opts.dataDir, 'telemetry.sqlite'), opts.telemetryRetentionMs ? { retentionMs: opts.telemetryRetentionMs } : {})
   const store = RolloutStore.open(join(opts.dataDir, 'rollouts.sqlite'))
+  // Stored kills stay in every group's config through any later change (restart included).
+  central.setKillSplits(killSplits(store.kills()))
   const rollouts = new RolloutManager({ store, publisher: centralPublisher(central), telemetry: storeTelemetry(telemetry), tickMs: opts.tickMs ?? 1000 })
   const closeStores = async () => {
     rollouts.stop()

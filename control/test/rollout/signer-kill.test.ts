@@ -2,7 +2,8 @@
  * Kill by signer on a real data plane: central publishes the signer rule itself, and
  * OmniRelay matches it against each filter's verified signer whenever it builds. So a bundle
  * of that signer that did not exist when the kill was made, attached later to a route, never
- * runs either. A filter of another signer keeps running throughout. Real central, registry,
+ * runs either; nor does a whole-config PUT or a new group lose the rule. A filter of another
+ * signer keeps running throughout. Real central, registry,
  * OmniRelay over xDS, HTTP through the proxy.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -43,6 +44,9 @@ async function get(path: string): Promise<{ status: number; guard?: string; audi
   const h = (JSON.parse(text) as { headers: Record<string, string> }).headers
   return { status: res.status, ...(h['x-guard'] ? { guard: h['x-guard'] } : {}), ...(h['x-audit'] ? { audit: h['x-audit'] } : {}) }
 }
+
+const killsOf = (group: string): string[] =>
+  (central.central.config(group).splits as { name: string; targets: { variant: string }[] }[]).filter((s) => s.name.startsWith('kill:')).map((s) => s.targets[0]!.variant)
 
 const filter = (name: string, bundle: string, failurePolicy: string) => ({ name, bundle, failurePolicy, capabilities: CAPS })
 
@@ -137,8 +141,7 @@ describe('kill by signer on a real data plane', () => {
     const k = await api(central as never, 'POST', '/v1/kills', { scope: 'signer', target: 'dev-publisher', reason: 'key leaked' })
     expect(k.status, JSON.stringify(k.body)).toBe(200)
     // The rule travels as is, not as a list of that signer's bundles of today.
-    const published = central.central.config('edge').splits as { name: string; targets: { variant: string }[] }[]
-    expect(published.filter((s) => s.name.startsWith('kill:')).map((s) => s.targets[0]!.variant)).toEqual(['signer=dev-publisher'])
+    expect(killsOf('edge')).toEqual(['signer=dev-publisher'])
     await converged(central as never, 'edge-1', central.central.group('edge').epoch)
     // fail-closed: 503; the other signer's filter still runs.
     expect(await get('/k')).toEqual({ status: 503 })
@@ -161,6 +164,26 @@ describe('kill by signer on a real data plane', () => {
     expect(await get('/fresh/p')).toEqual({ status: 200, audit: '1.0.0' })
     expect(await get('/k/p')).toEqual({ status: 503 })
 
+    // A whole-config PUT replaces the splits list too, yet the kill stays; a group created now has it.
+    const whole = await api(central as never, 'PUT', '/v1/groups/edge/config', {
+      listeners: [{ name: 'edge', address: '127.0.0.1', port: 0 }],
+      clusters: [{ name: 'app', endpoints: [`127.0.0.1:${upstream}`] }],
+      routes: later,
+      filterChains: laterChains,
+    })
+    expect(whole.status, JSON.stringify(whole.body)).toBe(200)
+    expect(killsOf('edge')).toEqual(['signer=examples-dev'])
+    await converged(central as never, 'edge-1', central.central.group('edge').epoch)
+    expect(await get('/k/w')).toEqual({ status: 503 })
+    expect(await get('/fresh/w')).toEqual({ status: 200, audit: '1.0.0' })
+    const created = await api(central as never, 'PUT', '/v1/groups/late', { selector: { role: 'late' }, config: {
+      listeners: [{ name: 'edge', address: '127.0.0.1', port: 0 }],
+      clusters: [{ name: 'app', endpoints: [`127.0.0.1:${upstream}`] }],
+      routes: [{ name: 'app', match: { prefix: '/' }, cluster: 'app' }],
+    } })
+    expect(created.status, JSON.stringify(created.body)).toBe(200)
+    expect(killsOf('late')).toEqual(['signer=examples-dev'])
+
     expect((await api(central as never, 'DELETE', '/v1/kills/signer/examples-dev')).status).toBe(200)
     await until(async () => ((await get('/k')).status === 200 ? true : undefined), 5000, 'unkill')
     await converged(central as never, 'edge-1', central.central.group('edge').epoch)
@@ -169,5 +192,6 @@ describe('kill by signer on a real data plane', () => {
       expect(await get(`/u${i}`)).toEqual({ status: 200, guard: '1.0.0' })
       expect(await get(`/audit/u${i}`)).toEqual({ status: 200, audit: '1.0.0' })
     }
+    expect(killsOf('late')).toEqual([])
   }, 60_000)
 })
