@@ -60,6 +60,17 @@ async function setGroup(routes: unknown[], filterChains: unknown[]): Promise<voi
 }
 
 let upstream = 0
+let policy = ''
+
+function startCentral(): Promise<RunningCentralWithRollouts> {
+  return startCentralWithRollouts({
+    dataDir: join(dir, 'central'),
+    trustPolicy: policy,
+    tokens: [{ id: 'ci', token: TOKEN, scopes: ['read', 'publish', 'admin'] }],
+    registry: { admissionIsolation: 'inline' },
+    tickMs: 50,
+  })
+}
 
 beforeAll(async () => {
   const tmp = await tempDir()
@@ -69,7 +80,7 @@ beforeAll(async () => {
   // Two publishers: the example dev key (the one killed) and another team's key (never killed).
   const other = generateSigningKey('ed25519', 'other-key')
   await writeFile(join(dir, 'other.pub.pem'), other.publicKeyPem)
-  const policy = join(dir, 'trust-policy.yaml')
+  policy = join(dir, 'trust-policy.yaml')
   await writeFile(
     policy,
     [
@@ -86,13 +97,8 @@ beforeAll(async () => {
       '',
     ].join('\n'),
   )
-  central = await startCentralWithRollouts({
-    dataDir: join(dir, 'central'),
-    trustPolicy: policy,
-    tokens: [{ id: 'ci', token: TOKEN, scopes: ['read', 'publish', 'admin'] }],
-    registry: { admissionIsolation: 'inline' },
-    tickMs: 50,
-  })
+  central = await startCentral()
+  // Through `central`, so a restarted one is the one closed.
   cleanup.push(() => central.close())
   await publishFilter('guard', '1.0.0', 'x-guard', devKey)
   await publishFilter('audit', '1.0.0', 'x-audit', other)
@@ -194,4 +200,20 @@ describe('kill by signer on a real data plane', () => {
     }
     expect(killsOf('late')).toEqual([])
   }, 60_000)
+
+  it('a restarted central keeps the stored kill rules in every later change', async () => {
+    expect((await api(central as never, 'POST', '/v1/kills', { scope: 'signer', target: 'dev-publisher' })).status).toBe(200)
+    await central.close()
+    central = await startCentral()
+    const whole = await api(central as never, 'PUT', '/v1/groups/edge/config', {
+      listeners: [{ name: 'edge', address: '127.0.0.1', port: 0 }],
+      clusters: [{ name: 'app', endpoints: [`127.0.0.1:${upstream}`] }],
+      routes: [{ name: 'app', match: { prefix: '/' }, cluster: 'app', filterChain: 'main' }],
+      filterChains: [{ name: 'main', filters: [filter('guard', 'guard@2.0.0', 'fail-closed')] }],
+    })
+    expect(whole.status, JSON.stringify(whole.body)).toBe(200)
+    expect(killsOf('edge')).toEqual(['signer=dev-publisher'])
+    expect((await api(central as never, 'DELETE', '/v1/kills/signer/dev-publisher')).status).toBe(200)
+    expect(killsOf('edge')).toEqual([])
+  }, 30_000)
 })
