@@ -107,26 +107,15 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
   // could replace the built-ins used here); this check only serves encodePairs' early errors.
   const check = (s, what) => { if (BAD.test(s)) throw new TypeError('invalid header ' + what); return s; };
 
-  // _f: the flat [name, value, ...] array of this turn; _x: name -> index of its first entry,
-  // built on first lookup (property lookups are the cheapest thing the interpreter does);
-  // dropped whenever entries shift.
-  function Headers(kind) { this._k = kind; this._f = null; this._t = -1; this._d = false; this._x = null; }
+  // _f: the flat [name, value, ...] array of this turn. Lookups scan it with
+  // Array.prototype.indexOf, which runs in C: a name -> index object costs more to build
+  // (an atom and a shape change per entry, rebuilt whenever entries shift) than a dozen
+  // rules save with it.
+  function Headers(kind) { this._k = kind; this._f = null; this._t = -1; this._d = false; }
   Headers.prototype._load = function () {
-    if (this._t !== turn) { const s = h.hget(this._k); this._f = s === '' ? [] : s.split(SEP); this._t = turn; this._d = false; this._x = null; }
+    if (this._t !== turn) { const s = h.hget(this._k); this._f = s === '' ? [] : s.split(SEP); this._t = turn; this._d = false; }
     return this._f;
   };
-  Headers.prototype._ix = function () {
-    let x = this._x;
-    if (x === null) {
-      x = { __proto__: null };
-      const f = this._f;
-      for (let i = f.length - 2; i >= 0; i -= 2) x[f[i]] = i;
-      this._x = x;
-    }
-    return x;
-  };
-  Headers.prototype._touch = function () { if (!this._d) { this._d = true; dirty[nd++] = this; } };
-  // Array.prototype.indexOf runs in C: far cheaper than a bytecode loop in the interpreter.
   // A hit at an odd index is a value equal to the name: skip it.
   const find = (f, name, from) => {
     let i = f.indexOf(name, from);
@@ -137,19 +126,22 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
     // Hot path: one call per lookup (helpers inlined; calls are what the interpreter pays for).
     get(name) {
       if (this._t !== turn) this._load();
-      const x = this._x === null ? this._ix() : this._x;
       let n = LC[name];
       if (n === undefined) n = lc(name);
-      const i = x[n];
-      return i === undefined ? undefined : this._f[i + 1];
+      const f = this._f;
+      let i = f.indexOf(n);
+      if (i > 0 && (i & 1) === 1) i = find(f, n, i + 1);
+      return i === -1 ? undefined : f[i + 1];
     },
     getAll(name) { name = lc(name); const f = this._load(); const out = []; for (let i = find(f, name, 0); i !== -1; i = find(f, name, i + 2)) out.push(f[i + 1]); return out; },
     has(name) {
       if (this._t !== turn) this._load();
-      const x = this._x === null ? this._ix() : this._x;
       let n = LC[name];
       if (n === undefined) n = lc(name);
-      return x[n] !== undefined;
+      const f = this._f;
+      let i = f.indexOf(n);
+      if (i > 0 && (i & 1) === 1) i = find(f, n, i + 1);
+      return i !== -1;
     },
     entries() { const f = this._load(); const out = []; for (let i = 0; i < f.length; i += 2) out.push([f[i], f[i + 1]]); return out; },
     keys() { const f = this._load(); const out = []; for (let i = 0; i < f.length; i += 2) out.push(f[i]); return out; },
@@ -161,13 +153,12 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
       if (typeof value !== 'string') value = String(value);
       if (this._t !== turn) this._load();
       const f = this._f;
-      const x = this._x === null ? this._ix() : this._x;
-      const i = x[name];
-      if (i === undefined) { x[name] = f.length; f.push(name, value); }
+      let i = f.indexOf(name);
+      if (i > 0 && (i & 1) === 1) i = find(f, name, i + 1);
+      if (i === -1) f.push(name, value);
       else {
         f[i + 1] = value;
-        let j = find(f, name, i + 2);
-        if (j !== -1) { for (; j !== -1; j = find(f, name, j)) f.splice(j, 2); this._x = null; }
+        for (let j = find(f, name, i + 2); j !== -1; j = find(f, name, j)) f.splice(j, 2);
       }
       if (!this._d) { this._d = true; dirty[nd++] = this; }
     },
@@ -175,10 +166,7 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
       let n = LC[name];
       name = n === undefined ? lc(name) : n;
       if (this._t !== turn) this._load();
-      const f = this._f;
-      const x = this._x;
-      if (x !== null && x[name] === undefined) x[name] = f.length;
-      f.push(name, typeof value === 'string' ? value : String(value));
+      this._f.push(name, typeof value === 'string' ? value : String(value));
       if (!this._d) { this._d = true; dirty[nd++] = this; }
     },
     remove(name) {
@@ -186,11 +174,11 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
       name = n === undefined ? lc(name) : n;
       if (this._t !== turn) this._load();
       const f = this._f;
-      let i = (this._x === null ? this._ix() : this._x)[name];
-      if (i === undefined) return false;
+      let i = f.indexOf(name);
+      if (i > 0 && (i & 1) === 1) i = find(f, name, i + 1);
+      if (i === -1) return false;
       for (; i !== -1; i = find(f, name, i)) f.splice(i, 2);
-      this._x = null;
-      this._touch();
+      if (!this._d) { this._d = true; dirty[nd++] = this; }
       return true;
     },
   };
@@ -352,7 +340,7 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
     const call = ++calls;
     ctx.endOfStream = eos;
     ctx.bodySize = size;
-    if (pre !== undefined) { const v = primary[op]; v._f = pre === '' ? [] : pre.split(SEP); v._t = turn; v._d = false; v._x = null; }
+    if (pre !== undefined) { const v = primary[op]; v._f = pre === '' ? [] : pre.split(SEP); v._t = turn; v._d = false; }
     const fn = hooks[op];
     if (fn === undefined) return 0;
     let r;
