@@ -263,8 +263,12 @@ export class WasmFilterFactory implements FilterFactory {
   /** An instance for a new stream; throws FilterError (unavailable during backoff or at the instance limit). */
   acquire(): WasmVm {
     if (this.#closed) throw new FilterError(this.name, FilterErrorCode.Unavailable, 'filter was closed')
-    if (performance.now() < this.#retryAt) {
-      throw new FilterError(this.name, FilterErrorCode.Unavailable, 'instance is being reloaded after a failure (backoff)')
+    // 0 once the backoff is over: a healthy filter reads no clock here (once per filter per request).
+    if (this.#retryAt !== 0) {
+      if (performance.now() < this.#retryAt) {
+        throw new FilterError(this.name, FilterErrorCode.Unavailable, 'instance is being reloaded after a failure (backoff)')
+      }
+      this.#retryAt = 0
     }
     if (!this.#perRequest) {
       const cur = this.#root

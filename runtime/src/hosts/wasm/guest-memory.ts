@@ -79,7 +79,8 @@ export class GuestMemory {
 
   setU64(ptr: number, v: bigint): void {
     this.#sync()
-    this.#dv.setBigUint64(ptr, BigInt.asUintN(64, v), true)
+    // setBigUint64 already wraps modulo 2^64 (ToBigUint64): no BigInt.asUintN copy.
+    this.#dv.setBigUint64(ptr, v, true)
   }
 
   /**

@@ -100,6 +100,9 @@ function writableMap(vm: WasmVm, type: number): HeaderMap | null | undefined {
   return mapFor(vm, type)
 }
 
+let clockMs = -1
+let clockNs = 0n
+
 /** All proxy-wasm host functions for `vm`, by name (module `env`). */
 function proxyImports(vm: WasmVm): Record<string, HostFn> {
   const env = vm.env
@@ -150,7 +153,13 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
     },
     proxy_get_current_time_nanoseconds(retPtr: number) {
       if (!m().ok(retPtr, 8)) return R.InvalidMemoryAccess
-      m().setU64(retPtr, BigInt(Date.now()) * 1_000_000n)
+      const ms = Date.now()
+      // Rate limiters ask on every request: build the BigInt once per millisecond.
+      if (ms !== clockMs) {
+        clockMs = ms
+        clockNs = BigInt(ms) * 1_000_000n
+      }
+      m().setU64(retPtr, clockNs)
       return R.Ok
     },
     proxy_get_buffer_bytes(type: number, start: number, maxSize: number, retPtr: number, retSize: number) {

@@ -344,7 +344,8 @@ export class WasmVm {
   /** Ends a context: proxy_on_done, then proxy_on_delete unless the module asked to finish later. */
   finishContext(binding: StreamBinding): void {
     const id = binding.contextId
-    for (const [token, b] of this.#callouts) if (b === binding) this.#callouts.delete(token)
+    // Almost always empty: skip the iterator (every filter of every request ends here).
+    if (this.#callouts.size !== 0) for (const [token, b] of this.#callouts) if (b === binding) this.#callouts.delete(token)
     if (this.broken) {
       this.streams.delete(id)
       return
