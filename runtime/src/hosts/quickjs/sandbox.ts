@@ -69,6 +69,24 @@ export interface JsErrorInfo {
   stack: string
 }
 
+/**
+ * The parts of quickjs-emscripten's context the per-hook call uses directly (protected in its
+ * types): its `callFunction` allocates an argument array in the engine and two wrapper objects
+ * per call, and `getString` another; the hook call needs none of that (see `#call`).
+ */
+interface ContextInternals {
+  readonly ctx: { readonly value: number }
+  readonly ffi: {
+    QTS_Call(ctx: number, fn: number, thisVal: number, argc: number, argv: number): number
+    QTS_ResolveException(ctx: number, value: number): number
+    QTS_FreeValuePointer(ctx: number, value: number): void
+    QTS_GetString(ctx: number, value: number): number
+    QTS_FreeCString(ctx: number, str: number): void
+  }
+  readonly module: { _malloc(bytes: number): number; _free(ptr: number): void; UTF8ToString(ptr: number): string }
+  readonly memory: { heapValueHandle(ptr: number): QuickJSHandle }
+}
+
 /** Minimum fuel kept between QuickJS's interrupt checks (about 10,000 ticks of the interpreter). */
 const MIN_RESERVE = 2e9
 
@@ -104,6 +122,13 @@ export class Sandbox implements HostcallTarget {
   /** Async hook calls (numbered by the prelude) waiting for their promise to settle. */
   readonly #pending = new Map<number, StreamState>()
   #metrics: ((op: number, name: string, value: number) => void) | undefined
+  #raw!: ContextInternals
+  #ctxPtr = 0
+  /** Engine address of the hook call's argument array (4 JSValue pointers), allocated once. */
+  #argv = 0
+  #heap32 = new Int32Array(0)
+  /** The exception of the last `#call`, as an engine pointer (0: none). */
+  #callError = 0
 
   private constructor(opts: SandboxOptions) {
     this.#opts = opts
@@ -171,6 +196,10 @@ export class Sandbox implements HostcallTarget {
       this.declared = d === '' ? [] : d.split(',')
       for (let i = 0; i <= PHASE_OP.EndJobs; i++) this.#ops.push(ctx.newNumber(i))
       this.#zero = ctx.newNumber(0)
+      this.#raw = ctx as unknown as ContextInternals
+      this.#ctxPtr = this.#raw.ctx.value
+      this.#argv = this.#raw.module._malloc(16)
+      if (this.#argv === 0) throw new FilterError(this.#name, FilterErrorCode.MemoryExceeded, 'memory cap reached')
     } catch (e) {
       this.poisoned = true
       this.dispose()
@@ -198,20 +227,40 @@ export class Sandbox implements HostcallTarget {
       const map = k === 0 ? s.requestHeaders : k === 1 ? s.responseHeaders : k === 2 ? s.requestTrailers : s.responseTrailers
       preH = ctx.newString(map.flat.join(SEP))
     }
-    let result
+    let res: number
     try {
-      result = this.#enter(state, () =>
-        preH === undefined
-          ? ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[op]!, sizeH, eos ? ctx.true : ctx.false)
-          : ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[op]!, sizeH, eos ? ctx.true : ctx.false, preH),
-      )
+      const buf = this.#engine.memory.buffer
+      if (this.#heap32.buffer !== buf) this.#heap32 = new Int32Array(buf)
+      const a = this.#argv >> 2
+      const heap = this.#heap32
+      heap[a] = this.#ops[op]!.value as unknown as number
+      heap[a + 1] = sizeH.value as unknown as number
+      heap[a + 2] = (eos ? ctx.true : ctx.false).value as unknown as number
+      if (preH !== undefined) heap[a + 3] = preH.value as unknown as number
+      res = this.#enter(state, () => this.#call(preH === undefined ? 3 : 4))
     } finally {
       if (!this.poisoned) {
         if (sizeH !== this.#zero && sizeH.alive) sizeH.dispose()
       }
       if (!this.poisoned && preH?.alive) preH.dispose()
     }
-    const status = this.#outcome(state, this.#unwrap(state, result))
+    const raw = this.#raw
+    if (this.#callError !== 0) {
+      raw.ffi.QTS_FreeValuePointer(this.#ctxPtr, res)
+      const err = raw.memory.heapValueHandle(this.#callError)
+      this.#callError = 0
+      this.#unwrap(state, { error: err })
+    }
+    if (state.fuelLeft < 0) {
+      raw.ffi.QTS_FreeValuePointer(this.#ctxPtr, res)
+      state.clearEffects()
+      throw new FilterError(this.#name, FilterErrorCode.FuelExhausted, 'fuel budget exhausted')
+    }
+    const cstr = raw.ffi.QTS_GetString(this.#ctxPtr, res)
+    const out = raw.module.UTF8ToString(cstr)
+    raw.ffi.QTS_FreeCString(this.#ctxPtr, cstr)
+    raw.ffi.QTS_FreeValuePointer(this.#ctxPtr, res)
+    const status = this.#outcome(state, out)
     this.#endTurn(state)
     if (status !== PENDING) return status === FilterStatus.Pause ? FilterStatus.Pause : FilterStatus.Continue
     if (op === PHASE_OP.Log) return FilterStatus.Continue
@@ -227,6 +276,18 @@ export class Sandbox implements HostcallTarget {
       return FilterStatus.Continue
     }
     return FilterStatus.Pause
+  }
+
+  /**
+   * `dispatch(...argv)` with the arguments already written at `#argv`: what `callFunction`
+   * does, minus its per-call allocations. Returns the result's pointer (the caller frees it);
+   * an exception is left in `#callError`.
+   */
+  #call(argc: number): number {
+    const raw = this.#raw
+    const res = raw.ffi.QTS_Call(this.#ctxPtr, this.#dispatch.value as unknown as number, this.#ctx.undefined.value as unknown as number, argc, this.#argv)
+    this.#callError = raw.ffi.QTS_ResolveException(this.#ctxPtr, res)
+    return res
   }
 
   #settled(state: StreamState): void {
@@ -265,9 +326,7 @@ export class Sandbox implements HostcallTarget {
    * Reads a turn's outcome (see prelude.ts): returns the status digit, records header
    * effects on the stream state, and applies metric updates.
    */
-  #outcome(state: StreamState, v: QuickJSHandle): number {
-    const out = this.#ctx.getString(v)
-    v.dispose()
+  #outcome(state: StreamState, out: string): number {
     const status = out.charCodeAt(0) - 48
     if (out.length === 1) return status
     const parts = out.split(EFFECT)
@@ -365,7 +424,10 @@ export class Sandbox implements HostcallTarget {
     this.#unwrap(state, this.#enter(state, () => ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[PHASE_OP.BeginJobs]!, this.#zero, ctx.false))).dispose()
     this.#jobsResult(state, this.#enter(state, () => this.#rt.executePendingJobs()))
     this.#op = -1
-    this.#outcome(state, this.#unwrap(state, this.#enter(state, () => ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[PHASE_OP.EndJobs]!, this.#zero, ctx.false))))
+    const end = this.#unwrap(state, this.#enter(state, () => ctx.callFunction(this.#dispatch, ctx.undefined, this.#ops[PHASE_OP.EndJobs]!, this.#zero, ctx.false)))
+    const out = ctx.getString(end)
+    end.dispose()
+    this.#outcome(state, out)
     if (apply) this.#endTurn(state)
     else state.clearEffects()
   }
@@ -514,6 +576,7 @@ export class Sandbox implements HostcallTarget {
       this.#deferreds.clear()
       for (const o of this.#ops) o.dispose()
       this.#zero?.dispose()
+      if (this.#argv !== 0) this.#raw.module._free(this.#argv)
       this.#dispatch?.dispose()
       this.#ctx.dispose()
       this.#rt.dispose()
