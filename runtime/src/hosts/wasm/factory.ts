@@ -465,14 +465,17 @@ class WasmStreamFilter implements StreamFilter, StreamBinding {
     if (this.#failed || this.finished) return FilterStatus.Continue
     try {
       let vm = this.#vm
+      let created = false
       if (!vm) {
         vm = this.#f.acquire()
         this.#vm = vm
         this.contextId = vm.nextContextId()
         vm.createContext(this)
+        created = vm.fns.onContextCreate !== undefined
       }
       const fn = pick(vm.fns)
       if (!fn) return FilterStatus.Continue
+      if (created) vm.chainNext()
       return vm.call(fn, this, this.contextId, a, b) === 0 ? FilterStatus.Continue : FilterStatus.Pause
     } catch (e) {
       this.#failed = true
