@@ -35,6 +35,7 @@ const FIELD = '\u0002'
 /** The header map kind each hook op reads first (prefetched once seen), or -1. */
 const PRIMARY_KIND = [0, 0, 2, 1, 1, 3, -1]
 const EMPTY = new Uint8Array(0)
+const UTF8 = new TextEncoder()
 
 export interface SandboxOptions {
   env: HostcallEnv
@@ -82,6 +83,7 @@ interface ContextInternals {
     QTS_FreeValuePointer(ctx: number, value: number): void
     QTS_GetString(ctx: number, value: number): number
     QTS_FreeCString(ctx: number, str: number): void
+    QTS_NewString(ctx: number, str: number): number
   }
   readonly module: { _malloc(bytes: number): number; _free(ptr: number): void; UTF8ToString(ptr: number): string }
   readonly memory: { heapValueHandle(ptr: number): QuickJSHandle }
@@ -129,6 +131,10 @@ export class Sandbox implements HostcallTarget {
   #heap32 = new Int32Array(0)
   /** The exception of the last `#call`, as an engine pointer (0: none). */
   #callError = 0
+  /** Engine buffer the prefetched header map is encoded into (grown on demand, never per call). */
+  #strBuf = 0
+  #strCap = 0
+  #heap8 = new Uint8Array(0)
 
   private constructor(opts: SandboxOptions) {
     this.#opts = opts
@@ -220,15 +226,16 @@ export class Sandbox implements HostcallTarget {
     state.settled = undefined
     state.failed = undefined
     const sizeH = size === 0 ? this.#zero : ctx.newNumber(size)
-    let preH: QuickJSHandle | undefined
-    if (this.#prefetch[op]) {
-      const s = state.stream
-      const k = PRIMARY_KIND[op]
-      const map = k === 0 ? s.requestHeaders : k === 1 ? s.responseHeaders : k === 2 ? s.requestTrailers : s.responseTrailers
-      preH = ctx.newString(map.flat.join(SEP))
-    }
+    const raw = this.#raw
+    let pre = 0
     let res: number
     try {
+      if (this.#prefetch[op]) {
+        const s = state.stream
+        const k = PRIMARY_KIND[op]
+        const map = k === 0 ? s.requestHeaders : k === 1 ? s.responseHeaders : k === 2 ? s.requestTrailers : s.responseTrailers
+        pre = this.#newString(map.flat.join(SEP))
+      }
       const buf = this.#engine.memory.buffer
       if (this.#heap32.buffer !== buf) this.#heap32 = new Int32Array(buf)
       const a = this.#argv >> 2
@@ -236,15 +243,14 @@ export class Sandbox implements HostcallTarget {
       heap[a] = this.#ops[op]!.value as unknown as number
       heap[a + 1] = sizeH.value as unknown as number
       heap[a + 2] = (eos ? ctx.true : ctx.false).value as unknown as number
-      if (preH !== undefined) heap[a + 3] = preH.value as unknown as number
-      res = this.#enter(state, () => this.#call(preH === undefined ? 3 : 4))
+      heap[a + 3] = pre
+      res = this.#enter(state, () => this.#call(pre === 0 ? 3 : 4))
     } finally {
       if (!this.poisoned) {
         if (sizeH !== this.#zero && sizeH.alive) sizeH.dispose()
+        if (pre !== 0) raw.ffi.QTS_FreeValuePointer(this.#ctxPtr, pre)
       }
-      if (!this.poisoned && preH?.alive) preH.dispose()
     }
-    const raw = this.#raw
     if (this.#callError !== 0) {
       raw.ffi.QTS_FreeValuePointer(this.#ctxPtr, res)
       const err = raw.memory.heapValueHandle(this.#callError)
@@ -288,6 +294,30 @@ export class Sandbox implements HostcallTarget {
     const res = raw.ffi.QTS_Call(this.#ctxPtr, this.#dispatch.value as unknown as number, this.#ctx.undefined.value as unknown as number, argc, this.#argv)
     this.#callError = raw.ffi.QTS_ResolveException(this.#ctxPtr, res)
     return res
+  }
+
+  /**
+   * A JS string in the engine (a value pointer the caller frees), encoded with one
+   * `encodeInto` into a reused buffer: `newString` measures and copies char by char in JS and
+   * allocates a buffer per call.
+   */
+  #newString(str: string): number {
+    const raw = this.#raw
+    const need = str.length * 3 + 1
+    if (need > this.#strCap) {
+      if (this.#strBuf !== 0) raw.module._free(this.#strBuf)
+      let cap = 1024
+      while (cap < need) cap *= 2
+      this.#strBuf = raw.module._malloc(cap)
+      this.#strCap = this.#strBuf === 0 ? 0 : cap
+      if (this.#strBuf === 0) throw new FilterError(this.#name, FilterErrorCode.MemoryExceeded, 'memory cap reached')
+    }
+    const buf = this.#engine.memory.buffer
+    if (this.#heap8.buffer !== buf) this.#heap8 = new Uint8Array(buf)
+    const at = this.#strBuf
+    const { written } = UTF8.encodeInto(str, this.#heap8.subarray(at, at + this.#strCap - 1))
+    this.#heap8[at + written] = 0
+    return raw.ffi.QTS_NewString(this.#ctxPtr, at)
   }
 
   #settled(state: StreamState): void {
@@ -577,6 +607,7 @@ export class Sandbox implements HostcallTarget {
       for (const o of this.#ops) o.dispose()
       this.#zero?.dispose()
       if (this.#argv !== 0) this.#raw.module._free(this.#argv)
+      if (this.#strBuf !== 0) this.#raw.module._free(this.#strBuf)
       this.#dispatch?.dispose()
       this.#ctx.dispose()
       this.#rt.dispose()
