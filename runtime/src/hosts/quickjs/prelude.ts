@@ -177,7 +177,12 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
       let i = f.indexOf(name);
       if (i > 0 && (i & 1) === 1) i = find(f, name, i + 1);
       if (i === -1) return false;
-      for (; i !== -1; i = find(f, name, i)) f.splice(i, 2);
+      for (;;) {
+        f.splice(i, 2);
+        i = f.indexOf(name, i);
+        if (i > 0 && (i & 1) === 1) i = find(f, name, i + 1);
+        if (i === -1) break;
+      }
       if (!this._d) { this._d = true; dirty[nd++] = this; }
       return true;
     },
@@ -191,12 +196,13 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
   const pm = [];
   let np = 0;
   const DIGIT = ['0', '1', '2'];
+  const HPRE = ['\u0003H0\u0002', '\u0003H1\u0002', '\u0003H2\u0002', '\u0003H3\u0002'];
   const effects = (status) => {
     if (nd === 0 && np === 0) return status;
     let out = DIGIT[status];
     for (let i = 0; i < nd; i++) {
       const v = dirty[i];
-      if (v._d && v._t === turn) out += '\u0003H' + v._k + '\u0002' + v._f.join(SEP);
+      if (v._d && v._t === turn) out += HPRE[v._k] + v._f.join(SEP);
       v._d = false;
     }
     nd = 0;
@@ -215,12 +221,23 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
     this.trailers = new Headers(trailerKind);
     this._b = isRequest ? 0 : 1;
   }
+  // headers.get inlined (one call per read, not two); anything but our own Headers (a filter
+  // may replace req.headers) goes through its own get, as before.
+  const pseudo = (n) => function () {
+    const hd = this.headers;
+    if (hd === null || typeof hd !== 'object' || hd._f === undefined) return hd.get(n);
+    if (hd._t !== turn) hd._load();
+    const f = hd._f;
+    let i = f.indexOf(n);
+    if (i > 0 && (i & 1) === 1) i = find(f, n, i + 1);
+    return i === -1 ? undefined : f[i + 1];
+  };
   if (G.has('headers:read')) {
     Object.defineProperties(Message.prototype, {
-      method: { get() { return this.headers.get(':method'); } },
-      path: { get() { return this.headers.get(':path'); } },
-      authority: { get() { return this.headers.get(':authority'); } },
-      scheme: { get() { return this.headers.get(':scheme'); } },
+      method: { get: pseudo(':method') },
+      path: { get: pseudo(':path') },
+      authority: { get: pseudo(':authority') },
+      scheme: { get: pseudo(':scheme') },
       status: { get() { const s = this.headers.get(':status'); return s === undefined ? undefined : Number(s); } },
     });
   }
@@ -280,7 +297,10 @@ export const PRELUDE_SOURCE = `(function (h, ns, grants, filterName, configJson)
       np += 3;
     };
     ctx.metrics = Object.freeze({
-      increment(name, by) { upd(0, name, by === undefined ? 1 : typeof by === 'number' ? by : Number(by)); },
+      increment(name, by) {
+        if (by === undefined && typeof name === 'string') { pm[np] = 0; pm[np + 1] = name; pm[np + 2] = 1; np += 3; return; }
+        upd(0, name, by === undefined ? 1 : typeof by === 'number' ? by : Number(by));
+      },
       set(name, v) { upd(1, name, Number(v)); },
       observe(name, v) { upd(2, name, Number(v)); },
     });
