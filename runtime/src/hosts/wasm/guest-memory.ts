@@ -15,12 +15,14 @@ export class GuestMemory {
   #u8: Uint8Array
   #dv: DataView
   #node: Buffer
+  readonly #shared: boolean
   /** The module's allocator, bound once exports are known. */
   alloc: ((size: number) => number) | undefined
 
   constructor(memory: WebAssembly.Memory) {
     this.#memory = memory
     this.#buffer = memory.buffer
+    this.#shared = typeof SharedArrayBuffer !== 'undefined' && this.#buffer instanceof SharedArrayBuffer
     this.#u8 = new Uint8Array(this.#buffer)
     this.#dv = new DataView(this.#buffer)
     this.#node = Buffer.from(this.#buffer)
@@ -31,6 +33,10 @@ export class GuestMemory {
   }
 
   #sync(): void {
+    // `memory.grow` detaches the old buffer (length 0): while the view has bytes it is current,
+    // and that check is inlined where the `memory.buffer` getter is a call into the engine
+    // (every host call reads memory a few times). A shared memory never detaches: always ask.
+    if (this.#u8.length !== 0 && !this.#shared) return
     const b = this.#memory.buffer
     if (b === this.#buffer) return
     this.#buffer = b
