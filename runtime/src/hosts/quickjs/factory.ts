@@ -32,7 +32,7 @@ import { StreamState } from './stream-state.ts'
 
 /** Host defaults for absent quotas. Fuel counts metered engine steps (see docs/quickjs-filters.md). */
 export const QUICKJS_DEFAULTS = {
-  /** ≈ 3 ms of a tight JS loop on the reference machine; a dozen header rules use ≈ 5e6. */
+  /** ≈ 3 ms of a tight JS loop on the reference machine; the conformance policy's dozen request header rules use ≈ 1.4e7. */
   fuel: 5e9,
   memoryBytes: 32 * 1024 * 1024,
   /** QuickJS's own stack limit: at most 256 KiB keeps V8's stack from overflowing first. */
