@@ -5,7 +5,7 @@
  */
 import http from 'node:http'
 import { join } from 'node:path'
-import { Central, createCentralHandler, type StartCentralOptions } from '../central/index.ts'
+import { Central, createCentralHandler, type RunningCentral, type StartCentralOptions } from '../central/index.ts'
 import { listen } from '../central/api.ts'
 import { addTelemetryService, startTelemetryServer, TelemetryStore } from '../telemetry/index.ts'
 import { createRolloutApi } from './api.ts'
@@ -23,15 +23,11 @@ export interface StartWithRolloutsOptions extends StartCentralOptions {
   telemetryRetentionMs?: number
 }
 
-export interface RunningCentralWithRollouts {
-  url: string
-  xdsAddress: string
-  registryUrl: string
+export interface RunningCentralWithRollouts extends RunningCentral {
+  /** `host:port` of the telemetry gRPC service (the xDS address unless a port was given). */
   telemetryAddress: string
-  central: Central
   rollouts: RolloutManager
   telemetry: TelemetryStore
-  close(): Promise<void>
 }
 
 /**

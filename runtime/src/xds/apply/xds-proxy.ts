@@ -23,7 +23,7 @@ import type { XdsBootstrap } from '../client/bootstrap.ts'
 import type { BackoffOptions } from '../client/backoff.ts'
 import { createXdsClient, type XdsClient, type XdsClientStatus, type XdsEpochBatch } from '../client/xds-client.ts'
 import { decodeWire, resourcesToMesh } from '../mapping/wire.ts'
-import { meshToProxyDoc, type LocalSettings } from '../mapping/proxy-doc.ts'
+import { meshToProxyDoc, withLocal, type LocalSettings } from '../mapping/proxy-doc.ts'
 import { filterInstanceName, type MeshBundle } from '../mapping/mesh-config.ts'
 import { ABIS } from '../../bundles/manifest.ts'
 import { BundleStore } from './bundle-store.ts'
@@ -285,12 +285,3 @@ function startTelemetry(boot: XdsBootstrap, metrics: MetricsRegistry, o: { addre
   return { observer, exporter }
 }
 
-function withLocal(doc: Record<string, unknown>, local: LocalSettings): Record<string, unknown> {
-  const out = { ...doc }
-  if (local.trustPolicy !== undefined) out.trustPolicy = local.trustPolicy
-  if (local.admin !== undefined) out.admin = local.admin
-  if (local.accessLog !== undefined) out.accessLog = local.accessLog
-  if (local.logLevel !== undefined) out.logLevel = local.logLevel
-  if (local.limits !== undefined) out.limits = local.limits
-  return out
-}

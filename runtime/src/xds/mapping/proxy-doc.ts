@@ -72,12 +72,21 @@ export function meshToProxyDoc(mesh: MeshConfig, local: LocalSettings, bundleFil
   }
   const splits = filterSplitsFromMesh(mesh)
   if (splits.length) doc.filterSplits = splits
-  if (local.trustPolicy !== undefined) doc.trustPolicy = local.trustPolicy
-  if (local.admin !== undefined) doc.admin = local.admin
-  if (local.accessLog !== undefined) doc.accessLog = local.accessLog
-  if (local.logLevel !== undefined) doc.logLevel = local.logLevel
-  if (local.limits !== undefined) doc.limits = local.limits
-  return doc
+  return withLocal(doc, local)
+}
+
+/**
+ * `doc` with this data plane's local settings laid over it (a copy): they win over what the
+ * control plane sent or a saved last-known-good config holds.
+ */
+export function withLocal(doc: Record<string, unknown>, local: LocalSettings): Record<string, unknown> {
+  const out = { ...doc }
+  if (local.trustPolicy !== undefined) out.trustPolicy = local.trustPolicy
+  if (local.admin !== undefined) out.admin = local.admin
+  if (local.accessLog !== undefined) out.accessLog = local.accessLog
+  if (local.logLevel !== undefined) out.logLevel = local.logLevel
+  if (local.limits !== undefined) out.limits = local.limits
+  return out
 }
 
 /** A validated route back in file form (the validator's input shape). */
