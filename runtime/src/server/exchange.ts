@@ -49,6 +49,7 @@ export interface ServeContext {
 }
 
 const EMPTY = new Uint8Array(0)
+const NO_TRAILERS: readonly string[] = []
 /** Request bytes queued while a filter holds the request before reading downstream pauses. */
 const QUEUE_HIGH_WATER = 64 * 1024
 
@@ -120,6 +121,10 @@ class Exchange implements PipelineSink {
   authority = ''
   headers: string[] = []
   hasBody = false
+  /** The downstream `Trailer` header: trailers were announced (HTTP/1.1 sends them only then). */
+  trailerDecl: string | undefined = undefined
+  /** Set while the RequestTrailers phase runs: hands its result to the upstream call. */
+  trailersReady: ((t: readonly string[]) => void) | undefined = undefined
   ac: AbortLatch | undefined
   ures: UpstreamResponse | undefined
   run: PipelineRun | undefined
@@ -155,6 +160,7 @@ class Exchange implements PipelineSink {
     this.headers = facts.headers
     this.authority = facts.authority
     this.requestId = facts.requestId
+    this.trailerDecl = facts.trailer
     this.hasBody = req.httpVersionMajor === 2 ? !(req as Http2ServerRequest).stream.endAfterHeaders : facts.hasBody
 
     let url = req.url ?? '/'
@@ -224,12 +230,45 @@ class Exchange implements PipelineSink {
     const headers = this.headers
     headers.push('host', this.rd!.hostRewrite ?? this.authority)
     this.ac = new AbortLatch()
+    const hasBody = this.hasBody
+    // Request trailers need a slower upstream path than undici's (see upstream/trailer-call.ts),
+    // so only requests they can follow take it: announced on HTTP/1.1, or any HTTP/2 request
+    // with a body to an HTTP/2 cluster (gRPC announces nothing). No body: one branch, no work.
+    const trailers =
+      hasBody && (this.trailerDecl !== undefined || (this.req.httpVersionMajor === 2 && cluster.config.http2)) ? this.trailerSource(headers) : undefined
     cluster
-      .request({ method, path, headers, body: this.hasBody ? body : null, policy: this.rd!.policy, signal: this.ac.signal })
+      .request({ method, path, headers, body: hasBody ? body : null, policy: this.rd!.policy, signal: this.ac.signal, trailers })
       .then(
         (ures) => this.onUpstreamSafe(ures),
         (err) => this.onUpstreamError(err),
       )
+  }
+
+  trailerSource(headers: string[]): () => readonly string[] | Promise<readonly string[]> {
+    if (this.trailerDecl !== undefined) headers.push('trailer', this.trailerDecl)
+    return () => this.upstreamTrailers()
+  }
+
+  /**
+   * The downstream trailers for the upstream, asked for once the forwarded body has ended (so
+   * after the body phases): through the RequestTrailers phase when a filter subscribed to it.
+   * Both node servers (HTTP/1.1 and the HTTP/2 compat API) fill `rawTrailers` before 'end'.
+   */
+  upstreamTrailers(): readonly string[] | Promise<readonly string[]> {
+    const raw = this.req.rawTrailers
+    if (raw === undefined || raw.length === 0) return NO_TRAILERS
+    const flat = new Array<string>(raw.length)
+    for (let i = 0; i < raw.length; i += 2) {
+      flat[i] = raw[i]!.toLowerCase()
+      flat[i + 1] = raw[i + 1]!
+    }
+    const run = this.run
+    if (run === undefined || !(this.rd!.chain.phases & Phase.RequestTrailers) || run.replied || run.finished) return flat
+    run.stream.requestTrailers.replaceAll(flat)
+    return new Promise((resolve) => {
+      this.trailersReady = resolve
+      run.requestTrailers()
+    })
   }
 
   /** A response head we cannot relay (e.g. a header value HTTP/2 refuses) must not become an unhandled rejection. */
@@ -461,7 +500,11 @@ class Exchange implements PipelineSink {
     if (end) feed.pushEnd()
   }
 
-  requestTrailersDone(): void {}
+  requestTrailersDone(): void {
+    const ready = this.trailersReady
+    this.trailersReady = undefined
+    ready?.(this.run!.stream.requestTrailers.toWire())
+  }
 
   requestQueueDrained(): void {
     if (this.req.isPaused() && this.feed === undefined) this.req.resume()

@@ -47,6 +47,8 @@ export interface RequestFacts {
   hasBody: boolean
   /** `Connection: upgrade` + `Upgrade: websocket` style request. */
   upgrade: string | undefined
+  /** The `Trailer` header (fields announced to follow the body, RFC 9110 §6.6.2); not in `headers`. */
+  trailer: string | undefined
 }
 
 export interface ForwardOptions {
@@ -78,6 +80,7 @@ export function forwardRequestHeaders(
   let hasBody = false
   let connection: string | undefined
   let upgrade: string | undefined
+  let trailer: string | undefined
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase()
     const value = raw[i + 1]!
@@ -122,6 +125,10 @@ export function forwardRequestHeaders(
         upgrade = value
         if (keepUpgrade) out.push(name, value)
         continue
+      case 'trailer':
+        // Forwarded only by an upstream path that can send the trailers (exchange.ts decides).
+        trailer = trailer === undefined ? value : `${trailer}, ${value}`
+        continue
       default:
         if (HOP_BY_HOP.has(name)) continue
     }
@@ -135,7 +142,7 @@ export function forwardRequestHeaders(
   if (requestId === undefined || !SAFE_REQUEST_ID.test(requestId)) requestId = newRequestId()
   out.push('x-request-id', requestId)
   out.push('via', via === undefined ? opts.via : `${via}, ${opts.via}`)
-  return { headers: out, authority, requestId, hasBody, upgrade: connection && /\bupgrade\b/i.test(connection) ? upgrade : undefined }
+  return { headers: out, authority, requestId, hasBody, upgrade: connection && /\bupgrade\b/i.test(connection) ? upgrade : undefined, trailer }
 }
 
 /**

@@ -96,6 +96,14 @@ export interface UpstreamRequest {
   policy: RoutePolicy
   /** Aborts the upstream request (downstream went away). */
   signal?: AbortSignal
+  /**
+   * Set when request trailers may follow the body. The cluster then sends the request on a
+   * path that can carry them (undici cannot: see docs/upstream.md) and calls this once, after
+   * `body` has ended, for the trailers to send: flat `[name, value, ...]`, lower-case, maybe
+   * empty. Fields that must not travel in trailers (RFC 9110 §6.5.1) are dropped. Such a
+   * request is never retried.
+   */
+  trailers?: () => readonly string[] | PromiseLike<readonly string[]>
 }
 
 export interface UpstreamResponse {
