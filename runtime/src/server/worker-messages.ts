@@ -1,17 +1,48 @@
 /** Messages between the primary and its workers (structured-clone data only). */
 import type { AddressInfo } from 'node:net'
+import type { RevocationSnapshot } from '../bundles/revocation-list.ts'
+import type { ConfigIssue } from '../config/errors.ts'
 import type { ProxyConfig } from '../config/types.ts'
+import type { SeriesWire } from '../telemetry/proto.ts'
+
+/** What every worker runs: one config at one epoch, the same in all workers. */
+export interface WorkerState {
+  config: ProxyConfig
+  epoch: number
+  /** Filter instance -> bundle version, for per-version telemetry (xDS mode). */
+  versions?: Record<string, string>
+}
 
 export type ToWorker =
-  | { type: 'start'; config: ProxyConfig; epoch: number }
-  | { type: 'reload'; id: number; config: ProxyConfig; epoch: number }
+  | {
+      type: 'start'
+      state: WorkerState
+      /** The revocation list to enforce (xDS mode: the primary polls the registry). */
+      revocations?: RevocationSnapshot
+      /** Aggregate rollout telemetry for the primary to collect (xDS mode). */
+      telemetry?: boolean
+    }
+  | { type: 'reload'; id: number; state: WorkerState }
+  | { type: 'revocations'; id: number; snapshot: RevocationSnapshot }
   | { type: 'metrics'; id: number }
+  | { type: 'telemetry'; id: number }
   | { type: 'close' }
+
+/** Why a worker refused a config: enough to rebuild the error in the primary. */
+export interface WorkerFailure {
+  code: string
+  message: string
+  issues?: ConfigIssue[]
+}
 
 export type FromWorker =
   /** The worker is listening for messages (anything sent before may be lost). */
   | { type: 'hello' }
   | { type: 'ready'; addresses: Record<string, AddressInfo> }
-  | { type: 'start-failed'; code: string; message: string }
-  | { type: 'reloaded'; id: number; ok: boolean; code?: string; message?: string; addresses?: Record<string, AddressInfo> }
+  | ({ type: 'start-failed' } & WorkerFailure)
+  | { type: 'reloaded'; id: number; ok: true; addresses: Record<string, AddressInfo> }
+  | ({ type: 'reloaded'; id: number; ok: false } & WorkerFailure)
+  | { type: 'revoked'; id: number }
   | { type: 'metrics'; id: number; text: string }
+  /** The telemetry series aggregated since the last collection (then reset in the worker). */
+  | { type: 'telemetry'; id: number; series: SeriesWire[]; droppedSeries: number }

@@ -4,10 +4,11 @@
  *   omnirelay run --xds 127.0.0.1:18000 [--bootstrap FILE] [--data DIR] [--node-id ID] [--label k=v]...
  *                 [--trust-policy FILE] [--admin HOST:PORT] [--access-log stdout|stderr|off|FILE] [--protocol delta|sotw]
  *                 [--registry URL]   (revocations; token from env OMNIRELAY_REGISTRY_TOKEN)
+ *                 [--workers auto|N] (worker processes serve; this one keeps the control-plane side)
  *
  * The bootstrap file (gRPC's layout, see `loadXdsBootstrap`) may also carry OmniRelay's local
  * settings under `omnirelay`: `data_dir`, `trust_policy`, `admin` ("host:port"), `access_log`,
- * `log_level`, `registry`. Flags win over the file.
+ * `log_level`, `registry`, `workers` ("auto" or a number). Flags win over the file.
  */
 import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
@@ -16,11 +17,12 @@ import { dirname, resolve } from 'node:path'
 import { createLogger } from '../../observability/logger.ts'
 import { parseXdsBootstrap, type XdsBootstrap } from '../client/bootstrap.ts'
 import type { LocalSettings } from '../mapping/proxy-doc.ts'
+import { workerCount } from '../../server/workers.ts'
 import { startXdsProxy } from './xds-proxy.ts'
 
 export const XDS_USAGE = `usage: omnirelay run --xds HOST:PORT [--bootstrap FILE] [--data DIR] [--node-id ID] [--label KEY=VALUE]...
                      [--trust-policy FILE] [--admin HOST:PORT] [--access-log TARGET] [--protocol delta|sotw]
-                     [--registry URL]
+                     [--registry URL] [--workers auto|N]
 `
 
 function hostPort(v: string): { address: string; port: number } | undefined {
@@ -84,7 +86,6 @@ export async function runXds(argv: string[]): Promise<number> {
     process.stderr.write('--protocol must be delta or sotw\n')
     return 2
   }
-  if (values.workers !== undefined && values.workers !== '1') process.stderr.write('note: --workers is not supported with --xds yet; running in one process\n')
   const labels: Record<string, string> = {}
   for (const l of values.label ?? []) {
     const i = l.indexOf('=')
@@ -97,6 +98,12 @@ export async function runXds(argv: string[]): Promise<number> {
   boot.node.metadata = { ...boot.node.metadata, ...labels }
 
   const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined)
+  const workersArg = values.workers ?? (typeof extra.workers === 'number' ? String(extra.workers) : str(extra.workers))
+  const workers = workersArg === undefined ? 1 : workersArg === 'auto' ? workerCount('auto') : Number(workersArg)
+  if (!Number.isInteger(workers) || workers < 1) {
+    process.stderr.write('--workers must be auto or a positive integer\n')
+    return 2
+  }
   const local: LocalSettings = {}
   const trust = values['trust-policy'] ?? str(extra.trust_policy)
   if (trust) local.trustPolicy = resolve(values['trust-policy'] ? process.cwd() : baseDir, trust)
@@ -125,13 +132,13 @@ export async function runXds(argv: string[]): Promise<number> {
     dataDir: resolve(values.data ? process.cwd() : baseDir, dataDir),
     local,
     log,
+    workers,
     ...(registry ? { registry: { url: registry } } : {}),
   })
-  log.info('omnirelay started over xDS', { controlPlane: boot.address, node: boot.node.id, protocol: boot.protocol, source: dp.source, epoch: dp.epoch ?? null })
+  log.info('omnirelay started over xDS', { controlPlane: boot.address, node: boot.node.id, protocol: boot.protocol, workers, source: dp.source, epoch: dp.epoch ?? null })
   void dp.serving.then(() => {
-    const p = dp.proxy!
-    const admin = p.adminAddress()
-    log.info('serving', { source: dp.source, epoch: dp.epoch, admin: admin ? `${admin.address}:${admin.port}` : null })
+    const admin = dp.adminAddress()
+    log.info('serving', { source: dp.source, epoch: dp.epoch, workers, admin: admin ? `${admin.address}:${admin.port}` : null })
   })
   await new Promise<void>((done) => {
     const stop = (sig: string) => {

@@ -11,14 +11,25 @@
  *
  * On start, the newest last-known-good config (if any) is served at once, before the
  * control plane answers; /ready and metrics say so until an epoch from central is applied.
+ *
+ * With `workers` > 1, this process keeps everything control-plane related (the xDS client,
+ * bundle store, last-known-good, revocation poller, telemetry exporter, admin server) and
+ * worker processes serve the traffic: each epoch is validated here, then applied to every
+ * worker with one epoch (`WorkerPool`: all or nothing), and ACKed only when all applied it.
+ * Workers load the bundles from the bundle store's directory and verify their signatures
+ * themselves; revocation changes are forwarded to them; their telemetry is collected here.
  */
+import type { AddressInfo } from 'node:net'
 import { resolve } from 'node:path'
+import { AdminServer } from '../../admin/admin-server.ts'
+import { redactConfig } from '../../config/redact.ts'
 import { ConfigError } from '../../config/errors.ts'
 import type { ProxyConfig } from '../../config/types.ts'
 import { validateConfig } from '../../config/validate.ts'
 import { createLogger, type Logger } from '../../observability/logger.ts'
 import { MetricsRegistry } from '../../observability/metrics.ts'
 import { Proxy } from '../../server/proxy.ts'
+import { WorkerPool } from '../../server/workers.ts'
 import type { XdsBootstrap } from '../client/bootstrap.ts'
 import type { BackoffOptions } from '../client/backoff.ts'
 import { createXdsClient, type XdsClient, type XdsClientStatus, type XdsEpochBatch } from '../client/xds-client.ts'
@@ -31,8 +42,9 @@ import { ApplyError, ApplyErrorCode } from './errors.ts'
 import { LastKnownGood } from './last-known-good.ts'
 import { RevocationPoller } from '../../bundles/revocation-poller.ts'
 import { splitChains } from '../../rollout/filter-splits.ts'
-import { MetricsTelemetry, SplitTelemetry, TelemetryAggregator, TelemetryExporter, type MetricsTelemetryOptions } from '../../telemetry/index.ts'
+import { MetricsTelemetry, SplitTelemetry, TelemetryAggregator, TelemetryExporter, type MetricsTelemetryOptions, type SeriesWire } from '../../telemetry/index.ts'
 import { join } from 'node:path'
+import { addWorkerSeries } from './worker-telemetry.ts'
 
 export interface XdsProxyOptions {
   /** Control plane address, node identity, protocol, capabilities (see `loadXdsBootstrap`). */
@@ -56,13 +68,18 @@ export interface XdsProxyOptions {
    * service, by default at the xDS address every second; `false` turns it off.
    */
   telemetry?: false | { address?: string; intervalMs?: number }
+  /**
+   * Serve from this many worker processes (node:cluster, sharing the listening sockets; see
+   * `workerCount`); the control-plane side stays in this process. Default 1: all in this process.
+   */
+  workers?: number
 }
 
 /** Where the running config came from. */
 export type ConfigSource = 'none' | 'last-known-good' | 'control-plane'
 
 export interface XdsProxy {
-  /** The running proxy, once a config (LKG or from central) was applied. */
+  /** The running proxy, once a config (LKG or from central) was applied; undefined with workers. */
   readonly proxy: Proxy | undefined
   readonly source: ConfigSource
   readonly epoch: number | undefined
@@ -71,6 +88,15 @@ export interface XdsProxy {
   readonly serving: Promise<void>
   /** Resolves after the next epoch from the control plane was applied or refused. */
   nextEpoch(): Promise<{ epoch: number | undefined; error?: string }>
+  /**
+   * Bound address of a listener (the first by default), with or without workers.
+   * @throws when nothing is served yet or there is no such listener
+   */
+  address(listener?: string): AddressInfo
+  /** The admin server's address, once a config is served (and unless admin is off). */
+  adminAddress(): AddressInfo | undefined
+  /** Process ids of the serving workers (empty without workers). */
+  workerPids(): number[]
   close(): Promise<void>
 }
 
@@ -92,14 +118,24 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
   const bundles = new BundleStore(join(dataDir, 'bundles'))
   const lkg = new LastKnownGood(join(dataDir, 'lkg'))
 
+  const workers = Math.max(1, opts.workers ?? 1)
   let proxy: Proxy | undefined
+  let pool: WorkerPool | undefined
+  let poolAdmin: AdminServer | undefined
+  let closed = false
   let revocations: RevocationPoller | undefined
   // Filter instance -> bundle version of the running mesh, for per-version telemetry.
   let versions = new Map<string, string>()
   const telemetry =
     opts.telemetry === false
       ? undefined
-      : startTelemetry(opts.bootstrap, metrics, opts.telemetry ?? {}, { epoch: () => proxy?.epoch ?? 0, versionOf: (f) => versions.get(f) })
+      : startTelemetry(
+          opts.bootstrap,
+          opts.telemetry ?? {},
+          workers > 1
+            ? { collect: async () => (pool ? pool.collectTelemetry() : []) }
+            : { metrics, running: { epoch: () => proxy?.epoch ?? 0, versionOf: (f) => versions.get(f) } },
+        )
   if (opts.registry) {
     const token = opts.registry.token ?? process.env.OMNIRELAY_REGISTRY_TOKEN
     revocations = new RevocationPoller({
@@ -109,7 +145,7 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
       file: join(dataDir, 'revocations.json'),
       log,
       metrics,
-      onChange: () => proxy?.revocationsChanged(),
+      onChange: (list) => (pool ? pool.setRevocations(list.snapshot()) : proxy?.revocationsChanged()),
     })
     // Before last-known-good: a restart without the registry still refuses what it knew.
     await revocations.loadPersisted()
@@ -153,14 +189,43 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
   }
 
   const run = async (cfg: ProxyConfig, e: number | undefined): Promise<void> => {
+    if (workers > 1) return runWorkers(cfg, e)
     if (proxy === undefined) {
-      proxy = await Proxy.start(cfg, { log, metrics, readyDetails, ...(e !== undefined ? { epoch: e } : {}), ...(revocations ? { revocations } : {}), ...(telemetry ? { splitObserver: telemetry.observer } : {}) })
+      proxy = await Proxy.start(cfg, { log, metrics, readyDetails, ...(e !== undefined ? { epoch: e } : {}), ...(revocations ? { revocations } : {}), ...(telemetry?.observer ? { splitObserver: telemetry.observer } : {}) })
     } else {
       await proxy.reload(cfg, e)
     }
     epoch = proxy.epoch
     mEpoch.labels().set(proxy.epoch)
   }
+
+  const runWorkers = async (cfg: ProxyConfig, e: number | undefined): Promise<void> => {
+    const state = { config: cfg, epoch: e ?? (pool ? pool.state.epoch + 1 : 1), versions: Object.fromEntries(versions) }
+    if (pool === undefined) {
+      pool = await WorkerPool.start(state, {
+        workers,
+        log,
+        ...(revocations ? { revocations: revocations.list.snapshot() } : {}),
+        ...(telemetry ? { telemetry: true } : {}),
+      })
+      log.info('workers started', { workers, epoch: state.epoch })
+      if (cfg.admin) {
+        const p = pool
+        poolAdmin = new AdminServer({
+          ready: () => !closed && p.size > 0,
+          metrics: async () => metrics.render() + (await p.metrics()),
+          config: () => ({ epoch: p.state.epoch, config: redactConfig(p.state.config) }),
+          readyDetails,
+        })
+        await poolAdmin.listen(cfg.admin.port, cfg.admin.address)
+      }
+    } else {
+      await pool.apply(state)
+    }
+    epoch = pool.state.epoch
+    mEpoch.labels().set(epoch)
+  }
+  const hasConfig = () => proxy !== undefined || pool !== undefined
 
   // Last-known-good first: serve at once, whatever the control plane does.
   try {
@@ -178,7 +243,7 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
   } catch (e) {
     log.error('last-known-good config not usable; waiting for the control plane', { err: e })
   }
-  if (proxy === undefined) log.info('no last-known-good config: nothing is served until the control plane sends an epoch', { dataDir })
+  if (!hasConfig()) log.info('no last-known-good config: nothing is served until the control plane sends an epoch', { dataDir })
 
   const apply = async (batch: XdsEpochBatch): Promise<void> => {
     const next: Held = new Map([...held].map(([t, m]) => [t, new Map(m)]))
@@ -200,11 +265,11 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
     const doc = meshToProxyDoc(mesh, local, (b) => bundles.pathOf(b.digest))
     const text = JSON.stringify(doc)
     // Same config (e.g. central restarted, or it matches last-known-good): nothing to reload.
-    if (text !== lastDoc || proxy === undefined) {
+    if (text !== lastDoc || !hasConfig()) {
       const cfg = validateConfig(doc, dataDir)
       await run(cfg, batch.epoch)
       lastDoc = text
-    } else if (batch.epoch !== undefined && proxy.epoch !== batch.epoch) {
+    } else if (batch.epoch !== undefined && epoch !== batch.epoch) {
       await run(validateConfig(doc, dataDir), batch.epoch)
     }
     held = next
@@ -257,31 +322,70 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
     client,
     serving,
     nextEpoch: () => new Promise((r) => waiters.push(r)),
+    address(listener) {
+      if (pool) return pool.address(listener)
+      if (proxy) return proxy.address(listener)
+      throw new Error('no config is served yet')
+    },
+    adminAddress: () => (pool ? poolAdmin?.address() : proxy?.adminAddress()),
+    workerPids: () => pool?.pids() ?? [],
     async close() {
+      closed = true
       await revocations?.stop()
-      await telemetry?.exporter.close()
+      await telemetry?.close()
       await client.close()
       await proxy?.close()
+      await pool?.close(pool.state.config.limits.drainTimeoutMs)
+      await poolAdmin?.close()
     },
   }
 }
 
+type TelemetrySource =
+  /** This process serves: split filters report per request, routes and filters from `metrics`. */
+  | { metrics: MetricsRegistry; running: MetricsTelemetryOptions }
+  /** Workers serve: their series are collected and added up before each batch. */
+  | { collect: () => Promise<{ series: SeriesWire[] }[]> }
+
 // Split filters report per version; batches go to central, bounded while it is away.
-function startTelemetry(boot: XdsBootstrap, metrics: MetricsRegistry, o: { address?: string; intervalMs?: number }, running: MetricsTelemetryOptions) {
+function startTelemetry(boot: XdsBootstrap, o: { address?: string; intervalMs?: number }, src: TelemetrySource) {
   const aggregator = new TelemetryAggregator()
-  const observer = new SplitTelemetry(aggregator, metrics)
-  // Every route and filter too, read from the proxy's metrics once per batch.
-  new MetricsTelemetry(metrics, aggregator, running)
+  let observer: SplitTelemetry | undefined
+  if ('metrics' in src) {
+    observer = new SplitTelemetry(aggregator, src.metrics)
+    // Every route and filter too, read from the proxy's metrics once per batch.
+    new MetricsTelemetry(src.metrics, aggregator, src.running)
+  }
   // Central fills in the group from its fleet view when the node does not name one.
   const group = boot.node.metadata?.['meshkit.group']
+  const intervalMs = o.intervalMs ?? 1000
   const exporter = new TelemetryExporter({
     target: o.address ?? boot.address,
     node: boot.node.id,
     ...(typeof group === 'string' ? { group } : {}),
     aggregator,
-    intervalMs: o.intervalMs ?? 1000,
+    // With workers the batch is cut here, after the workers' series were added.
+    intervalMs: 'collect' in src ? 0 : intervalMs,
   })
-  exporter.start()
-  return { observer, exporter }
+  let timer: NodeJS.Timeout | undefined
+  let collecting: Promise<void> = Promise.resolve()
+  const collect = async () => {
+    if (!('collect' in src)) return
+    for (const part of await src.collect()) addWorkerSeries(aggregator, part.series)
+  }
+  if ('collect' in src) {
+    timer = setInterval(() => {
+      collecting = collecting.then(() => collect().then(() => exporter.flush())).catch(() => {})
+    }, intervalMs)
+    timer.unref()
+  } else exporter.start()
+  return {
+    observer,
+    async close() {
+      clearInterval(timer)
+      await collecting
+      await collect().catch(() => {})
+      await exporter.close()
+    },
+  }
 }
-
