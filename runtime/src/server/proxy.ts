@@ -44,6 +44,12 @@ export interface ProxyOptions {
    * polls). Default: one polled from `config.registry`, when set.
    */
   revocations?: RevocationPoller
+  /**
+   * Start with the filters the revocation list covers replaced by their stand-ins (as after a
+   * list change) instead of refusing the config: a worker re-forked to join workers that
+   * already run this config. Default false.
+   */
+  startWithoutRevoked?: boolean
 }
 
 const VIA = '1.1 omnirelay'
@@ -98,7 +104,8 @@ export class Proxy {
     const p = new Proxy(config, opts)
     try {
       await p.#followRevocations(config, opts.revocations)
-      await p.#apply(config, opts.epoch)
+      const revoked = opts.startWithoutRevoked && p.#revocations ? await findRevokedFilters(config.filters, config.baseDir, p.#revocations.list) : undefined
+      await p.#apply(config, opts.epoch, revoked)
       if (config.admin && opts.admin !== false) {
         p.#admin = new AdminServer({
           ready: () => !p.#closed && p.#listeners.size > 0,

@@ -57,6 +57,7 @@ process.on('message', (msg: ToWorker) => {
         // The primary owns the poller; the proxy only reads `list` of a poller it did not start.
         ...(msg.revocations ? { revocations: { list: revocations } as unknown as RevocationPoller } : {}),
         ...(splitObserver ? { splitObserver } : {}),
+        ...(msg.rejoin ? { startWithoutRevoked: true } : {}),
       }).then(
         (p) => {
           proxy = p

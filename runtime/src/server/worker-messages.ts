@@ -21,6 +21,12 @@ export type ToWorker =
       revocations?: RevocationSnapshot
       /** Aggregate rollout telemetry for the primary to collect (xDS mode). */
       telemetry?: boolean
+      /**
+       * A replacement for a worker that died: join the others on their config even when the
+       * revocation list now covers some of its filters (they run as stand-ins, as in the
+       * others) instead of refusing it as a first start does.
+       */
+      rejoin?: boolean
     }
   | { type: 'reload'; id: number; state: WorkerState }
   | { type: 'revocations'; id: number; snapshot: RevocationSnapshot }

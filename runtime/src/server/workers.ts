@@ -223,7 +223,7 @@ export class WorkerPool {
     throw workerError(refused?.type === 'reloaded' && !refused.ok ? refused : undefined)
   }
 
-  #fork(): Promise<void> {
+  #fork(rejoin = false): Promise<void> {
     return new Promise((ok, fail) => {
       const w = cluster.fork()
       this.#all.add(w)
@@ -234,6 +234,7 @@ export class WorkerPool {
             const start: ToWorker = { type: 'start', state: this.#state }
             if (this.#revocations) start.revocations = this.#revocations
             if (this.#o.telemetry) start.telemetry = true
+            if (rejoin) start.rejoin = true
             w.send(start)
             return
           }
@@ -269,7 +270,7 @@ export class WorkerPool {
     this.#restartDelayMs = Math.min(30_000, delay * 2)
     setTimeout(() => {
       if (this.#closing) return
-      void this.#serial(() => this.#fork()).catch((e: unknown) => {
+      void this.#serial(() => this.#fork(true)).catch((e: unknown) => {
         this.#log.error('worker restart failed; trying again', { err: e, inMs: this.#restartDelayMs })
         this.#restart()
       })
