@@ -61,6 +61,19 @@ export interface HostServices {
   allowNative?: boolean
 }
 
+/** How a factory is built. */
+export interface FactoryOptions {
+  /**
+   * What a valid module that fails while starting (trap, fuel, watchdog, a start hook
+   * returning false, a QuickJS top-level throw) does to `createFactory`:
+   * - `'reject'` (default): it rejects with the failure's code, as for a broken module (the
+   *   registry's admission smoke run, `validate --build`);
+   * - `'serve'`: it resolves with a factory in a failed state that answers by the filter's
+   *   failure policy (see hosts/start-failure.ts): what the proxy does.
+   */
+  startFailure?: 'reject' | 'serve'
+}
+
 /** One kind of extension host (wasm, quickjs, native): builds factories from definitions. */
 export interface ExtensionHost {
   readonly kind: FilterDefinition['kind']
@@ -69,5 +82,5 @@ export interface ExtensionHost {
    * against the effective capabilities, instantiates and warms. Rejects with a clear
    * error naming what is wrong; never leaves half-built state behind.
    */
-  createFactory(def: FilterDefinition, artifact: LoadedArtifact, services: HostServices): Promise<FilterFactory>
+  createFactory(def: FilterDefinition, artifact: LoadedArtifact, services: HostServices, opts?: FactoryOptions): Promise<FilterFactory>
 }

@@ -4,12 +4,15 @@
  * whose definition, module, bundle and effective quotas and grant are unchanged are reused
  * from the previous epoch (warm instances, compiled code and state survive a reload). One
  * failing filter fails the whole build; nothing half-built is left behind.
+ *
+ * A valid module that fails while starting does not fail the build: its factory is built in a
+ * failed state and answers requests by its failure policy (hosts/start-failure.ts).
  */
 import { loadArtifact, type BundleArtifact, type LoadArtifactOptions } from '../bundles/load-artifact.ts'
 import { canonical } from '../config/canonical.ts'
 import { ConfigError, ConfigErrorCode, type ConfigIssue } from '../config/errors.ts'
 import type { ProxyConfig } from '../config/types.ts'
-import type { HostServices } from '../hosts/host-services.ts'
+import type { FactoryOptions, HostServices } from '../hosts/host-services.ts'
 import { hostFor } from '../hosts/index.ts'
 import { withEffectiveQuotas } from '../hosts/quotas.ts'
 import { FilterStats, type ChainEntry } from './chain.ts'
@@ -26,6 +29,9 @@ export interface BuiltFilter {
 export type BuiltFilters = ReadonlyMap<string, BuiltFilter>
 
 export const NO_FILTERS: BuiltFilters = new Map()
+
+/** What the proxy asks of every host: a filter that fails to start gets its policy's answer. */
+const SERVE_FAILED_STARTS: FactoryOptions = { startFailure: 'serve' }
 
 /**
  * @param previous the running epoch's filters (for reuse), if any
@@ -56,7 +62,7 @@ export async function buildFilters(
           return
         }
         const host = await hostFor(def.kind)
-        const factory = await host.createFactory(def, artifact, services)
+        const factory = await host.createFactory(def, artifact, services, SERVE_FAILED_STARTS)
         created.push(factory)
         const built: BuiltFilter = { key, entry: makeEntry(withEffectiveQuotas(def, artifact), factory, cfg, services) }
         const keyId = (artifact as Partial<BundleArtifact>).signerKey?.keyId

@@ -406,3 +406,45 @@ export const cppLike = `(module
     (i32.store8 (i32.const 2001) (i32.add (i32.const 48) (call $open (i32.const 3) (i32.const 0) (i32.const 1024) (i32.const 4) (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 2008))))
     (drop (call $add (i32.const 0) (i32.const 1024) (i32.const 7) (i32.const 2000) (i32.const 2)))
     (i32.const 0)))`
+
+/** Where `failsToStart` fails: the start section, `_start`, `proxy_on_vm_start` (all never return), or `proxy_on_configure` returning false. */
+export type StartFailurePhase = 'start' | '_start' | 'vm_start' | 'configure'
+
+/**
+ * A module that never finishes starting (`where`); once started it would add `x-started: yes`
+ * to requests. Valid in every other way (its imports need only headers:write).
+ */
+export function failsToStart(where: StartFailurePhase): string {
+  const loop = '(loop $l (br $l))'
+  return `(module
+    (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+    ${PRELUDE}
+    ${data(1040, 'x-started')} ${data(1056, 'yes')}
+    ${where === 'start' ? `(func $s ${loop}) (start $s)` : ''}
+    ${where === '_start' ? `(func (export "_start") ${loop})` : ''}
+    (func (export "proxy_on_context_create") (param i32 i32))
+    (func (export "proxy_on_vm_start") (param i32 i32) (result i32) ${where === 'vm_start' ? loop : ''} (i32.const 1))
+    (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const ${where === 'configure' ? 0 : 1}))
+    (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+      (drop (call $add (i32.const 0) (i32.const 1040) (i32.const 9) (i32.const 1056) (i32.const 3)))
+      (i32.const 0)))`
+}
+
+/**
+ * Refuses its configuration the first time it starts in a process (shared data key "tried"
+ * absent, then set), starts every later time; adds `x-started: yes` to requests.
+ */
+export const startsOnSecondTry = `(module
+  (import "env" "proxy_get_shared_data" (func $sget (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_shared_data" (func $sset (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+  ${PRELUDE}
+  ${data(1024, 'tried')} ${data(1040, 'x-started')} ${data(1056, 'yes')}
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (if (result i32) (i32.eqz (call $sget (i32.const 1024) (i32.const 5) (i32.const 2048) (i32.const 2052) (i32.const 2056)))
+      (then (i32.const 1))
+      (else (drop (call $sset (i32.const 1024) (i32.const 5) (i32.const 1056) (i32.const 3) (i32.const 0))) (i32.const 0))))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $add (i32.const 0) (i32.const 1040) (i32.const 9) (i32.const 1056) (i32.const 3)))
+    (i32.const 0)))`

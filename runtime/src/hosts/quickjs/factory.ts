@@ -10,6 +10,13 @@
  * after any failure; successive replacements back off exponentially (a crash loop costs at
  * most one engine build per backoff step, and requests meanwhile get `unavailable`).
  *
+ * A module whose top-level code fails (throws, runs out of fuel, hits a quota, never settles its
+ * top-level await) rejects the factory by default; with `startFailure: 'serve'` (the proxy)
+ * the factory is built in a failed state instead, as for Wasm (see ../start-failure.ts):
+ * `createStream` throws `unavailable`, and with `reload` fresh instances are built with the
+ * same exponential backoff as replacements. A module that does not parse or imports anything
+ * is broken, not failing, and stays refused.
+ *
  * Metrics: `omnirelay_filter_fuel_used{filter}` (per request, as the Wasm host),
  * `omnirelay_quickjs_failures_total{filter,code}`, `omnirelay_quickjs_instances_created_total{filter}`,
  * `omnirelay_quickjs_memory_bytes{filter}`; filter-defined metrics as `GuestMetrics`.
@@ -20,9 +27,10 @@ import { hostReply } from '../../pipeline/local-reply.ts'
 import { ALL_PHASES, FilterStatus } from '../../pipeline/phases.ts'
 import type { CounterChild, GaugeChild, HistogramChild } from '../../observability/metrics.ts'
 import { FailureLogWindow } from '../failure-log.ts'
-import type { HostServices } from '../host-services.ts'
+import type { FactoryOptions, HostServices } from '../host-services.ts'
 import { FilterLoadError } from '../load-error.ts'
 import { withEffectiveQuotas } from '../quotas.ts'
+import { StartFailures, StartPhase } from '../start-failure.ts'
 import { GuestMetrics } from '../wasm/guest-metrics.ts'
 import { ENGINE_MIN_MEMORY_BYTES } from './engine.ts'
 import type { HostcallEnv } from './hostcalls.ts'
@@ -47,12 +55,16 @@ export const QUICKJS_DEFAULTS = {
 const FUEL_BUCKETS = [1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9]
 const OP_NAMES = ['requestHeaders', 'requestBody', 'requestTrailers', 'responseHeaders', 'responseBody', 'responseTrailers', 'log']
 
-export interface QuickJsHostOptions {
+export interface QuickJsHostOptions extends FactoryOptions {
   /** Meter the engine for fuel. Default true; false only for benchmarks (no fuel quota at all). */
   meter?: boolean
 }
 
-/** A QuickJS filter refused at load. `code`: invalid_quota, capability_denied (the module's declared `capabilities` exceed the grant), or the FilterError code of a failed load. */
+/**
+ * A QuickJS filter refused at load. `code`: invalid_quota, capability_denied (the module's
+ * declared `capabilities` exceed the grant), or the FilterError code of a failed load (with
+ * `startFailure: 'serve'`, only for a module that does not parse or imports something).
+ */
 export class QuickJsLoadError extends FilterLoadError {
   override name = 'QuickJsLoadError'
 }
@@ -67,6 +79,10 @@ export class QuickJsFilterFactory implements FilterFactory {
 
   readonly #services: HostServices
   readonly #base: Omit<SandboxOptions, 'onAsync'>
+  readonly #grants: ReadonlySet<Capability>
+  readonly #starts: StartFailures
+  /** A rebuilt instance turned out to declare more than its grant: no more attempts. */
+  #gaveUp = false
   #current: Sandbox | undefined
   #spare: Sandbox | undefined
   #building: Promise<void> | undefined
@@ -81,14 +97,16 @@ export class QuickJsFilterFactory implements FilterFactory {
   readonly #created: CounterChild
   readonly #memory: GaugeChild
 
-  private constructor(def: FilterDefinition, base: Omit<SandboxOptions, 'onAsync'>, services: HostServices, version: string | undefined) {
+  private constructor(def: FilterDefinition, base: Omit<SandboxOptions, 'onAsync'>, services: HostServices, version: string | undefined, grants: ReadonlySet<Capability>) {
     this.name = def.name
     this.failurePolicy = def.failurePolicy
     this.version = version
     this.budget = def.quotas.fuel ?? QUICKJS_DEFAULTS.fuel
     this.#services = services
     this.#base = base
+    this.#grants = grants
     const m = services.metrics
+    this.#starts = new StartFailures(def, 'quickjs', m, services.log)
     this.#fuelUsed = m.histogram('omnirelay_filter_fuel_used', 'Fuel used per request by a filter', ['filter'], FUEL_BUCKETS).labels(def.name)
     this.#created = m.counter('omnirelay_quickjs_instances_created_total', 'QuickJS instances created (initial, spares, replacements)', ['filter']).labels(def.name)
     this.#memory = m.gauge('omnirelay_quickjs_memory_bytes', 'Heap of the serving QuickJS instance', ['filter']).labels(def.name)
@@ -130,11 +148,20 @@ export class QuickJsFilterFactory implements FilterFactory {
       configJson,
       meter: opts.meter,
     }
-    const f = new QuickJsFilterFactory(def, base, services, artifact.bundle?.version)
+    const f = new QuickJsFilterFactory(def, base, services, artifact.bundle?.version, grants)
     let sb: Sandbox
     try {
       sb = await f.#newSandbox()
     } catch (e) {
+      if (opts.startFailure === 'serve' && isStartFailure(e)) {
+        // The hooks are unknown until the module runs: a filter that may come back (reload)
+        // is called for every phase (a hook it lacks is a no-op), one that cannot for none.
+        ;(f as { phases: number }).phases = def.failurePolicy === 'reload' ? (def.phases ?? ALL_PHASES) & ALL_PHASES : 0
+        const retry = f.#starts.retries
+        f.#starts.fail(StartPhase.Start, e.code, reasonOf(e), retry ? QUICKJS_DEFAULTS.backoffBaseMs : undefined)
+        if (retry) f.#ensureSpare(QUICKJS_DEFAULTS.backoffBaseMs)
+        return f
+      }
       const code = e instanceof FilterError ? e.code : 'load_failed'
       const cause = (e as { cause?: { message?: string; stack?: string } }).cause
       const detail = cause?.message ? `: ${cause.message}` : ''
@@ -163,7 +190,11 @@ export class QuickJsFilterFactory implements FilterFactory {
 
   createStream(stream: HttpStream): StreamFilter {
     const sb = this.#current
-    if (!sb || this.#closed) return unavailable(this.name)
+    if (!sb || this.#closed) {
+      // Never started: throwing here gets the policy whatever phases the filter is called for.
+      if (this.#starts.error !== undefined && !this.#closed) throw this.#starts.error
+      return unavailable(this.name)
+    }
     sb.refs++
     return new QuickJsStream(this, sb, new StreamState(stream, this.budget))
   }
@@ -246,22 +277,43 @@ export class QuickJsFilterFactory implements FilterFactory {
 
   /** Builds a spare after `delayMs` (backoff); it becomes the serving instance if there is none. */
   #ensureSpare(delayMs: number): void {
-    if (this.#closed || this.#building || this.#retryTimer || (this.#current && this.#spare)) return
+    if (this.#closed || this.#gaveUp || this.#building || this.#retryTimer || (this.#current && this.#spare)) return
+    const next = Math.min(QUICKJS_DEFAULTS.backoffMaxMs, Math.max(QUICKJS_DEFAULTS.backoffBaseMs, delayMs * 2))
     const start = () => {
       this.#retryTimer = undefined
       if (this.#closed) return
       this.#building = this.#newSandbox()
         .then((sb) => {
           if (this.#closed) return sb.dispose()
-          if (!this.#current) this.#current = sb
-          else this.#spare = sb
+          if (this.#current) {
+            this.#spare = sb
+            return
+          }
+          if (this.#starts.error !== undefined) {
+            // The first instance that ever started: check what it declares, as create() does.
+            const missing = sb.declared.filter((c) => !this.#grants.has(c as Capability))
+            if (missing.length) {
+              sb.dispose()
+              this.#gaveUp = true
+              this.#starts.fail(StartPhase.Start, 'capability_denied', `module needs capabilities that are not granted: ${missing.join(', ')}`)
+              return
+            }
+          }
+          this.#current = sb
+          this.#memory.set(sb.memoryBytes)
+          this.#starts.started()
         })
         .catch((e: unknown) => {
-          this.#services.log.error('quickjs instance build failed', { filter: this.name, error: e as Error })
+          if (!(e instanceof FilterError)) {
+            this.#services.log.error('quickjs instance build failed', { filter: this.name, error: e as Error })
+            return
+          }
+          if (this.#current) this.#starts.count(StartPhase.Start, e.code, reasonOf(e), next)
+          else this.#starts.fail(StartPhase.Start, e.code, reasonOf(e), next)
         })
         .finally(() => {
           this.#building = undefined
-          if (!this.#closed && !(this.#current && this.#spare)) this.#ensureSpare(Math.max(QUICKJS_DEFAULTS.backoffBaseMs, delayMs * 2))
+          if (!this.#closed && !(this.#current && this.#spare)) this.#ensureSpare(next)
         })
     }
     if (delayMs <= 0) start()
@@ -361,6 +413,25 @@ function unavailable(name: string): StreamFilter {
     onResponseBody: fail,
     onResponseTrailers: fail,
   }
+}
+
+/**
+ * Whether a load failure is the module failing while it runs (top-level code threw, fuel,
+ * memory, stack, a top-level await that never settles) rather than a broken module (it does
+ * not parse, or imports something: QuickJS filters may import nothing).
+ */
+function isStartFailure(e: unknown): e is FilterError {
+  if (!(e instanceof FilterError)) return false
+  if (e.code !== FilterErrorCode.Thrown) return true
+  const cause = e.cause as { name?: unknown; message?: unknown } | undefined
+  if (cause?.name === 'SyntaxError') return false
+  return !(typeof cause?.message === 'string' && /could not load module/i.test(cause.message))
+}
+
+/** The JS error behind a failed load, for the log (never for a reply). */
+function reasonOf(err: FilterError): string {
+  const cause = err.cause as { name?: string; message?: string } | undefined
+  return cause && typeof cause.message === 'string' ? `${cause.name ?? 'Error'}: ${cause.message}` : err.message
 }
 
 /** The operator's grant intersected with the artifact's (bundle or unsigned config). */

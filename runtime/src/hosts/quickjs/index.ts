@@ -18,7 +18,7 @@ export { meteredEngineModule } from './engine.ts'
 export function createQuickJsHost(opts: QuickJsHostOptions = {}): ExtensionHost {
   return {
     kind: 'quickjs',
-    createFactory: (def, artifact, services) => QuickJsFilterFactory.create(def, artifact, services, opts),
+    createFactory: (def, artifact, services, build) => QuickJsFilterFactory.create(def, artifact, services, build ? { ...opts, ...build } : opts),
   }
 }
 

@@ -16,6 +16,13 @@
  * a hook (a callout's response callback) apply the same policy here. Every failure counts in
  * `omnirelay_wasm_failures_total{filter,code}` and is logged (rate-limited: crash loops
  * produce one line per second with a suppressed count).
+ *
+ * A failed start (the start function, `_initialize`/`_start`, `proxy_on_vm_start` or
+ * `proxy_on_configure` trapping, out of fuel, over the watchdog, or returning false) rejects
+ * the factory by default; with `startFailure: 'serve'` (the proxy) the factory is built in a
+ * failed state instead and `createStream` throws `unavailable`, so every request gets the
+ * policy's answer; with `reload` a fresh instance is tried on a request after each backoff
+ * step (see ../start-failure.ts).
  */
 import type { Capability, FilterDefinition, FilterFactory, HttpStream, LoadedArtifact, StreamFilter } from '../../pipeline/filter.ts'
 import { FilterError, FilterErrorCode } from '../../pipeline/filter.ts'
@@ -25,9 +32,10 @@ import type { CounterChild, GaugeChild, HistogramChild, Metric } from '../../obs
 import { moduleCache, type ModuleCache, type PreparedModule } from '../../sandbox/module-cache.ts'
 import { pagesFor } from '../../sandbox/memory-cap.ts'
 import { FailureLogWindow } from '../failure-log.ts'
-import type { HostServices } from '../host-services.ts'
+import type { FactoryOptions, HostServices } from '../host-services.ts'
 import { FilterLoadError } from '../load-error.ts'
 import { withEffectiveQuotas } from '../quotas.ts'
+import { CONFIGURE_REJECTED, StartFailures, StartPhase } from '../start-failure.ts'
 import { ABI_MARKERS } from './abi.ts'
 import { assertImportsGranted } from './capabilities.ts'
 import { GuestMetrics } from './guest-metrics.ts'
@@ -63,13 +71,24 @@ export const WASM_DEFAULTS = {
 
 const FUEL_BUCKETS = [1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9]
 
-export interface WasmHostOptions {
+/** What a failed initialization reports: where, why (stable code), and the error. */
+interface FailedStart {
+  phase: StartPhase
+  code: string
+  error: FilterError
+}
+
+export interface WasmHostOptions extends FactoryOptions {
   /** Instrument for fuel. Default true; false only for trusted modules and benchmarks. */
   meter?: boolean
   cache?: ModuleCache
 }
 
-/** A module refused at load. `code` is stable: invalid_module, unknown_import, capability_denied, memory_exceeded, configure_rejected, or the FilterError code of a failed initialization. */
+/**
+ * A module refused at load. `code` is stable: invalid_module, unknown_import, capability_denied,
+ * memory_exceeded, and (unless built with `startFailure: 'serve'`) configure_rejected or the
+ * FilterError code of a failed initialization.
+ */
 export class WasmLoadError extends FilterLoadError {
   override name = 'WasmLoadError'
 }
@@ -107,7 +126,7 @@ export async function createWasmFactory(
     throw new WasmLoadError(def.name, (e as { code: string }).code, (e as Error).message.replace(/^filter "[^"]*": /, ''), { cause: e })
   }
   const factory = new WasmFilterFactory(def, prepared, services, grants, artifact.bundle?.version)
-  factory.start()
+  factory.start(opts.startFailure === 'serve')
   return factory
 }
 
@@ -143,6 +162,9 @@ export class WasmFilterFactory implements FilterFactory {
   readonly fuelUsed: HistogramChild
   readonly #instances: GaugeChild
   readonly #created: CounterChild
+  readonly #starts: StartFailures
+  /** Inside `#initialize`: a failure there is a failed start, counted and logged by the start path. */
+  #initializing = false
 
   constructor(def: FilterDefinition, prepared: PreparedModule, services: HostServices, grants: Set<Capability>, version?: string) {
     this.name = def.name
@@ -161,6 +183,7 @@ export class WasmFilterFactory implements FilterFactory {
     // (they share the omnirelay_wasm_ prefix) then gets BadArgument instead of breaking ours.
     this.#failureMetric = m.counter('omnirelay_wasm_failures_total', 'Wasm filter failures (instance discarded) by reason code', ['filter', 'code'])
     this.#logDroppedMetric = m.counter('omnirelay_wasm_log_dropped_total', 'Module log lines dropped by the per-filter rate limit', ['filter'])
+    this.#starts = new StartFailures(def, 'wasm', m, services.log)
     this.env = {
       name: def.name,
       vmId: def.name,
@@ -215,22 +238,84 @@ export class WasmFilterFactory implements FilterFactory {
     return false
   }
 
-  /** Builds and initializes the first instance; throws WasmLoadError. */
-  start(): void {
+  /**
+   * Builds and initializes the first instance. Throws WasmLoadError when the module cannot be
+   * instantiated, and when it fails to start unless `serve` (then the factory is left in the
+   * failed state: see the file comment).
+   */
+  start(serve = false): void {
     let vm: WasmVm
     try {
       vm = this.#newVm(true)
-      vm.initialize()
-      if (this.#perRequest) this.#snapshot = vm.snapshot()
     } catch (e) {
       this.close()
-      if (e instanceof FilterError) {
-        const code = e.message.includes('configure_rejected') ? 'configure_rejected' : e.code
-        throw new WasmLoadError(this.name, code, `initialization failed: ${e.message}`, { cause: e })
-      }
       throw new WasmLoadError(this.name, 'invalid_module', `initialization failed: ${(e as Error).message}`, { cause: e })
     }
+    const failed = this.#initialize(vm)
+    if (failed === undefined) return
+    if (!serve) {
+      this.close()
+      throw new WasmLoadError(this.name, failed.code, `initialization failed: ${failed.error.message}`, { cause: failed.error })
+    }
+    if (this.#starts.retries) this.#backoff()
+    this.#starts.fail(failed.phase, failed.code, failed.error.message, this.#starts.retries ? this.#retryAt - performance.now() : undefined)
+  }
+
+  /**
+   * Runs the module's initialization on `vm` and, when it succeeds, makes `vm` the root (and,
+   * per-request, takes the snapshot). Returns what failed, or undefined.
+   */
+  #initialize(vm: WasmVm): FailedStart | undefined {
+    // vm.initialize() calls these three, in this order, after the start function and
+    // _initialize/_start: noting which one was entered last names the phase that failed,
+    // without a hook in vm.ts. Only this call sees the wrappers (restored below).
+    const fns = vm.fns
+    const { onContextCreate, onVmStart, onConfigure } = fns
+    let phase: StartPhase = StartPhase.Start
+    if (onContextCreate) fns.onContextCreate = (...a) => ((phase = StartPhase.VmStart), onContextCreate(...a))
+    if (onVmStart) fns.onVmStart = (...a) => ((phase = StartPhase.VmStart), onVmStart(...a))
+    if (onConfigure) fns.onConfigure = (...a) => ((phase = StartPhase.Configure), onConfigure(...a))
+    this.#initializing = true
+    try {
+      vm.initialize()
+    } catch (e) {
+      const error = e instanceof FilterError ? e : new FilterError(this.name, FilterErrorCode.Trap, `initialization failed: ${(e as Error)?.message ?? String(e)}`, { cause: e })
+      if (!vm.broken) this.#drop(vm)
+      return { phase, code: error.message.includes(CONFIGURE_REJECTED) ? CONFIGURE_REJECTED : error.code, error }
+    } finally {
+      fns.onContextCreate = onContextCreate
+      fns.onVmStart = onVmStart
+      fns.onConfigure = onConfigure
+      this.#initializing = false
+    }
+    if (this.#perRequest && this.#snapshot === undefined) this.#snapshot = vm.snapshot()
     this.#root = vm
+    this.#starts.started()
+    return undefined
+  }
+
+  /**
+   * The filter never started (or every restart failed): with `reload`, try a fresh instance
+   * once the backoff is over (and within the rebuild rate limit); otherwise, or when that
+   * fails too, throw the failed state's `unavailable`.
+   */
+  #restart(): void {
+    const starts = this.#starts
+    if (!starts.retries || this.#closed || performance.now() < this.#retryAt || !this.#rebuildAllowed()) throw starts.error!
+    let vm: WasmVm
+    try {
+      vm = this.#newVm(true)
+    } catch {
+      this.#backoff()
+      throw starts.error!
+    }
+    const failed = this.#initialize(vm)
+    if (failed !== undefined) {
+      this.#backoff()
+      starts.fail(failed.phase, failed.code, failed.error.message, this.#retryAt - performance.now())
+      throw starts.error!
+    }
+    this.#retryAt = 0
   }
 
   #newVm(isRoot: boolean): WasmVm {
@@ -257,6 +342,8 @@ export class WasmFilterFactory implements FilterFactory {
   }
 
   createStream(stream: HttpStream): StreamFilter {
+    // Undefined for every filter that started: one field read per request.
+    if (this.#starts.error !== undefined) this.#restart()
     return new WasmStreamFilter(this, stream)
   }
 
@@ -292,28 +379,39 @@ export class WasmFilterFactory implements FilterFactory {
     }
   }
 
-  #rebuildShared(): WasmVm {
-    // A module that fails every request would otherwise make every request pay for a full
-    // initialization (up to the init fuel): cap rebuilds per second whatever the policy.
+  /**
+   * A module that fails every request would otherwise make every request pay for a full
+   * initialization (up to the init fuel): rebuilds per second are capped whatever the policy.
+   */
+  #rebuildAllowed(): boolean {
     const now = performance.now()
     if (now - this.#rebuildWindowAt >= 1000) {
       this.#rebuildWindowAt = now
       this.#rebuilds = 0
     }
-    if (++this.#rebuilds > WASM_DEFAULTS.maxRebuildsPerSecond) {
+    return ++this.#rebuilds <= WASM_DEFAULTS.maxRebuildsPerSecond
+  }
+
+  #rebuildShared(): WasmVm {
+    if (!this.#rebuildAllowed()) {
       throw new FilterError(this.name, FilterErrorCode.Unavailable, 'crash loop: instance rebuilds are rate-limited')
     }
-    let vm: WasmVm | undefined
+    let vm: WasmVm
     try {
       vm = this.#newVm(true)
-      vm.initialize()
     } catch (e) {
-      if (vm) this.#drop(vm)
-      // Initialization failing again is a crash loop whatever the policy: back off.
       this.#backoff()
-      throw e instanceof FilterError ? e : new FilterError(this.name, FilterErrorCode.Unavailable, `could not create an instance: ${(e as Error).message}`, { cause: e })
+      throw new FilterError(this.name, FilterErrorCode.Unavailable, `could not create an instance: ${(e as Error).message}`, { cause: e })
     }
-    this.#root = vm
+    const failed = this.#initialize(vm)
+    if (failed !== undefined) {
+      // Initialization failing again is a crash loop whatever the policy: back off. The filter
+      // started once, so it is not put in the failed state: the next request after the backoff
+      // tries again, as after any other failure.
+      this.#backoff()
+      this.#starts.count(failed.phase, failed.code, failed.error.message, this.#retryAt - performance.now())
+      throw failed.error
+    }
     if (this.#rebuilds === 1) this.env.log.info('wasm instance reloaded', { filter: this.name, failures: this.#consecutive })
     return vm
   }
@@ -343,6 +441,11 @@ export class WasmFilterFactory implements FilterFactory {
       this.#failures.set(err.code, c)
     }
     c.inc()
+    if (this.#initializing) {
+      // A failed start: the start path backs off, counts it by phase and logs it once.
+      this.#drop(vm)
+      return
+    }
     if (this.failurePolicy === 'reload') this.#backoff()
     // A broken instance is never reused: forget it (in-flight streams on it fail 'unavailable').
     if (vm === this.#root) {
@@ -357,15 +460,18 @@ export class WasmFilterFactory implements FilterFactory {
     const delay = Math.max(WASM_DEFAULTS.backoffBaseMs, this.#retryAt - performance.now())
     setTimeout(() => {
       if (this.#closed || this.#root) return
-      const vm = this.#newVm(true)
+      let failed: FailedStart | undefined
       try {
-        vm.initialize()
-        this.#root = vm
+        failed = this.#initialize(this.#newVm(true))
       } catch {
-        this.#drop(vm)
         this.#backoff()
         this.#scheduleRootRebuild()
+        return
       }
+      if (failed === undefined) return
+      this.#backoff()
+      this.#starts.count(failed.phase, failed.code, failed.error.message, this.#retryAt - performance.now())
+      this.#scheduleRootRebuild()
     }, delay).unref()
   }
 
@@ -465,17 +571,14 @@ class WasmStreamFilter implements StreamFilter, StreamBinding {
     if (this.#failed || this.finished) return FilterStatus.Continue
     try {
       let vm = this.#vm
-      let created = false
       if (!vm) {
         vm = this.#f.acquire()
         this.#vm = vm
         this.contextId = vm.nextContextId()
         vm.createContext(this)
-        created = vm.fns.onContextCreate !== undefined
       }
       const fn = pick(vm.fns)
       if (!fn) return FilterStatus.Continue
-      if (created) vm.chainNext()
       return vm.call(fn, this, this.contextId, a, b) === 0 ? FilterStatus.Continue : FilterStatus.Pause
     } catch (e) {
       this.#failed = true

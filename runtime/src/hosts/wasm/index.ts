@@ -21,7 +21,7 @@ import { createWasmFactory, type WasmHostOptions } from './factory.ts'
 export function createWasmHost(opts: WasmHostOptions = {}): ExtensionHost {
   return {
     kind: 'wasm',
-    createFactory: (def, artifact, services) => createWasmFactory(def, artifact, services, opts),
+    createFactory: (def, artifact, services, build) => createWasmFactory(def, artifact, services, build ? { ...opts, ...build } : opts),
   }
 }
 
