@@ -21,6 +21,12 @@ describe('omnirelay CLI', () => {
       join(dir, 'unbuildable.yaml'),
       'allowUnsigned: true\nlisteners: [{ port: 0 }]\nfilters: [{ name: f, kind: quickjs, module: missing.js }]\nroutes: [{ match: {}, directResponse: { status: 200 }, filters: [f] }]\n',
     )
+    // Valid, but its top-level code never ends: a start serves it failed, validate --build reports it.
+    await writeFile(join(dir, 'spin.js'), 'while (true) {}\nexport function onRequestHeaders() {}\n')
+    await writeFile(
+      join(dir, 'never-starts.yaml'),
+      'allowUnsigned: true\nlisteners: [{ port: 0 }]\nfilters: [{ name: spin, kind: quickjs, module: spin.js, quotas: { fuel: 100000000 } }]\nroutes: [{ match: {}, directResponse: { status: 200 }, filters: [spin] }]\n',
+    )
     await writeFile(join(dir, 'bad.yaml'), 'listeners: [{ port: 1 }]\nroutes: [{ match: {}, cluster: web }, { match: {}, cluster: api }]\n')
   })
   afterAll(async () => rm(dir, { recursive: true, force: true }))
@@ -42,6 +48,9 @@ describe('omnirelay CLI', () => {
     const unbuildable = run('validate', join(dir, 'unbuildable.yaml'), '--build')
     expect(unbuildable.status).toBe(1)
     expect(unbuildable.stderr).toContain('filters[0]: filter "f" failed to build')
+    const neverStarts = run('validate', join(dir, 'never-starts.yaml'), '--build')
+    expect(neverStarts.status).toBe(1)
+    expect(neverStarts.stderr).toContain('filter "spin" failed to build: fuel_exhausted')
     expect(run('frobnicate').status).toBe(2)
   })
 

@@ -26,7 +26,7 @@ export async function buildFiltersOnce(cfg: ProxyConfig): Promise<void> {
   const revocations = pollerForConfig(cfg, log, metrics, () => {})
   await revocations?.loadPersisted()
   try {
-    const built = await buildFilters(cfg, services, NO_FILTERS, revocations ? { revocations: revocations.list } : {})
+    const built = await buildFilters(cfg, services, NO_FILTERS, revocations ? { revocations: revocations.list } : {}, { startFailure: 'reject' })
     await Promise.allSettled([...built.values()].map((b) => b.entry.factory.close()))
   } finally {
     await clusters.close()

@@ -36,6 +36,8 @@ const SERVE_FAILED_STARTS: FactoryOptions = { startFailure: 'serve' }
 /**
  * @param previous the running epoch's filters (for reuse), if any
  * @param load extra loader options (the node's revocation list)
+ * @param factory how hosts build: by default a filter that fails to start is served by its
+ *   failure policy; `validate --build` passes `{ startFailure: 'reject' }` to report it
  * @throws ConfigError `config_filter_build` naming each filter that failed
  */
 export async function buildFilters(
@@ -43,6 +45,7 @@ export async function buildFilters(
   services: HostServices,
   previous: BuiltFilters = NO_FILTERS,
   load: Pick<LoadArtifactOptions, 'revocations'> = {},
+  factory: FactoryOptions = SERVE_FAILED_STARTS,
 ): Promise<BuiltFilters> {
   const out = new Map<string, BuiltFilter>()
   const created: FilterFactory[] = []
@@ -62,9 +65,9 @@ export async function buildFilters(
           return
         }
         const host = await hostFor(def.kind)
-        const factory = await host.createFactory(def, artifact, services, SERVE_FAILED_STARTS)
-        created.push(factory)
-        const built: BuiltFilter = { key, entry: makeEntry(withEffectiveQuotas(def, artifact), factory, cfg, services) }
+        const made = await host.createFactory(def, artifact, services, factory)
+        created.push(made)
+        const built: BuiltFilter = { key, entry: makeEntry(withEffectiveQuotas(def, artifact), made, cfg, services) }
         const keyId = (artifact as Partial<BundleArtifact>).signerKey?.keyId
         if (artifact.bundle && keyId !== undefined) built.signer = { keyId, publisher: artifact.bundle.signer }
         out.set(def.name, built)
