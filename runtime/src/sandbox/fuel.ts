@@ -3,7 +3,8 @@
  *
  * V8 has no fuel, so we meter inside the module. The pass (binaryen.js) adds:
  *
- * - an exported mutable i64 global {@link FUEL_EXPORT}: the fuel left. The host writes the
+ * - an exported mutable i64 global {@link FUEL_EXPORT}: the fuel left, with f64 accessor exports
+ *   ({@link FUEL_GET_EXPORT}, {@link FUEL_SET_EXPORT}) the host uses. The host writes the
  *   budget before a call and reads what is left after. Its initial value is 0, so an
  *   instrumented module run by a host that forgot to set a budget stops at once.
  * - an imported function {@link FUEL_IMPORT_MODULE}.{@link FUEL_IMPORT_NAME} `() -> ()`: called
@@ -44,6 +45,13 @@ import { stripStart, writeU32 } from './wasm-binary.ts'
 
 /** Export name of the fuel global (mutable i64, fuel left; negative once exhausted). */
 export const FUEL_EXPORT = '__omnirelay_fuel'
+/**
+ * Export names of `() -> f64` / `(f64) -> ()` accessors of the fuel global. The host uses them
+ * rather than the global's `value`: an i64 global crosses into JS as a BigInt (~80 ns a read
+ * and write, allocating), a call with an f64 ~17 ns; budgets stay below 2^53, so exact.
+ */
+export const FUEL_GET_EXPORT = '__omnirelay_fuel_get'
+export const FUEL_SET_EXPORT = '__omnirelay_fuel_set'
 /** Import module and field of the out-of-fuel function `() -> ()`. */
 export const FUEL_IMPORT_MODULE = '__omnirelay'
 export const FUEL_IMPORT_NAME = 'out_of_fuel'
@@ -63,7 +71,7 @@ export const GLOBAL_EXPORT_PREFIX = '__omnirelay_global_'
  * wasm-binary.ts) emits different code or exports: instrumented modules cached on disk are
  * keyed by it, and output of another version is never reused.
  */
-export const INSTRUMENTATION_VERSION = 2
+export const INSTRUMENTATION_VERSION = 3
 /** Custom section the pass appends to its output: {@link InstrumentMarker} as JSON. */
 export const MARKER_SECTION = 'omnirelay.instrumented'
 
@@ -96,7 +104,7 @@ export function currentMarker(module: WebAssembly.Module, opts: { meter: boolean
   if (m === null || typeof m !== 'object' || m.version !== INSTRUMENTATION_VERSION) return undefined
   if (m.meter !== opts.meter || m.exportMutableGlobals !== opts.exportMutableGlobals || !Array.isArray(m.mutableGlobals)) return undefined
   const names = new Set(WebAssembly.Module.exports(module).map((e) => e.name))
-  if (m.meter && !names.has(FUEL_EXPORT)) return undefined
+  if (m.meter && !(names.has(FUEL_EXPORT) && names.has(FUEL_GET_EXPORT) && names.has(FUEL_SET_EXPORT))) return undefined
   if (m.hasStart !== names.has(START_EXPORT)) return undefined
   if (!m.mutableGlobals.every((g) => typeof g === 'string' && g.startsWith(GLOBAL_EXPORT_PREFIX) && names.has(g))) return undefined
   return m
@@ -130,24 +138,34 @@ export function fuelImports(): { [FUEL_IMPORT_MODULE]: { [FUEL_IMPORT_NAME]: () 
 
 /** Sets and reads an instrumented instance's fuel. One per instance; cheap to keep. */
 export class FuelMeter {
-  readonly #global: WebAssembly.Global
+  readonly #get: () => number
+  readonly #set: (fuel: number) => void
   #budget = 0
 
   constructor(exports: WebAssembly.Exports) {
     const g = exports[FUEL_EXPORT]
     if (!(g instanceof WebAssembly.Global)) throw new Error(`module is not fuel-instrumented (no ${FUEL_EXPORT} export)`)
-    this.#global = g
+    const get = exports[FUEL_GET_EXPORT]
+    const set = exports[FUEL_SET_EXPORT]
+    if (typeof get === 'function' && typeof set === 'function') {
+      this.#get = get as () => number
+      this.#set = set as (fuel: number) => void
+    } else {
+      // Output of an older pass (a cache the caller keeps itself): the global, through BigInt.
+      this.#get = () => Number(g.value as bigint)
+      this.#set = (fuel) => (g.value = BigInt(fuel))
+    }
   }
 
   /** Gives the instance `budget` steps from now on. */
   set(budget: number): void {
     this.#budget = budget
-    this.#global.value = BigInt(budget)
+    this.#set(budget)
   }
 
   /** Fuel left (negative after exhaustion). */
   remaining(): number {
-    return Number(this.#global.value as bigint)
+    return this.#get()
   }
 
   /** Steps used since the last `set` (may exceed the budget by the last charge). */
@@ -278,7 +296,7 @@ export async function instrumentFuel(wasm: Uint8Array, opts: InstrumentOptions =
     m.setFeatures(acceptedFeatures(b))
     for (let i = 0; i < m.getNumExports(); i++) {
       const name = b.getExportInfo(m.getExportByIndex(i)).name
-      if (name === FUEL_EXPORT || name === START_EXPORT || name === GROW_EXPORT || name.startsWith(GLOBAL_EXPORT_PREFIX)) throw new InstrumentError('reserved_name', `module already exports "${name}"`)
+      if (name === FUEL_EXPORT || name === FUEL_GET_EXPORT || name === FUEL_SET_EXPORT || name === START_EXPORT || name === GROW_EXPORT || name.startsWith(GLOBAL_EXPORT_PREFIX)) throw new InstrumentError('reserved_name', `module already exports "${name}"`)
     }
     if (!m.validate()) throw new InstrumentError('unsupported_feature', 'module uses a feature the fuel pass does not accept (GC, strings, threads, exceptions...)')
 
@@ -301,6 +319,12 @@ export async function instrumentFuel(wasm: Uint8Array, opts: InstrumentOptions =
     if (meter) {
       m.addGlobal(fuelGlobal, b.i64, true, m.i64.const(0n))
       m.addGlobalExport(fuelGlobal, FUEL_EXPORT)
+      const fuelGet = uniqueName(m, '__omnirelay_fuel_get')
+      const fuelSet = uniqueName(m, '__omnirelay_fuel_set')
+      m.addFunction(fuelGet, b.none, b.f64, [], m.f64.convert_s.i64(m.global.get(fuelGlobal, b.i64)))
+      m.addFunction(fuelSet, b.f64, b.none, [], m.global.set(fuelGlobal, m.i64.trunc_s.f64(m.local.get(0, b.f64))))
+      m.addFunctionExport(fuelGet, FUEL_GET_EXPORT)
+      m.addFunctionExport(fuelSet, FUEL_SET_EXPORT)
       m.addFunctionImport(oofFunc, FUEL_IMPORT_MODULE, FUEL_IMPORT_NAME, b.none, b.none)
       // bulk_charge(size) = (fuel -= size / BULK_BYTES_PER_FUEL; trap when negative; size): wraps
       // the size operand of every bulk memory operation, so the charge comes before the work.

@@ -19,6 +19,7 @@
 import type { Logger } from '../../observability/logger.ts'
 import { FilterError, FilterErrorCode, type Capability, type HttpStream } from '../../pipeline/filter.ts'
 import { HeaderMap } from '../../pipeline/header-map.ts'
+import { callEnd, callStart } from '../../sandbox/call-clock.ts'
 import { FuelMeter, GROW_EXPORT, OutOfFuel, START_EXPORT, fuelImports, isOutOfFuel } from '../../sandbox/fuel.ts'
 import { MAX_PAGES } from '../../sandbox/memory-cap.ts'
 import type { PreparedModule } from '../../sandbox/module-cache.ts'
@@ -136,15 +137,6 @@ export class WasmVm {
   #rootFuel: number
   #cleanExit = false
   #fuelOwner: StreamBinding | undefined = undefined
-  /** When the last call returned (watchdog clock). */
-  #lastEnd = 0
-  /**
-   * Start time for the next call when it follows the previous one with only host JS in
-   * between (see {@link chainNext}); -1 otherwise. A clock read costs ~90 ns, and a filter
-   * makes ~6 calls per request: the watchdog interval then covers the call plus those few
-   * ns of host code, never less than the call.
-   */
-  #chainT0 = -1
   #nextToken = 1
   readonly #callouts = new Map<number, StreamBinding | undefined>()
   readonly #pendingDone = new Set<number>()
@@ -246,8 +238,6 @@ export class WasmVm {
    * Throws FilterError (after marking the instance broken and telling the factory).
    */
   call(fn: Export, binding: StreamBinding | undefined, ctx: number, a = 0, b = 0, c = 0, d = 0): number {
-    const chained = this.#chainT0
-    this.#chainT0 = -1
     if (this.broken) throw new FilterError(this.env.name, FilterErrorCode.Unavailable, 'instance failed earlier')
     const prevEffective = this.effective
     const prevCurrent = this.current
@@ -264,7 +254,7 @@ export class WasmVm {
     const prevLimit = this.hostcallLimit
     this.hostcalls = 0
     if (meter) this.hostcallLimit = Math.max(0, Math.floor(fuelIn / HOSTCALL_FUEL))
-    const t0 = chained >= 0 ? chained : performance.now()
+    const t0 = callStart()
     let r: number | undefined
     try {
       r = fn(ctx, a, b, c, d)
@@ -284,23 +274,13 @@ export class WasmVm {
     this.hostcallLimit = prevLimit
     this.effective = prevEffective
     this.current = prevCurrent
-    const end = performance.now()
-    this.#lastEnd = end
-    const ms = end - t0
+    const ms = callEnd() - t0
     if (ms > this.env.timeoutMs) {
       const err = new FilterError(this.env.name, FilterErrorCode.Timeout, `call ran ${ms.toFixed(1)} ms, over the ${this.env.timeoutMs} ms watchdog limit`)
       this.#fail(err, binding)
       throw err
     }
     return r === undefined ? 1 : r
-  }
-
-  /**
-   * The next `call` starts the watchdog at the end of the previous one: only for a call made
-   * right after another returned, with no event-loop turn or unbounded work in between.
-   */
-  chainNext(): void {
-    this.#chainT0 = this.#lastEnd
   }
 
   /** Reads back the fuel left and charges the host calls the module made. */
@@ -375,7 +355,6 @@ export class WasmVm {
       const done = this.fns.onDone ? this.call(this.fns.onDone, binding, id) : 1
       if (done) {
         if (this.fns.onDelete) {
-          if (this.fns.onDone) this.chainNext()
           this.call(this.fns.onDelete, binding, id)
         }
       } else {
