@@ -71,6 +71,13 @@ describe('native filters', () => {
       capabilities: ['headers:read'],
     })
     expect(requestHeaders(f).status).toBe(FilterStatus.Continue)
+    const w = await build(`export function onRequestHeaders(req) { if (typeof req.headers.get === 'function' || typeof req.headers.entries === 'function') throw new Error('leak'); req.headers.set('x-w', String(req.headers.size)) }`, {
+      name: 'writer',
+      capabilities: ['headers:write'],
+    })
+    const out = await drive([w.f])
+    expect(out.status).toBe('upstream')
+    expect(Number(out.stream.requestHeaders.get('x-w'))).toBeGreaterThan(0)
   })
 
   it('the watchdog turns a slow hook into a timeout failure after the fact (504 fail-closed)', async () => {

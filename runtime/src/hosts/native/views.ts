@@ -35,55 +35,95 @@ function check(s: string, what: string): string {
   return s
 }
 
-/** A header map as filters see it (names are case-insensitive). */
-export class HeadersView {
-  readonly #map: () => HeaderMap
-  constructor(map: () => HeaderMap) {
-    this.#map = map
+/** Which map of the stream a view reads: request/response headers/trailers. */
+const REQ_HEADERS = 0
+const RESP_HEADERS = 1
+const REQ_TRAILERS = 2
+const RESP_TRAILERS = 3
+
+function mapOf(s: HttpStream, which: number): HeaderMap {
+  switch (which) {
+    case REQ_HEADERS:
+      return s.requestHeaders
+    case RESP_HEADERS:
+      return s.responseHeaders
+    case REQ_TRAILERS:
+      return s.requestTrailers
+    default:
+      return s.responseTrailers
   }
+}
+
+/**
+ * A header map as filters see it (names are case-insensitive). Capabilities decide which
+ * methods exist, as in QuickJS: one class per grant (made per request, so no per-request
+ * closures or bound functions), the methods of the others simply absent.
+ */
+class HeaderAccess {
+  readonly #s: HttpStream
+  readonly #which: number
+  constructor(s: HttpStream, which: number) {
+    this.#s = s
+    this.#which = which
+  }
+  protected map(): HeaderMap {
+    return mapOf(this.#s, this.#which)
+  }
+  get size(): number {
+    return this.map().size
+  }
+}
+
+class ReadableHeaders extends HeaderAccess {
   get(name: string): string | undefined {
-    return this.#map().get(String(name).toLowerCase())
+    return this.map().get(String(name).toLowerCase())
   }
   getAll(name: string): string[] {
-    return this.#map().getAll(String(name).toLowerCase())
+    return this.map().getAll(String(name).toLowerCase())
   }
   has(name: string): boolean {
     return this.get(name) !== undefined
   }
   entries(): [string, string][] {
-    return [...this.#map().entries()]
+    return [...this.map().entries()]
   }
   keys(): string[] {
     return this.entries().map((e) => e[0])
   }
-  get size(): number {
-    return this.#map().size
-  }
+}
+
+class WritableHeaders extends HeaderAccess {
   set(name: string, value: unknown): void {
-    this.#map().set(check(String(name).toLowerCase(), 'name'), check(String(value), 'value'))
+    this.map().set(check(String(name).toLowerCase(), 'name'), check(String(value), 'value'))
   }
   add(name: string, value: unknown): void {
-    this.#map().add(check(String(name).toLowerCase(), 'name'), check(String(value), 'value'))
+    this.map().add(check(String(name).toLowerCase(), 'name'), check(String(value), 'value'))
   }
   remove(name: string): boolean {
-    return this.#map().remove(String(name))
+    return this.map().remove(String(name))
   }
 }
 
-const READ = ['get', 'getAll', 'has', 'entries', 'keys'] as const
-const WRITE = ['set', 'add', 'remove'] as const
+/** Both grants: the read methods, plus the write methods taken from WritableHeaders. */
+export class HeadersView extends ReadableHeaders {
+  declare set: WritableHeaders['set']
+  declare add: WritableHeaders['add']
+  declare remove: WritableHeaders['remove']
+}
+for (const k of ['set', 'add', 'remove'] as const) {
+  Object.defineProperty(HeadersView.prototype, k, Object.getOwnPropertyDescriptor(WritableHeaders.prototype, k)!)
+}
 
-/** A HeadersView with only the granted methods (the others are absent, as in QuickJS). */
-function gatedHeaders(map: () => HeaderMap, grants: ReadonlySet<Capability>): HeadersView {
-  const v = new HeadersView(map)
+const NO_HEADERS = Object.freeze({}) as HeadersView
+
+/** The view class for a grant. */
+function headersClass(grants: ReadonlySet<Capability>): (new (s: HttpStream, which: number) => HeadersView) | undefined {
   const read = grants.has('headers:read')
   const write = grants.has('headers:write')
-  if (read && write) return v
-  const out: Record<string, unknown> = {}
-  if (read) for (const k of READ) out[k] = v[k].bind(v)
-  if (write) for (const k of WRITE) out[k] = v[k].bind(v)
-  if (read || write) Object.defineProperty(out, 'size', { get: () => v.size })
-  return Object.freeze(out) as unknown as HeadersView
+  if (read && write) return HeadersView
+  if (read) return ReadableHeaders as new (s: HttpStream, which: number) => HeadersView
+  if (write) return WritableHeaders as unknown as new (s: HttpStream, which: number) => HeadersView
+  return undefined
 }
 
 /** The request or the response of one stream. */
@@ -95,8 +135,9 @@ export class MessageView {
   constructor(stream: HttpStream, isRequest: boolean, grants: ReadonlySet<Capability>) {
     this.#stream = stream
     this.#isRequest = isRequest
-    this.headers = gatedHeaders(() => (isRequest ? stream.requestHeaders : stream.responseHeaders), grants)
-    this.trailers = gatedHeaders(() => (isRequest ? stream.requestTrailers : stream.responseTrailers), grants)
+    const H = headersClass(grants)
+    this.headers = H ? new H(stream, isRequest ? REQ_HEADERS : RESP_HEADERS) : NO_HEADERS
+    this.trailers = H ? new H(stream, isRequest ? REQ_TRAILERS : RESP_TRAILERS) : NO_HEADERS
   }
   #h(): HeaderMap {
     return this.#isRequest ? this.#stream.requestHeaders : this.#stream.responseHeaders
