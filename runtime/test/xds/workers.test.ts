@@ -31,6 +31,7 @@ let central: RunningCentralWithRollouts
 let dp: XdsProxy
 let port = 0
 let addHeaders = ''
+let dpDir = ''
 const cleanup: (() => Promise<unknown>)[] = []
 
 const get = (path: string): Promise<Reply> => request(port, { path })
@@ -57,15 +58,21 @@ beforeAll(async () => {
   addHeaders = await publish(central, 'add-headers')
   const put = await api(central, 'PUT', '/v1/groups/edge', { selector: { role: 'edge' }, config: edgeConfig(up.port, { bundle: addHeaders, config: ADD_HEADERS_CONFIG }) })
   expect(put.status, JSON.stringify(put.body)).toBe(200)
-  dp = await dataPlane(central.xdsAddress, `${tmp.dir}/dp`, 'edge-1', {
+  dpDir = `${tmp.dir}/dp`
+  dp = await startDataPlane()
+  cleanup.push(() => dp.close())
+}, 60_000)
+
+async function startDataPlane(): Promise<XdsProxy> {
+  const d = await dataPlane(central.xdsAddress, dpDir, 'edge-1', {
     workers: 2,
     telemetry: { intervalMs: 200 },
     registry: { url: central.registryUrl, pollIntervalMs: 200 },
   })
-  cleanup.push(() => dp.close())
-  await dp.serving
-  port = dp.address('edge').port
-}, 60_000)
+  await d.serving
+  port = d.address('edge').port
+  return d
+}
 
 afterAll(async () => {
   for (const c of cleanup.reverse()) await c()
@@ -81,8 +88,13 @@ describe('omnirelay run --xds --workers 2', () => {
       expect(r.status).toBe(200)
       expect(body(r).headers['x-added-by']).toBe('omnirelay')
     }
-    const m = await metrics()
-    const served = [...m.matchAll(/^omnirelay_requests_total\{worker="(\d+)",listener="edge",route="app"\} (\d+)$/gm)].map((x) => Number(x[2]))
+    // A request is counted when its exchange ends, just after the client has the response.
+    const servedBy = (text: string) => [...text.matchAll(/^omnirelay_requests_total\{worker="(\d+)",listener="edge",route="app"\} (\d+)$/gm)].map((x) => Number(x[2]))
+    const m = await until(async () => {
+      const text = await metrics()
+      return servedBy(text).reduce((a, n) => a + n, 0) >= 20 ? text : undefined
+    }, 3000, 'requests counted')
+    const served = servedBy(m)
     expect(served).toHaveLength(2)
     expect(served.every((n) => n > 0)).toBe(true)
     expect(served[0]! + served[1]!).toBe(20)
@@ -155,10 +167,35 @@ describe('omnirelay run --xds --workers 2', () => {
       const r = await get(`/k/${i}`)
       expect(body(r).headers['x-added-by']).toBe('epoch-2')
     }
-    const m = await metrics()
-    for (const x of m.matchAll(/^omnirelay_requests_total\{worker="(\d+)",listener="edge",route="app"\} (\d+)$/gm)) if (Number(x[2]) > 0) served.add(x[1]!)
-    expect(served.size).toBe(2)
+    // Both the survivor and the new worker serve (the new one has only these requests).
+    await until(async () => {
+      served.clear()
+      for (const x of (await metrics()).matchAll(/^omnirelay_requests_total\{worker="(\d+)",listener="edge",route="app"\} (\d+)$/gm)) if (Number(x[2]) > 0) served.add(x[1]!)
+      return served.size === 2 ? true : undefined
+    }, 3000, 'both workers serving')
   }, 30_000)
+
+  it('starts the workers on the last-known-good config when central is unreachable', async () => {
+    // One process runs one pool in production; here the running one goes first, so the
+    // listeners (port 0, shared through node:cluster) are new ones.
+    const epoch = dp.epoch
+    await dp.close()
+    const offline = await dataPlane('127.0.0.1:1', dpDir, 'edge-1', { workers: 2, telemetry: false })
+    try {
+      expect(offline.source).toBe('last-known-good')
+      expect(offline.epoch).toBe(epoch)
+      expect(offline.workerPids()).toHaveLength(2)
+      const r = await request(offline.address('edge').port, { path: '/lkg' })
+      expect(body(r).headers['x-added-by']).toBe('epoch-2')
+      const ready = await request(offline.adminAddress()!.port, { path: '/ready' })
+      expect(ready.status).toBe(200)
+      expect(ready.body).toContain('config-source: last-known-good')
+    } finally {
+      await offline.close()
+    }
+    dp = await startDataPlane()
+    expect(dp.epoch).toBe(epoch)
+  })
 
   it('verifies bundle signatures in the workers: a bundle the local trust policy does not accept is refused there', async () => {
     // Same key id as the publisher's, another key: only a real signature check refuses it.
