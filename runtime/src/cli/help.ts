@@ -9,10 +9,14 @@ Usage:
 
   omnirelay run --xds HOST:PORT [--bootstrap FILE] [--data DIR] [--node-id ID] [--label KEY=VALUE]...
                 [--trust-policy FILE] [--admin HOST:PORT] [--access-log TARGET] [--protocol delta|sotw]
+                [--registry URL] [--workers auto|N]
       Take the config from MeshKit central over xDS (docs/central.md). Epochs apply atomically
       after their bundles are fetched and verified; what cannot apply is refused (NACK) and the
       running config keeps serving. Applied configs are kept in DIR (default ./omnirelay-data):
       with central unreachable, the proxy starts from the last-known-good one.
+      --workers serves from N worker processes (auto: one per core); this process keeps the
+      xDS client and admin server, and an epoch is ACKed only once every worker applied it
+      (docs/xds.md).
 
   omnirelay validate FILE [--build]
       Check a config file and print every problem with its path, e.g.
