@@ -17,7 +17,8 @@ import { host as wasmHost } from '../src/hosts/wasm/index.ts'
 import { createLogger } from '../src/observability/logger.ts'
 import { MetricsRegistry } from '../src/observability/metrics.ts'
 import { startProxy, type ProxyHandle } from '../src/index.ts'
-import { jsArtifact, makeDef, makeServices } from './quickjs/fixtures.ts'
+import { SplitSlot, type VariantObserver } from '../src/rollout/split-slot.ts'
+import { drive, jsArtifact, makeDef, makeServices } from './quickjs/fixtures.ts'
 import { request, startUpstream, type Upstream } from './helpers/servers.ts'
 import { makeArtifact } from './wasm/fixtures.ts'
 import { failsToStart, headerFilter, startsOnSecondTry, trapIn, type StartFailurePhase } from './wasm/modules.ts'
@@ -237,5 +238,27 @@ describe('called directly, the hosts still refuse a module that fails to start',
     await expect(quickjsHost.createFactory(def, jsArtifact('while (true) {}'), makeServices())).rejects.toMatchObject({ code: 'fuel_exhausted' })
     await expect(quickjsHost.createFactory(def, jsArtifact('export function onRequestHeaders( {'), makeServices(), { startFailure: 'serve' })).rejects.toMatchObject({ code: 'thrown' })
     await expect(quickjsHost.createFactory(def, jsArtifact(`import fs from 'node:fs'`), makeServices(), { startFailure: 'serve' })).rejects.toMatchObject({ code: 'thrown' })
+  })
+})
+
+describe('a version that fails to start inside a rollout split', () => {
+  it('fails the requests routed to it, before upstream, and the rollout observer sees them as that version\'s', async () => {
+    const def = { ...makeDef('canary', 'wasm'), quotas: WASM_QUOTAS, capabilities: ['headers:write' as const] }
+    const good = await wasmHost.createFactory(def, makeArtifact(await wat(failsToStart('start').replace('(loop $l (br $l))', 'nop'))), makeServices())
+    const bad = await wasmHost.createFactory({ ...def, name: 'canary-b' }, makeArtifact(await wat(failsToStart('vm_start'))), makeServices(), { startFailure: 'serve' })
+    const seen: string[] = []
+    const observer: VariantObserver = { failed: (_s, v, code) => seen.push(`failed:${v}:${code}`), done: (_s, v) => seen.push(`done:${v}`) }
+    try {
+      const toB = new SplitSlot(good, bad, { slot: 'canary', weightB: 10_000, observer })
+      const out = await drive([toB])
+      expect(out.status).toBe(503)
+      expect(out.events).not.toContain('upstream')
+      expect(seen).toEqual(['failed:1:unavailable', 'done:1'])
+      const toA = new SplitSlot(good, bad, { slot: 'canary', weightB: 0, observer })
+      expect((await drive([toA])).status).toBe('upstream')
+    } finally {
+      await good.close()
+      await bad.close()
+    }
   })
 })

@@ -8,7 +8,10 @@
  * what Envoy's `failure_policy` does for a plugin that cannot start: the filter is installed
  * in a failed state and every request through it gets its policy's answer
  * (fail-closed: 503 `filter_failed`/`unavailable`; fail-open: skipped; reload: 503 while a
- * fresh instance is tried with backoff). Shared by the Wasm and QuickJS hosts so both count,
+ * fresh instance is tried with backoff). The answer comes from the request headers hook of
+ * a shared stateless stream filter (as a killed filter's does), not from a throwing
+ * `createStream`: wrappers such as a rollout's split slot then see the failure as their
+ * variant's, and nothing reaches the upstream first. Shared by the Wasm and QuickJS hosts so both count,
  * log and answer the same way. Things wrong with the module or the config itself (bytes,
  * imports, grants, memory cap, signature) are still refused at load.
  *
@@ -17,7 +20,8 @@
  */
 import type { Logger } from '../observability/logger.ts'
 import type { CounterChild, Metric, MetricsRegistry } from '../observability/metrics.ts'
-import { FilterError, FilterErrorCode, type FailurePolicy, type FilterDefinition } from '../pipeline/filter.ts'
+import { FilterError, FilterErrorCode, type FailurePolicy, type FilterDefinition, type StreamFilter } from '../pipeline/filter.ts'
+import { Phase } from '../pipeline/phases.ts'
 import { FailureLogWindow } from './failure-log.ts'
 
 /** Where a start failed. QuickJS modules only have `start` (their top-level code). */
@@ -34,24 +38,29 @@ export type StartPhase = (typeof StartPhase)[keyof typeof StartPhase]
 /** Code of a start that the module itself refused (proxy_on_vm_start or proxy_on_configure returned false). */
 export const CONFIGURE_REJECTED = 'configure_rejected'
 
+/** Phases a failed filter must be called for (OR them into its `phases`): it answers before anything goes upstream. */
+export const FAILED_START_PHASES = Phase.RequestHeaders
+
 /**
  * One filter's start failures: the metric `omnirelay_filter_start_failures_total{filter,kind,phase,code}`,
  * one log line per failed start (rate-limited like other failure lines: a reload loop logs at
- * most one line per second, with a suppressed count), and while no instance is up, the error
- * `createStream` throws so the pipeline applies the failure policy.
+ * most one line per second, with a suppressed count), and while no instance is up, the
+ * stream filter `createStream` returns, whose hooks throw so the pipeline applies the policy.
  *
  * @example
  * const starts = new StartFailures(def, 'wasm', services.metrics, log)
  * try { vm.initialize() } catch (e) { starts.fail(StartPhase.Configure, e.code, e.message) }
  * // per request:
- * if (starts.error) throw starts.error
+ * if (starts.filter) return starts.filter
  */
 export class StartFailures {
   /**
-   * What `createStream` throws while the filter has no started instance (undefined once one
+   * What the failed filter's hooks throw while it has no started instance (undefined once one
    * is up). Allocated once per failure, never per request: a failed filter may see a flood.
    */
   error: FilterError | undefined = undefined
+  /** While failed: the stream filter `createStream` hands every request (stateless, shared); its hooks throw `error`. */
+  filter: StreamFilter | undefined = undefined
   /** Failed starts in a row (reset when an instance starts). */
   consecutive = 0
   readonly #name: string
@@ -81,7 +90,13 @@ export class StartFailures {
    */
   fail(phase: StartPhase, code: string, reason: string, retryInMs?: number): void {
     this.count(phase, code, reason, retryInMs)
-    this.error ??= new FilterError(this.#name, FilterErrorCode.Unavailable, `no instance: the filter failed to start (${phase}: ${code})`)
+    if (this.error !== undefined) return
+    const err = new FilterError(this.#name, FilterErrorCode.Unavailable, `no instance: the filter failed to start (${phase}: ${code})`)
+    const fail = (): never => {
+      throw err
+    }
+    this.error = err
+    this.filter = { onRequestHeaders: fail, onRequestBody: fail, onRequestTrailers: fail, onResponseHeaders: fail, onResponseBody: fail, onResponseTrailers: fail }
   }
 
   /** Counts and logs a failed start of an extra instance (a spare, a rebuild) while another one may still serve. */
@@ -115,6 +130,7 @@ export class StartFailures {
       this.#log.info('filter started after failed starts', { filter: this.#name, kind: this.#kind, failedStarts: this.consecutive })
     }
     this.error = undefined
+    this.filter = undefined
     this.consecutive = 0
   }
 }

@@ -13,8 +13,8 @@
  * A module whose top-level code fails (throws, runs out of fuel, hits a quota, never settles its
  * top-level await) rejects the factory by default; with `startFailure: 'serve'` (the proxy)
  * the factory is built in a failed state instead, as for Wasm (see ../start-failure.ts):
- * `createStream` throws `unavailable`, and with `reload` fresh instances are built with the
- * same exponential backoff as replacements. A module that does not parse or imports anything
+ * requests get a stream filter whose request headers hook throws `unavailable`, and with
+ * `reload` fresh instances are built with the same exponential backoff as replacements. A module that does not parse or imports anything
  * is broken, not failing, and stays refused.
  *
  * Metrics: `omnirelay_filter_fuel_used{filter}` (per request, as the Wasm host),
@@ -30,7 +30,7 @@ import { FailureLogWindow } from '../failure-log.ts'
 import type { FactoryOptions, HostServices } from '../host-services.ts'
 import { FilterLoadError } from '../load-error.ts'
 import { withEffectiveQuotas } from '../quotas.ts'
-import { StartFailures, StartPhase } from '../start-failure.ts'
+import { FAILED_START_PHASES, StartFailures, StartPhase } from '../start-failure.ts'
 import { GuestMetrics } from '../wasm/guest-metrics.ts'
 import { ENGINE_MIN_MEMORY_BYTES } from './engine.ts'
 import type { HostcallEnv } from './hostcalls.ts'
@@ -155,8 +155,8 @@ export class QuickJsFilterFactory implements FilterFactory {
     } catch (e) {
       if (opts.startFailure === 'serve' && isStartFailure(e)) {
         // The hooks are unknown until the module runs: a filter that may come back (reload)
-        // is called for every phase (a hook it lacks is a no-op), one that cannot for none.
-        ;(f as { phases: number }).phases = def.failurePolicy === 'reload' ? (def.phases ?? ALL_PHASES) & ALL_PHASES : 0
+        // is called for every phase (a hook it lacks is a no-op), one that cannot only to fail.
+        ;(f as { phases: number }).phases = FAILED_START_PHASES | (def.failurePolicy === 'reload' ? (def.phases ?? ALL_PHASES) & ALL_PHASES : 0)
         const retry = f.#starts.retries
         f.#starts.fail(StartPhase.Start, e.code, reasonOf(e), retry ? QUICKJS_DEFAULTS.backoffBaseMs : undefined)
         if (retry) f.#ensureSpare(QUICKJS_DEFAULTS.backoffBaseMs)
@@ -190,11 +190,7 @@ export class QuickJsFilterFactory implements FilterFactory {
 
   createStream(stream: HttpStream): StreamFilter {
     const sb = this.#current
-    if (!sb || this.#closed) {
-      // Never started: throwing here gets the policy whatever phases the filter is called for.
-      if (this.#starts.error !== undefined && !this.#closed) throw this.#starts.error
-      return unavailable(this.name)
-    }
+    if (!sb || this.#closed) return (!this.#closed && this.#starts.filter) || unavailable(this.name)
     sb.refs++
     return new QuickJsStream(this, sb, new StreamState(stream, this.budget))
   }

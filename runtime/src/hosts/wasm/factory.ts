@@ -20,9 +20,9 @@
  * A failed start (the start function, `_initialize`/`_start`, `proxy_on_vm_start` or
  * `proxy_on_configure` trapping, out of fuel, over the watchdog, or returning false) rejects
  * the factory by default; with `startFailure: 'serve'` (the proxy) the factory is built in a
- * failed state instead and `createStream` throws `unavailable`, so every request gets the
- * policy's answer; with `reload` a fresh instance is tried on a request after each backoff
- * step (see ../start-failure.ts).
+ * failed state instead: every request gets a stream filter whose request headers hook throws
+ * `unavailable`, hence the policy's answer; with `reload` a fresh instance is tried on a
+ * request after each backoff step (see ../start-failure.ts).
  */
 import type { Capability, FilterDefinition, FilterFactory, HttpStream, LoadedArtifact, StreamFilter } from '../../pipeline/filter.ts'
 import { FilterError, FilterErrorCode } from '../../pipeline/filter.ts'
@@ -35,7 +35,7 @@ import { FailureLogWindow } from '../failure-log.ts'
 import type { FactoryOptions, HostServices } from '../host-services.ts'
 import { FilterLoadError } from '../load-error.ts'
 import { withEffectiveQuotas } from '../quotas.ts'
-import { CONFIGURE_REJECTED, StartFailures, StartPhase } from '../start-failure.ts'
+import { CONFIGURE_REJECTED, FAILED_START_PHASES, StartFailures, StartPhase } from '../start-failure.ts'
 import { ABI_MARKERS } from './abi.ts'
 import { assertImportsGranted } from './capabilities.ts'
 import { GuestMetrics } from './guest-metrics.ts'
@@ -259,6 +259,8 @@ export class WasmFilterFactory implements FilterFactory {
     }
     if (this.#starts.retries) this.#backoff()
     this.#starts.fail(failed.phase, failed.code, failed.error.message, this.#starts.retries ? this.#retryAt - performance.now() : undefined)
+    // Chains copy `phases` when they are built, which is after this.
+    ;(this as { phases: number }).phases |= FAILED_START_PHASES
   }
 
   /**
@@ -295,27 +297,27 @@ export class WasmFilterFactory implements FilterFactory {
   }
 
   /**
-   * The filter never started (or every restart failed): with `reload`, try a fresh instance
-   * once the backoff is over (and within the rebuild rate limit); otherwise, or when that
-   * fails too, throw the failed state's `unavailable`.
+   * The filter never started (or every restart failed): with `reload`, tries a fresh instance
+   * once the backoff is over (and within the rebuild rate limit). Returns whether one started.
    */
-  #restart(): void {
+  #restarted(): boolean {
     const starts = this.#starts
-    if (!starts.retries || this.#closed || performance.now() < this.#retryAt || !this.#rebuildAllowed()) throw starts.error!
+    if (!starts.retries || this.#closed || performance.now() < this.#retryAt || !this.#rebuildAllowed()) return false
     let vm: WasmVm
     try {
       vm = this.#newVm(true)
     } catch {
       this.#backoff()
-      throw starts.error!
+      return false
     }
     const failed = this.#initialize(vm)
     if (failed !== undefined) {
       this.#backoff()
       starts.fail(failed.phase, failed.code, failed.error.message, this.#retryAt - performance.now())
-      throw starts.error!
+      return false
     }
     this.#retryAt = 0
+    return true
   }
 
   #newVm(isRoot: boolean): WasmVm {
@@ -343,7 +345,8 @@ export class WasmFilterFactory implements FilterFactory {
 
   createStream(stream: HttpStream): StreamFilter {
     // Undefined for every filter that started: one field read per request.
-    if (this.#starts.error !== undefined) this.#restart()
+    const failed = this.#starts.filter
+    if (failed !== undefined && !this.#restarted()) return failed
     return new WasmStreamFilter(this, stream)
   }
 
