@@ -1,6 +1,6 @@
 // OmniRelay for the benchmark: access log off, one route to the upstream, and optionally
 // the example AssemblyScript filters (metered, shared instances) on that route.
-// Usage: node omnirelay-proxy.js UPSTREAM_PORT WORKERS [none|one|five]  -> prints {"port":N} when listening.
+// Usage: node omnirelay-proxy.js UPSTREAM_PORT WORKERS [none|one|five|native5]  -> prints {"port":N} when listening.
 import { register } from 'tsx/esm/api'
 import { fileURLToPath } from 'node:url'
 register()
@@ -21,7 +21,9 @@ const FILTERS = [
   { name: 'tenant-headers', kind: 'wasm', module: wasm('add-headers'), capabilities: ['headers:read', 'headers:write', 'log'], quotas, config: { request: { set: { 'x-tenant': 'bench' } } } },
   { name: 'response-headers', kind: 'wasm', module: wasm('add-headers'), capabilities: ['headers:read', 'headers:write', 'log'], quotas, config: { response: { remove: ['server', 'x-powered-by'], set: { 'x-frame-options': 'DENY' } } } },
 ]
-const filters = chain === 'five' ? FILTERS : chain === 'one' ? FILTERS.slice(0, 1) : []
+// The pipeline's own cost: five native filters with empty header hooks (no sandbox).
+const NOOP = [1, 2, 3, 4, 5].map((i) => ({ name: `noop-${i}`, kind: 'native', module: fileURLToPath(new URL('./noop-filter.mjs', import.meta.url)), capabilities: ['headers:read', 'headers:write'] }))
+const filters = chain === 'five' ? FILTERS : chain === 'one' ? FILTERS.slice(0, 1) : chain === 'native5' ? NOOP : []
 
 const proxy = await startProxy(
   {
@@ -29,6 +31,7 @@ const proxy = await startProxy(
     logLevel: process.env.BENCH_LOG_LEVEL ?? 'error',
     accessLog: process.env.BENCH_ACCESS_LOG ?? 'off',
     allowUnsigned: filters.length > 0, // load-time verification is not what this measures
+    allowNative: chain === 'native5',
     listeners: [{ name: 'main', address: '127.0.0.1', port: Number(process.env.BENCH_PORT ?? 0) }],
     clusters: [{ name: 'up', endpoints: [`127.0.0.1:${upstreamPort}`], maxConnectionsPerEndpoint: 64 }],
     filters,
