@@ -15,7 +15,7 @@ import type { XdsProxy } from '../../src/xds/apply/index.ts'
 import { request } from '../helpers/servers.ts'
 
 const KEY = join(dirname(fileURLToPath(import.meta.url)), '../../../examples/bundles/build/dev-publisher.key.json')
-const CAPS = ['headers:read', 'headers:write']
+const CAPS = ['headers:read', 'headers:write'] as const
 const cleanup: (() => Promise<unknown>)[] = []
 let central: RunningCentralWithRollouts
 let dp: XdsProxy
@@ -35,7 +35,7 @@ beforeAll(async () => {
     const dir = join(tmp.dir, `guard-${version}`)
     await mkdir(dir)
     await writeFile(join(dir, 'filter.js'), `export function onRequestHeaders(req) { req.headers.set('x-guard', '${version}') }`)
-    const built = await buildBundle({ source: join(dir, 'filter.js'), name: 'guard', version, sourceUrl: undefined, capabilities: CAPS })
+    const built = await buildBundle({ source: join(dir, 'filter.js'), name: 'guard', version, sourceUrl: undefined, capabilities: [...CAPS] })
     await writeFile(join(dir, 'guard.orb'), await signBundle(built.file, key))
     await publishBundle(central.registryUrl, TOKEN, join(dir, 'guard.orb'))
   }
@@ -47,7 +47,7 @@ beforeAll(async () => {
       listeners: [{ name: 'edge', address: '127.0.0.1', port: 0 }],
       clusters: [{ name: 'app', endpoints: [`127.0.0.1:${up.port}`] }],
       routes: [{ name: 'app', match: { prefix: '/' }, cluster: 'app', filterChain: 'main' }],
-      filterChains: [{ name: 'main', filters: [{ name: 'guard', bundle: 'guard@1.0.0', capabilities: CAPS }] }],
+      filterChains: [{ name: 'main', filters: [{ name: 'guard', bundle: 'guard@1.0.0', capabilities: [...CAPS] }] }],
     },
   })
   expect(put.status, JSON.stringify(put.body)).toBe(200)

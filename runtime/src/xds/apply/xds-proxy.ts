@@ -107,7 +107,8 @@ type Held = Map<string, Map<string, Record<string, any>>>
  * const boot = await loadXdsBootstrap('bootstrap.json')
  * const dp = await startXdsProxy({ bootstrap: boot, dataDir: '/var/lib/omnirelay', local: { trustPolicy: 'trust.yaml', admin: { port: 9901 } } })
  * await dp.serving
- * dp.proxy!.address('edge')
+ * dp.address('edge')
+ * // Workers serve, this process keeps the xDS client: startXdsProxy({ ..., workers: workerCount('auto') })
  */
 export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
   const dataDir = resolve(opts.dataDir)
@@ -202,23 +203,28 @@ export async function startXdsProxy(opts: XdsProxyOptions): Promise<XdsProxy> {
   const runWorkers = async (cfg: ProxyConfig, e: number | undefined): Promise<void> => {
     const state = { config: cfg, epoch: e ?? (pool ? pool.state.epoch + 1 : 1), versions: Object.fromEntries(versions) }
     if (pool === undefined) {
-      pool = await WorkerPool.start(state, {
-        workers,
-        log,
-        ...(revocations ? { revocations: revocations.list.snapshot() } : {}),
-        ...(telemetry ? { telemetry: true } : {}),
-      })
-      log.info('workers started', { workers, epoch: state.epoch })
-      if (cfg.admin) {
-        const p = pool
-        poolAdmin = new AdminServer({
-          ready: () => !closed && p.size > 0,
-          metrics: async () => metrics.render() + (await p.metrics()),
-          config: () => ({ epoch: p.state.epoch, config: redactConfig(p.state.config) }),
-          readyDetails,
-        })
-        await poolAdmin.listen(cfg.admin.port, cfg.admin.address)
+      const list = revocations?.list.snapshot()
+      const p = await WorkerPool.start(state, { workers, log, ...(list ? { revocations: list } : {}), ...(telemetry ? { telemetry: true } : {}) })
+      try {
+        if (cfg.admin) {
+          const admin = new AdminServer({
+            ready: () => !closed && p.size > 0,
+            metrics: async () => metrics.render() + (await p.metrics()),
+            config: () => ({ epoch: p.state.epoch, config: redactConfig(p.state.config) }),
+            readyDetails,
+          })
+          await admin.listen(cfg.admin.port, cfg.admin.address)
+          poolAdmin = admin
+        }
+      } catch (e) {
+        // As without workers: a config whose admin port will not bind is not served at all.
+        await p.close(0)
+        throw e
       }
+      pool = p
+      // The list moved while the workers started: they get the new one before the first ACK.
+      if (revocations && list && revocations.list.serial !== list.serial) await p.setRevocations(revocations.list.snapshot())
+      log.info('workers started', { workers, epoch: state.epoch })
     } else {
       await pool.apply(state)
     }
