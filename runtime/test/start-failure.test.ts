@@ -233,6 +233,26 @@ describe('called directly, the hosts still refuse a module that fails to start',
     await served.close()
   })
 
+  it('wasm: a start over the watchdog limit (within its fuel) is served failed with code timeout', async () => {
+    // 20M loop iterations: ≥ 20 ms even fully optimized (~1 ns each), over a 1 ms limit, far under the fuel.
+    const slow = `(module ${'(memory (export "memory") 1)'}
+      (func $s (local $i i32) (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1))) (br_if $l (i32.lt_u (local.get $i) (i32.const 20000000)))))
+      (start $s)
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0)))`
+    const services = makeServices()
+    const def = { ...makeDef('slow', 'wasm'), quotas: { fuel: 1e9, memoryBytes: 65536, timeoutMs: 1 }, capabilities: [] }
+    const f = await wasmHost.createFactory(def, makeArtifact(await wat(slow)), services, { startFailure: 'serve' })
+    try {
+      expect(services.metrics.render()).toContain('omnirelay_filter_start_failures_total{filter="slow",kind="wasm",phase="start",code="timeout"} 1')
+      expect(services.lines.find((l) => l.msg === 'filter failed to start')).toMatchObject({ filter: 'slow', phase: 'start', code: 'timeout' })
+      const out = await drive([f])
+      expect(out.status).toBe(503)
+      expect(JSON.parse(out.body!)).toMatchObject({ code: 'unavailable', filter: 'slow' })
+    } finally {
+      await f.close()
+    }
+  })
+
   it('quickjs: rejects with the failure code; a syntax error stays refused even when serving', async () => {
     const def = makeDef('direct-js', 'quickjs', { quotas: JS_QUOTAS })
     await expect(quickjsHost.createFactory(def, jsArtifact('while (true) {}'), makeServices())).rejects.toMatchObject({ code: 'fuel_exhausted' })

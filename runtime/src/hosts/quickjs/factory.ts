@@ -14,8 +14,8 @@
  * top-level await) rejects the factory by default; with `startFailure: 'serve'` (the proxy)
  * the factory is built in a failed state instead, as for Wasm (see ../start-failure.ts):
  * requests get a stream filter whose request headers hook throws `unavailable`, and with
- * `reload` fresh instances are built with the same exponential backoff as replacements. A module that does not parse or imports anything
- * is broken, not failing, and stays refused.
+ * `reload` fresh instances are built with the same exponential backoff as replacements. A
+ * module that does not parse or imports anything is broken, not failing, and stays refused.
  *
  * Metrics: `omnirelay_filter_fuel_used{filter}` (per request, as the Wasm host),
  * `omnirelay_quickjs_failures_total{filter,code}`, `omnirelay_quickjs_instances_created_total{filter}`,

@@ -274,9 +274,24 @@ export class WasmFilterFactory implements FilterFactory {
     const fns = vm.fns
     const { onContextCreate, onVmStart, onConfigure } = fns
     let phase: StartPhase = StartPhase.Start
-    if (onContextCreate) fns.onContextCreate = (...a) => ((phase = StartPhase.VmStart), onContextCreate(...a))
-    if (onVmStart) fns.onVmStart = (...a) => ((phase = StartPhase.VmStart), onVmStart(...a))
-    if (onConfigure) fns.onConfigure = (...a) => ((phase = StartPhase.Configure), onConfigure(...a))
+    if (onContextCreate) {
+      fns.onContextCreate = (...a) => {
+        phase = StartPhase.VmStart
+        return onContextCreate(...a)
+      }
+    }
+    if (onVmStart) {
+      fns.onVmStart = (...a) => {
+        phase = StartPhase.VmStart
+        return onVmStart(...a)
+      }
+    }
+    if (onConfigure) {
+      fns.onConfigure = (...a) => {
+        phase = StartPhase.Configure
+        return onConfigure(...a)
+      }
+    }
     this.#initializing = true
     try {
       vm.initialize()
