@@ -14,6 +14,7 @@ import type { ListenerConfig } from '../config/types.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { CounterChild, MetricsRegistry } from '../observability/metrics.ts'
 import { handleRequest, type DownstreamRequest, type DownstreamResponse, type ServeContext } from './exchange.ts'
+import { handleConnect } from './extended-connect.ts'
 import { handleUpgrade } from './upgrade.ts'
 
 type AnyServer = http.Server | https.Server | http2.Http2Server | http2.Http2SecureServer
@@ -55,6 +56,8 @@ export class Listener {
       // Node checks the two timeouts above on this interval (default 30 s): keep it tight.
       connectionsCheckingInterval: Math.max(50, Math.min(1000, limits.headersTimeoutMs >> 1)),
     }
+    // RFC 8441: advertise extended CONNECT, so clients may open WebSockets over HTTP/2.
+    const h2Settings: http2.Settings = { maxHeaderListSize: limits.maxHeaderBytes, enableConnectProtocol: true }
     const tls = config.tls
     if (tls) {
       const tlsOpts = {
@@ -65,15 +68,17 @@ export class Listener {
         rejectUnauthorized: false,
       }
       this.#server = config.http2
-        ? http2.createSecureServer({ ...tlsOpts, allowHTTP1: true, settings: { maxHeaderListSize: limits.maxHeaderBytes } }, onRequest)
+        ? http2.createSecureServer({ ...tlsOpts, allowHTTP1: true, settings: h2Settings }, onRequest)
         : https.createServer({ ...tlsOpts, ...h1Options }, onRequest)
     } else {
       this.#server = config.http2
-        ? http2.createServer({ settings: { maxHeaderListSize: limits.maxHeaderBytes } }, onRequest)
+        ? http2.createServer({ settings: h2Settings }, onRequest)
         : http.createServer(h1Options, onRequest)
     }
     const server = this.#server
     const track = (socket: Duplex) => {
+      // A socket handed back to the server (see `replay`) is already counted.
+      if (this.#sockets.has(socket)) return
       this.#sockets.add(socket)
       ctx.metrics.activeConnections.inc()
       socket.once('close', () => {
@@ -81,11 +86,15 @@ export class Listener {
         ctx.metrics.activeConnections.dec()
       })
     }
-    server.on(tls ? 'secureConnection' : 'connection', track)
+    const connectionEvent = tls ? 'secureConnection' : 'connection'
+    server.on(connectionEvent, track)
+    // HTTP/2 CONNECT streams, and HTTP/1.1 CONNECT requests (also on the h1 fallback of TLS h2).
+    server.on('connect', (req: http2.Http2ServerRequest | http.IncomingMessage, res: http2.Http2ServerResponse | Duplex) => handleConnect(ctx, req, res))
     if (!config.http2) {
       const h1 = server as http.Server
+      const replay = (socket: Duplex) => h1.emit(connectionEvent, socket)
       h1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(err, socket))
-      h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(ctx, req, socket, head))
+      h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(ctx, req, socket, head, replay))
     } else {
       server.on('session', (s: http2.Http2Session) => {
         this.#sessions.add(s)

@@ -2,6 +2,11 @@
  * WebSocket (and other HTTP/1.1 Upgrade) tunnelling: route as usual, run the route's
  * request-headers filters (so auth applies to upgrades too), open the upgrade through the
  * cluster, relay the 101 and then splice the two sockets. Not on the request hot path.
+ *
+ * `Upgrade: h2c` (RFC 7540 §3.2, removed by RFC 9113 §3.1) is never switched to nor
+ * forwarded: the request is handed back to the HTTP/1.1 server without its upgrade headers
+ * and served like any other. Tunnelling it would let a client speak HTTP/2 straight to the
+ * upstream past every filter ("h2c smuggling").
  */
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
@@ -12,8 +17,8 @@ import { hostReply, type LocalReply } from '../pipeline/local-reply.ts'
 import { MutableStreamInfo, PipelineStream } from '../pipeline/stream.ts'
 import { normalizeHost } from '../routing/route-table.ts'
 import { upstreamErrorReply, type ServeContext } from './exchange.ts'
-import { forwardRequestHeaders } from './forward-headers.ts'
-import { Action } from './snapshot.ts'
+import { forwardRequestHeaders, type RequestFacts } from './forward-headers.ts'
+import { Action, type RouteData } from './snapshot.ts'
 import { wallTime } from './clock.ts'
 import { statusClass } from '../observability/proxy-metrics.ts'
 
@@ -29,7 +34,8 @@ function writeHead(socket: Duplex, status: number, flat: readonly string[]): voi
   socket.write(head + '\r\n')
 }
 
-function writeReply(socket: Duplex, reply: LocalReply): void {
+/** A local reply on a raw HTTP/1.1 socket, which is closed after it. */
+export function writeReply(socket: Duplex, reply: LocalReply): void {
   const h: string[] = []
   for (const [k, v] of reply.headers) h.push(k, v)
   h.push('content-length', String(reply.body.length), 'connection', 'close')
@@ -37,7 +43,54 @@ function writeReply(socket: Duplex, reply: LocalReply): void {
   socket.end(reply.body)
 }
 
-export function handleUpgrade(ctx: ServeContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+/** Gives a socket back to the HTTP/1.1 server (as a new connection) to parse what it holds. */
+export type ReplayConnection = (socket: Duplex) => void
+
+/**
+ * Whether an Upgrade header offers `h2c`.
+ * @example
+ * offersH2c('h2c') // => true
+ * offersH2c('websocket') // => false
+ */
+export function offersH2c(upgrade: string | undefined): boolean {
+  if (upgrade === undefined) return false
+  for (const t of upgrade.split(',')) if (t.trim().toLowerCase() === 'h2c') return true
+  return false
+}
+
+/**
+ * The request head again without `upgrade`, `http2-settings` and the `connection` tokens
+ * naming them, as latin1 bytes (how node decoded them). Names and order are kept.
+ */
+function headWithoutUpgrade(req: IncomingMessage): Buffer {
+  let head = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`
+  const raw = req.rawHeaders
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase()
+    let value = raw[i + 1]!
+    if (name === 'upgrade' || name === 'http2-settings') continue
+    if (name === 'connection') {
+      value = value
+        .split(',')
+        .map((t) => t.trim())
+        .filter((t) => t && !/^(upgrade|http2-settings)$/i.test(t))
+        .join(', ')
+      if (!value) continue
+    }
+    head += `${raw[i]}: ${value}\r\n`
+  }
+  return Buffer.from(head + '\r\n', 'latin1')
+}
+
+export function handleUpgrade(ctx: ServeContext, req: IncomingMessage, socket: Duplex, head: Buffer, replay?: ReplayConnection): void {
+  if (replay !== undefined && offersH2c(req.headers.upgrade)) {
+    // Node has already detached its parser from the socket; the only way back to an ordinary
+    // HTTP/1.1 exchange (body, keep-alive, pipelining) is to let the server parse the request
+    // again without its upgrade headers, followed by whatever bytes came after them.
+    socket.unshift(head.length ? Buffer.concat([headWithoutUpgrade(req), head]) : headWithoutUpgrade(req))
+    replay(socket)
+    return
+  }
   socket.on('error', () => socket.destroy())
   const state = ctx.state
   const facts = forwardRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', ctx.scheme, ctx.fwd, true)
@@ -140,18 +193,44 @@ export function handleUpgrade(ctx: ServeContext, req: IncomingMessage, socket: D
     open(req.method ?? 'GET', url, facts.headers)
     return
   }
+  // Assigned before it starts: a filter may refuse synchronously, and settle() finishes the run.
+  run = upgradeFilterRun(ctx, rd, facts, req.method ?? 'GET', url, 'HTTP/1.1', req.socket.remoteAddress ?? '', open, refuse)
+  run.start(true)
+}
+
+/**
+ * The run (not yet started) of the route's chain for a tunnel (HTTP/1.1 Upgrade or HTTP/2
+ * extended CONNECT): only the request-headers phase applies, after the handshake the bytes
+ * are opaque. `open` gets the filtered method, path and wire headers; `refuse` a filter's
+ * local reply.
+ *
+ * @example
+ * const run = upgradeFilterRun(ctx, rd, facts, 'GET', '/ws', 'HTTP/2', remote, open, refuse)
+ * run.start(true)
+ */
+export function upgradeFilterRun(
+  ctx: ServeContext,
+  rd: RouteData,
+  facts: RequestFacts,
+  method: string,
+  url: string,
+  protocol: string,
+  remote: string,
+  open: (method: string, path: string, headers: string[]) => void,
+  refuse: (reply: LocalReply) => void,
+): PipelineRun {
   const info = new MutableStreamInfo()
   info.requestId = facts.requestId
-  info.epoch = state.snapshot.epoch
+  info.epoch = ctx.state.snapshot.epoch
   info.routeName = rd.name
   info.clusterName = rd.clusterName
   info.scheme = ctx.scheme
-  info.downstreamRemoteAddress = req.socket.remoteAddress ?? ''
-  const flat = [':method', req.method ?? 'GET', ':path', url, ':authority', facts.authority, ':scheme', ctx.scheme, ...facts.headers]
+  info.protocol = protocol
+  info.downstreamRemoteAddress = remote
+  const flat = [':method', method, ':path', url, ':authority', facts.authority, ':scheme', ctx.scheme, ...facts.headers]
   const stream = new PipelineStream({ info, requestHeaders: new HeaderMap(flat) })
-  // Only the request-headers phase applies: after the 101 the bytes are opaque.
   const sink: PipelineSink = {
-    requestHeadersDone: () => open(stream.requestHeaders.get(':method') ?? 'GET', stream.requestHeaders.get(':path') ?? url, stream.requestHeaders.toWire()),
+    requestHeadersDone: () => open(stream.requestHeaders.get(':method') ?? method, stream.requestHeaders.get(':path') ?? url, stream.requestHeaders.toWire()),
     requestData() {},
     requestTrailersDone() {},
     responseHeadersDone() {},
@@ -159,6 +238,5 @@ export function handleUpgrade(ctx: ServeContext, req: IncomingMessage, socket: D
     responseTrailersDone() {},
     localReply: (reply) => refuse(reply),
   }
-  run = new PipelineRun(rd.chain, stream, sink, ctx.limits)
-  run.start(true)
+  return new PipelineRun(rd.chain, stream, sink, ctx.limits)
 }
