@@ -11,6 +11,8 @@ export interface ClusterMetrics {
   responses: CounterChild[]
   errors: Record<UpstreamErrorCode, CounterChild>
   retries: CounterChild
+  /** Requests sent on the trailer-capable path (node:http/node:http2, see trailer-call.ts). */
+  trailerRequests: CounterChild
   overflows: CounterChild
   ejections: CounterChild
   healthChecksOk: CounterChild
@@ -43,6 +45,9 @@ export function clusterMetrics(registry: MetricsRegistry, cluster: string): Clus
     responses: ['other', '1xx', '2xx', '3xx', '4xx', '5xx'].map((c) => responses.labels(cluster, c)),
     errors: errorChildren,
     retries: registry.counter('omnirelay_upstream_retries_total', 'Retries attempted', ['cluster']).labels(cluster),
+    trailerRequests: registry
+      .counter('omnirelay_upstream_trailer_requests_total', 'Requests that may carry request trailers, sent with node:http/node:http2 instead of undici', ['cluster'])
+      .labels(cluster),
     overflows: registry
       .counter('omnirelay_upstream_overflow_total', 'Requests refused by the circuit breaker', ['cluster'])
       .labels(cluster),

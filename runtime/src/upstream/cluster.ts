@@ -10,6 +10,7 @@ import { HealthChecker } from './health-checker.ts'
 import { createLoadBalancer, type LoadBalancer } from './load-balancer.ts'
 import { OutlierDetector } from './outlier-detector.ts'
 import { upgrade, type UpgradeRequest } from './upgrade-call.ts'
+import { TrailerCall } from './trailer-call.ts'
 import { UpstreamCall } from './upstream-call.ts'
 import {
   UpstreamError,
@@ -109,6 +110,8 @@ export class Cluster implements ClusterContract {
       m.errors[UpstreamErrorCode.Overflow].inc()
       return Promise.reject(new UpstreamError(UpstreamErrorCode.Overflow, `cluster ${this.name}: circuit breaker open`))
     }
+    // Only requests that can carry trailers leave undici (it cannot send them): one check here.
+    if (req.trailers !== undefined) return new TrailerCall(this, req).start()
     return new UpstreamCall(this, req).start()
   }
 
@@ -135,12 +138,13 @@ export class Cluster implements ClusterContract {
       await this.#health?.stop()
       // Endpoints adopted by a newer config keep their pools open.
       const own = this.endpoints.filter((e) => e.owner === this)
-      const graceful = Promise.all(own.map((e) => e.pool.close().catch(() => {})))
+      const graceful = Promise.all(own.map((e) => Promise.all([e.pool.close().catch(() => {}), e.closeTrailers()])))
       if (graceMs === undefined) return void (await graceful)
       let timer: NodeJS.Timeout | undefined
       const deadline = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
           const err = new UpstreamError(UpstreamErrorCode.Reset, 'cluster closed before the request finished')
+          for (const e of own) e.destroyTrailers()
           void Promise.all(own.map((e) => e.pool.destroy(err).catch(() => {}))).then(() => resolve())
         }, graceMs)
       })

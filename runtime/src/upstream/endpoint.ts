@@ -7,10 +7,13 @@ import { Pool } from 'undici'
 import { canonical } from '../config/canonical.ts'
 import type { ClusterConfig, EndpointConfig } from './types.ts'
 import type { GaugeChild } from '../observability/metrics.ts'
+import { TrailerTransport } from './trailer-transport.ts'
 
 export class Endpoint {
   /** `host:port`, reported as `UpstreamResponse.endpoint`. */
   readonly address: string
+  readonly host: string
+  readonly port: number
   readonly origin: string
   /** Mutable: a config change of only the weight keeps the endpoint. */
   weight: number
@@ -26,6 +29,11 @@ export class Endpoint {
    * header decides, which is undici's own behaviour).
    */
   readonly servername: string | undefined
+
+  /** Connections for requests that carry trailers (undici cannot send them); made on first use. */
+  #trailers: TrailerTransport | undefined = undefined
+  readonly #cluster: ClusterConfig
+  readonly #connections: GaugeChild
 
   /** Attempts dispatched to this endpoint and not yet finished (least-request reads it). */
   inflight = 0
@@ -51,6 +59,10 @@ export class Endpoint {
   constructor(cfg: EndpointConfig, cluster: ClusterConfig, connections: GaugeChild) {
     const host = cfg.host.includes(':') && !cfg.host.startsWith('[') ? `[${cfg.host}]` : cfg.host
     this.address = `${host}:${cfg.port}`
+    this.host = cfg.host
+    this.port = cfg.port
+    this.#cluster = cluster
+    this.#connections = connections
     this.origin = `${cluster.tls ? 'https' : 'http'}://${this.address}`
     this.servername = cluster.tls ? (cluster.tls.servername ?? (isIP(cfg.host) ? undefined : cfg.host)) : undefined
     this.weight = cfg.weight !== undefined && cfg.weight > 0 ? cfg.weight : 1
@@ -58,6 +70,21 @@ export class Endpoint {
     this.pool = new Pool(this.origin, poolOptions(cluster))
     this.pool.on('connect', () => connections.inc())
     this.pool.on('disconnect', () => connections.dec())
+  }
+
+  /** The node:http / node:http2 connections of this endpoint for requests with trailers. */
+  trailerTransport(): TrailerTransport {
+    return (this.#trailers ??= new TrailerTransport(this, this.#cluster, this.#connections))
+  }
+
+  /** Closes the trailer connections once their calls finish (nothing to do when never used). */
+  closeTrailers(): Promise<void> {
+    return this.#trailers?.close() ?? Promise.resolve()
+  }
+
+  /** Closes the trailer connections now. */
+  destroyTrailers(): void {
+    this.#trailers?.destroy()
   }
 
   /** Usable for new requests. */
