@@ -37,6 +37,11 @@ const FILES = {
     req.trailers.add('x-added', 'qjs')
     return 0
   }`,
+  // Holds the trailers phase (async work, as a callout would) before changing them.
+  'late.mjs': `export async function onRequestTrailers(req) {
+    await new Promise((r) => setTimeout(r, 30))
+    req.trailers.set('x-late', 'after-pause')
+  }`,
   // Filters the request headers only: trailers must pass through untouched.
   'hdr.mjs': `export function onRequestHeaders(req) { req.headers.set('x-hdr', '1') }`,
 }
@@ -95,12 +100,14 @@ describe('request trailers through the proxy', () => {
           { name: 'nat', kind: 'native', module: 'nat.mjs', capabilities: ['headers:read', 'headers:write'] },
           { name: 'qjs', kind: 'quickjs', module: 'qjs.js', capabilities: ['headers:read', 'headers:write', 'body:read'] },
           { name: 'hdr', kind: 'native', module: 'hdr.mjs', capabilities: ['headers:read', 'headers:write'] },
+          { name: 'late', kind: 'native', module: 'late.mjs', capabilities: ['headers:read', 'headers:write'] },
         ],
         routes: [
           { name: 'nat', match: { prefix: '/nat/' }, cluster: 'web', filters: ['nat'], policy },
           { name: 'qjs-h1', match: { prefix: '/qjs/' }, cluster: 'web', filters: ['qjs'], policy },
           { name: 'qjs-h2', match: { prefix: '/h2qjs/' }, cluster: 'grpc', filters: ['qjs'], policy },
           { name: 'hdr', match: { prefix: '/hdr/' }, cluster: 'web', filters: ['hdr'], policy },
+          { name: 'late', match: { prefix: '/late/' }, cluster: 'grpc', filters: ['late'], policy },
           { name: 'h2', match: { prefix: '/h2/' }, cluster: 'grpc', policy },
           { name: 'plain', match: { prefix: '/' }, cluster: 'web', policy },
         ],
@@ -240,6 +247,13 @@ describe('request trailers through the proxy', () => {
     expect(b.status).toBe(200)
     expect(b.seen.body).toBe('hello world')
     expect(b.seen.trailers).toEqual(['x-checksum', 'qjs:def', 'x-added', 'qjs'])
+  })
+
+  it('a RequestTrailers filter that pauses holds the trailers, not the request: they go upstream once it resumes', async () => {
+    const r = await h2Request('/late/a', { 'x-checksum': 'z' })
+    expect(r.status).toBe(200)
+    expect(r.seen.body).toBe('hello world')
+    expect(r.seen.trailers).toEqual(['x-checksum', 'z', 'x-late', 'after-pause'])
   })
 
   it('passes trailers through unchanged when the chain has no RequestTrailers filter', async () => {
