@@ -12,6 +12,8 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startProxy } from '../src/index.ts'
+import { silentLogger } from '../src/observability/logger.ts'
 import { startFilterProxy, type FilterProxy } from './helpers/filter-proxy.ts'
 import { request } from './helpers/servers.ts'
 
@@ -398,6 +400,34 @@ describe('WebSocket over HTTP/2 (RFC 8441) and Upgrade: h2c', () => {
     expect(metrics).toMatch(/omnirelay_responses_total\{listener="h2c",route="ws",class="2xx"\} [1-9]/)
   })
 
+  it('tunnels HTTP/1.1 WebSocket upgrades on the HTTP/1.1 fallback of the h2 TLS listener too', async () => {
+    const tls = await import('node:tls')
+    const s = tls.connect({ port: fx.proxy.address('h2tls').port, host: '127.0.0.1', ALPNProtocols: ['http/1.1'], rejectUnauthorized: false })
+    try {
+      let buf = Buffer.alloc(0)
+      const got = (cond: (b: Buffer) => boolean) =>
+        new Promise<Buffer>((ok, fail) => {
+          const check = () => cond(buf) && (s.off('data', on), ok(buf))
+          const on = (d: Buffer) => {
+            buf = Buffer.concat([buf, d])
+            check()
+          }
+          s.on('data', on).once('error', fail)
+          check()
+        })
+      s.write('GET /ws/h1 HTTP/1.1\r\nhost: chat.test\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
+      const head = (await got((b) => b.includes('\r\n\r\n'))).toString()
+      expect(head).toMatch(/^HTTP\/1\.1 101 /)
+      expect(head).toContain(`sec-websocket-accept: ${createHash('sha1').update('dGhlIHNhbXBsZSBub25jZQ==' + GUID).digest('base64')}`)
+      buf = buf.subarray(buf.indexOf('\r\n\r\n') + 4)
+      s.write(clientFrame('over h1'))
+      const frames = await got((b) => readFrames(b).frames.length > 0)
+      expect(readFrames(frames).frames[0]![1].toString()).toBe('over h1')
+    } finally {
+      s.destroy()
+    }
+  })
+
   describe('Upgrade: h2c on HTTP/1.1 is served as plain HTTP/1.1', () => {
     const H2C = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n'
 
@@ -440,25 +470,81 @@ describe('WebSocket over HTTP/2 (RFC 8441) and Upgrade: h2c', () => {
       expect(next!.url).toBe('/second')
     })
 
-    it('does the same on a TLS HTTP/1.1 listener and for a WebSocket route', async () => {
+    it('does the same on TLS HTTP/1.1 (also the h1 fallback of TLS h2) and for a WebSocket route', async () => {
       const tls = await import('node:tls')
-      const before = fx.up.seen.length
-      const out = await new Promise<string>((ok, fail) => {
-        const s = tls.connect({ port: fx.proxy.address('h1tls').port, host: '127.0.0.1', rejectUnauthorized: false }, () => {
-          s.write(`GET /tls HTTP/1.1\r\nHost: app.test\r\n${H2C}Connection: close\r\n\r\n`)
+      for (const l of ['h1tls', 'h2tls']) {
+        const before = fx.up.seen.length
+        const out = await new Promise<string>((ok, fail) => {
+          const s = tls.connect({ port: fx.proxy.address(l).port, host: '127.0.0.1', ALPNProtocols: ['http/1.1'], rejectUnauthorized: false }, () => {
+            s.write(`GET /tls HTTP/1.1\r\nHost: app.test\r\n${H2C}\r\nGET /tls2 HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n`)
+          })
+          let buf = ''
+          s.on('data', (d) => (buf += d))
+          s.on('close', () => ok(buf))
+          s.on('error', fail)
         })
-        let buf = ''
-        s.on('data', (d) => (buf += d))
-        s.on('close', () => ok(buf))
-        s.on('error', fail)
-      })
-      expect(out).toMatch(/^HTTP\/1\.1 200 /)
-      expect(fx.up.seen.slice(before).map((r) => [r.url, r.headers.upgrade])).toEqual([['/tls', undefined]])
+        expect(out).toMatch(/^HTTP\/1\.1 200 [^]*HTTP\/1\.1 200 /)
+        expect(fx.up.seen.slice(before).map((r) => [r.url, r.headers.upgrade])).toEqual([
+          ['/tls', undefined],
+          ['/tls2', undefined],
+        ])
+      }
       // On a WebSocket route the h2c offer is not tunnelled either: the ws upstream sees a plain GET.
       const wsBefore = ws.seen.length
       const r = await request(fx.port, { path: '/ws/h2c', headers: { connection: 'Upgrade, HTTP2-Settings', upgrade: 'h2c', 'http2-settings': 'AAMAAABkAARAAAAAAAIAAAAA' } })
       expect([r.status, r.body]).toEqual([200, 'not a websocket'])
       expect(ws.seen.length).toBe(wsBefore)
     })
+  })
+})
+
+describe('HTTP/2 WebSocket tunnels under the listener limits and drain', () => {
+  let ws: WsUpstream
+  let proxy: Awaited<ReturnType<typeof startProxy>>
+
+  beforeAll(async () => {
+    ws = await startWsUpstream()
+    proxy = await startProxy(
+      {
+        accessLog: 'off',
+        limits: { requestTimeoutMs: 300, keepAliveTimeoutMs: 100, headersTimeoutMs: 200, drainTimeoutMs: 200 },
+        listeners: [{ name: 'h2c', address: '127.0.0.1', port: 0, http2: true }],
+        clusters: [{ name: 'ws', endpoints: [`127.0.0.1:${ws.port}`] }],
+        routes: [{ name: 'ws', match: { prefix: '/' }, cluster: 'ws' }],
+      },
+      { log: silentLogger },
+    )
+  })
+  afterAll(async () => {
+    await proxy?.close()
+    await ws?.close()
+  })
+
+  it('keeps an idle tunnel open past the request timeout, like the HTTP/1.1 tunnel', async () => {
+    const c = await connectH2(`http://127.0.0.1:${proxy.address('h2c').port}`)
+    try {
+      const t = await openWs(c, '/idle')
+      await new Promise((r) => setTimeout(r, 800))
+      expect(t.stream.closed).toBe(false)
+      t.stream.write(clientFrame('awake'))
+      expect(await t.next()).toBe('awake')
+    } finally {
+      c.destroy()
+    }
+  })
+
+  it('drain: an open tunnel is cut at the drain deadline, and its upstream socket with it', async () => {
+    const c = await connectH2(`http://127.0.0.1:${proxy.address('h2c').port}`)
+    c.on('error', () => {})
+    const t = await openWs(c, '/drain')
+    t.stream.write(clientFrame('before'))
+    expect(await t.next()).toBe('before')
+    const base = ws.open.size
+    const started = Date.now()
+    await proxy.close()
+    expect(Date.now() - started).toBeLessThan(2000)
+    expect(await until(() => t.stream.closed)).toBe(true)
+    expect(await until(() => ws.open.size < base)).toBe(true)
+    c.destroy()
   })
 })

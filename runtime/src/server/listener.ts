@@ -14,7 +14,7 @@ import type { ListenerConfig } from '../config/types.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { CounterChild, MetricsRegistry } from '../observability/metrics.ts'
 import { handleRequest, type DownstreamRequest, type DownstreamResponse, type ServeContext } from './exchange.ts'
-import { handleConnect } from './extended-connect.ts'
+import { handleConnect, hasOpenTunnel } from './extended-connect.ts'
 import { handleUpgrade } from './upgrade.ts'
 
 type AnyServer = http.Server | https.Server | http2.Http2Server | http2.Http2SecureServer
@@ -90,11 +90,12 @@ export class Listener {
     server.on(connectionEvent, track)
     // HTTP/2 CONNECT streams, and HTTP/1.1 CONNECT requests (also on the h1 fallback of TLS h2).
     server.on('connect', (req: http2.Http2ServerRequest | http.IncomingMessage, res: http2.Http2ServerResponse | Duplex) => handleConnect(ctx, req, res))
+    // HTTP/1.1 upgrades, also on the h1 fallback of TLS h2 (node's h1 server runs there as is).
+    const replay = (socket: Duplex) => server.emit(connectionEvent, socket)
+    if (!config.http2 || tls) server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(ctx, req, socket, head, replay))
     if (!config.http2) {
       const h1 = server as http.Server
-      const replay = (socket: Duplex) => h1.emit(connectionEvent, socket)
       h1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(err, socket))
-      h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(ctx, req, socket, head, replay))
     } else {
       server.on('session', (s: http2.Http2Session) => {
         this.#sessions.add(s)
@@ -105,6 +106,11 @@ export class Listener {
       })
       server.on('sessionError', () => {})
       if ('setTimeout' in server) server.setTimeout(limits.requestTimeoutMs || 0)
+      // Unheard, this timeout destroys a session whose socket was quiet that long. A WebSocket
+      // tunnel may be quiet for longer (no timeout cuts an HTTP/1.1 one): keep its session.
+      server.on('timeout', (s: http2.Http2Session | Duplex) => {
+        if (!hasOpenTunnel(s)) s.destroy()
+      })
     }
     server.on('tlsClientError', (_err: Error, socket: Socket) => {
       this.#protocolErrors('tls_handshake').inc()
