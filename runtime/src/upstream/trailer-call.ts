@@ -58,6 +58,7 @@ export class TrailerCall extends Readable implements UpstreamResponse {
   #res: IncomingMessage | undefined = undefined
   #h2: http2.ClientHttp2Stream | undefined = undefined
   #src: Readable | undefined = undefined
+  #onSrcData: ((chunk: Uint8Array) => void) | undefined = undefined
   #trailers: string[] = EMPTY
   #resolve: ((r: UpstreamResponse) => void) | undefined = undefined
   #reject: ((e: Error) => void) | undefined = undefined
@@ -260,10 +261,11 @@ export class TrailerCall extends Readable implements UpstreamResponse {
     this.#src = src
     if (src.readableEnded) return this.#bodyDone()
     sink.on('drain', () => src.resume())
-    src.on('data', (chunk: Uint8Array) => {
+    this.#onSrcData = (chunk: Uint8Array) => {
       if (this.#idle !== undefined) this.#idle.refresh()
       if (!sink.write(chunk)) src.pause()
-    })
+    }
+    src.on('data', this.#onSrcData)
     src.once('end', () => this.#bodyDone())
     src.once('error', () => this.fail(new UpstreamError(UpstreamErrorCode.Reset, 'request body failed downstream')))
   }
@@ -381,9 +383,9 @@ export class TrailerCall extends Readable implements UpstreamResponse {
     const h2 = this.#h2
     if (h2 !== undefined && !h2.destroyed) h2.close(http2.constants.NGHTTP2_CANCEL)
     const src = this.#src
-    if (src !== undefined && !src.readableEnded) {
+    if (src !== undefined && !src.readableEnded && this.#onSrcData !== undefined) {
       // Let the rest of the upload drain rather than stall the downstream connection.
-      src.removeAllListeners('data')
+      src.off('data', this.#onSrcData)
       src.resume()
     }
   }

@@ -224,6 +224,20 @@ describe('request trailers through the proxy', () => {
     expect(r.seen.headers['content-type']).toBe('application/grpc')
     expect(r.trailers['x-resp-trailer']).toBe('r')
     expect(await trailerRequests('grpc')).toBe(before + 1)
+    // An announced HTTP/1.1 trailer to the same HTTP/2 cluster.
+    const h1 = await rawChunked('/h2/from-h1', 'trailer: x-checksum\r\n', 'x-checksum: fromh1\r\n')
+    expect(h1.seen.trailers).toEqual(['x-checksum', 'fromh1'])
+    expect(h1.seen.headers.trailer).toBe('x-checksum')
+  })
+
+  it('HTTP/2 client to an HTTP/1.1 cluster: trailers go when announced, else the request stays on undici', async () => {
+    const before = await trailerRequests('web')
+    const announced = await h2Request('/plain/h2', { 'x-checksum': 'q' }, { trailer: 'x-checksum' })
+    expect([announced.status, announced.seen.body, announced.seen.trailers]).toEqual([200, 'hello world', ['x-checksum', 'q']])
+    expect(await trailerRequests('web')).toBe(before + 1)
+    const silent = await h2Request('/plain/h2', { 'x-checksum': 'q' })
+    expect([silent.status, silent.seen.body, silent.seen.trailers]).toEqual([200, 'hello world', []])
+    expect(await trailerRequests('web')).toBe(before + 1)
   })
 
   it('an HTTP/2 request without trailers still ends cleanly upstream', async () => {
