@@ -83,6 +83,20 @@ async function startWsUpstream(): Promise<WsUpstream> {
         (proto ? `sec-websocket-protocol: ${proto}\r\n` : '') +
         '\r\n',
     )
+    if (req.url!.startsWith('/ws/flood')) {
+      // Writes as fast as the proxy takes it, up to 8 MiB: what the proxy read shows its backpressure.
+      const chunk = Buffer.alloc(64 * 1024, 120)
+      let left = 128
+      const pump = () => {
+        while (left > 0 && !socket.destroyed) {
+          left--
+          if (!socket.write(chunk)) return void socket.once('drain', pump)
+        }
+      }
+      pump()
+      socket.on('error', () => {})
+      return
+    }
     let buf: Buffer = Buffer.alloc(0)
     socket.on('data', (d: Buffer) => {
       const r = readFrames(Buffer.concat([buf, d]))
@@ -175,6 +189,21 @@ describe('WebSocket over HTTP/2 (RFC 8441) and Upgrade: h2c', () => {
   let logFile: string
   let h2c: string
   let h2tls: string
+
+  /** The access-log record of a request id; the log is written once per loop turn, so poll (bounded). */
+  async function accessLine(requestId: string): Promise<any> {
+    for (let i = 0; i < 100; i++) {
+      const text = await readFile(logFile, 'utf8').catch(() => '')
+      const rec = text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+        .find((r) => r.requestId === requestId)
+      if (rec !== undefined) return rec
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    throw new Error(`no access-log line for ${requestId}`)
+  }
 
   beforeAll(async () => {
     certDir = await mkdtemp(join(tmpdir(), 'h2ws-'))
@@ -332,6 +361,23 @@ describe('WebSocket over HTTP/2 (RFC 8441) and Upgrade: h2c', () => {
     }
   })
 
+  it('applies backpressure: a client that does not read stops the proxy reading from the upstream', async () => {
+    const c = await connectH2(h2c)
+    try {
+      const t = await openWs(c, '/ws/flood', { 'x-request-id': 'h2ws-flood-1' })
+      t.stream.pause()
+      await new Promise((r) => setTimeout(r, 300))
+      t.stream.close(NGHTTP2_CANCEL)
+      await closed(t.stream)
+    } finally {
+      c.close()
+    }
+    const rec = await accessLine('h2ws-flood-1')
+    // The client's stream window (64 KiB) plus a few socket buffers, not the 8 MiB on offer.
+    expect(rec.bytesSent).toBeGreaterThan(0)
+    expect(rec.bytesSent).toBeLessThan(1024 * 1024)
+  })
+
   it('answers CONNECT without :protocol, or with another protocol, with a clean 501', async () => {
     const c = await connectH2(h2c)
     try {
@@ -381,17 +427,7 @@ describe('WebSocket over HTTP/2 (RFC 8441) and Upgrade: h2c', () => {
     } finally {
       c.close()
     }
-    // The access log is written once per loop turn: poll the file, bounded.
-    let line: any
-    for (let i = 0; i < 100 && line === undefined; i++) {
-      const text = await readFile(logFile, 'utf8').catch(() => '')
-      line = text
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l))
-        .find((r) => r.requestId === 'h2ws-logged-1')
-      if (line === undefined) await new Promise((r) => setTimeout(r, 20))
-    }
+    const line = await accessLine('h2ws-logged-1')
     expect(line).toMatchObject({ listener: 'h2c', method: 'CONNECT', path: '/ws/logged', protocol: 'HTTP/2', route: 'ws', cluster: 'ws', status: 200, aborted: false })
     expect(line.bytesReceived).toBe(clientFrame('abc').length)
     expect(line.bytesSent).toBe(5)
