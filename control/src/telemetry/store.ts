@@ -77,6 +77,8 @@ export interface Selection {
   minEpoch?: number
   group?: string
   route?: string
+  /** Only rows reported by this data plane (node id). */
+  node?: string
 }
 
 /**
@@ -145,6 +147,7 @@ export class TelemetryStore {
     if (sel.minEpoch !== undefined) where.push('epoch >= ?'), args.push(sel.minEpoch)
     if (sel.group !== undefined) where.push('grp = ?'), args.push(sel.group)
     if (sel.route !== undefined) where.push('route = ?'), args.push(sel.route)
+    if (sel.node !== undefined) where.push('node = ?'), args.push(sel.node)
     const w = where.join(' AND ')
     const row = this.#db
       .prepare<Record<string, number | null>>(

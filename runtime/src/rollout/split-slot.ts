@@ -20,6 +20,8 @@ export interface VariantObserver {
   done(slot: SplitSlot, variant: Variant, info: StreamInfo): void
   /** A slot was built (once per epoch that carries the split); off the hot path. */
   track?(slot: SplitSlot): void
+  /** A tracked slot was closed (its epoch drained, or the build that made it was refused). */
+  untrack?(slot: SplitSlot): void
 }
 
 export interface SplitSlotOptions extends Omit<SplitSpec, 'versions'> {
@@ -101,7 +103,9 @@ export class SplitSlot implements FilterFactory {
   }
 
   /** The slot does not own A and B: an epoch swap may keep them in the next slot. */
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.#observer?.untrack?.(this)
+  }
 }
 
 const NOOP: StreamFilter = {}
@@ -171,6 +175,8 @@ class SplitStream implements StreamFilter {
     this.#slot.done(this)
     try {
       this.inner.onDone?.()
+    } catch (e) {
+      throw this.#failed(e)
     } finally {
       this.#slot.release(this)
     }

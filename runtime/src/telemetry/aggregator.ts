@@ -112,6 +112,7 @@ export class TelemetryAggregator {
   readonly #max: number
   readonly #pollers: (() => void)[] = []
   readonly #overflow = new SeriesCell(0, '', '', '', '')
+  readonly #splitFilters = new Map<string, number>()
   #droppedSeries = 0
 
   constructor(opts: TelemetryAggregatorOptions = {}) {
@@ -140,6 +141,26 @@ export class TelemetryAggregator {
 
   get size(): number {
     return this.#cells.size
+  }
+
+  /**
+   * Marks a filter whose fuel and failures a split reports per version (`SplitTelemetry`),
+   * until as many `releaseSplitFilter` calls. Central sums a version's series over variants,
+   * so filter-level pollers must leave such a filter out or it is counted twice.
+   */
+  claimSplitFilter(filter: string): void {
+    this.#splitFilters.set(filter, (this.#splitFilters.get(filter) ?? 0) + 1)
+  }
+
+  releaseSplitFilter(filter: string): void {
+    const n = (this.#splitFilters.get(filter) ?? 0) - 1
+    if (n > 0) this.#splitFilters.set(filter, n)
+    else this.#splitFilters.delete(filter)
+  }
+
+  /** Whether a split reports this filter per version now (see `claimSplitFilter`). */
+  isSplitFilter(filter: string): boolean {
+    return this.#splitFilters.has(filter)
   }
 
   /**

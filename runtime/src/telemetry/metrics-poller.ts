@@ -10,6 +10,11 @@
  *
  * Counts of the last interval before an epoch change land on the new epoch; rollout
  * analysis reads split filters, which are tagged per request, and is not affected.
+ *
+ * Filters a split runs (A, B, and the slot, which the pipeline counts under A's name) are
+ * left out of the per-filter series while the split reports them per version: central
+ * sums a version over variants, so both would count each request's fuel and failures.
+ * Their deltas are still taken, so nothing piles up for when the split ends.
  */
 import type { MetricsRegistry } from '../observability/metrics.ts'
 import type { TelemetryAggregator } from './aggregator.ts'
@@ -102,7 +107,7 @@ export class MetricsTelemetry {
           break
         }
         case 'omnirelay_filter_failures_total':
-          if (d > 0) {
+          if (d > 0 && !agg.isSplitFilter(s.labels.filter ?? '')) {
             const f = s.labels.filter ?? ''
             const cell = agg.cell({ epoch, route: '', filter: f, version: this.#opts.versionOf?.(f) ?? '', variant: '' })
             for (let i = 0; i < d; i++) cell.trap(s.labels.code ?? 'unknown')
@@ -133,6 +138,6 @@ export class MetricsTelemetry {
         cell.latency[le === Infinity ? LATENCY_BOUNDS_MS.length : bucketIndex(le)]! += n
       }
     }
-    for (const [f, e] of fuel) if (e.count > 0) agg.cell({ epoch, route: '', filter: f, version: this.#opts.versionOf?.(f) ?? '', variant: '' }).fuel(e.sum, e.count)
+    for (const [f, e] of fuel) if (e.count > 0 && !agg.isSplitFilter(f)) agg.cell({ epoch, route: '', filter: f, version: this.#opts.versionOf?.(f) ?? '', variant: '' }).fuel(e.sum, e.count)
   }
 }

@@ -15,17 +15,25 @@ interface Slot {
   cells: [SeriesCell | undefined, SeriesCell | undefined]
 }
 
+// Per pair of factories (A, B): the slots built over them that are not closed yet (a new
+// epoch's slot is tracked before the old one is closed, once its requests drained).
+interface Tracked {
+  slots: SplitSlot[]
+  /** Filter names claimed in the aggregator while `slots` is not empty. */
+  names: string[]
+}
+
 /**
  * @example
  * const observer = new SplitTelemetry(aggregator, metrics)
  * const slot = new SplitSlot(a, b, { slot: 'waf', weightB: 500, observer })
- * observer.track(slot)
+ * observer.track(slot)   // when built; slot.close() calls observer.untrack(slot)
  */
 export class SplitTelemetry implements VariantObserver {
   readonly #agg: TelemetryAggregator
   readonly #metrics: MetricsRegistry | undefined
   readonly #slots = new WeakMap<SplitSlot, Slot>()
-  readonly #tracked = new Map<string, { slot: SplitSlot }>()
+  readonly #tracked = new Map<string, Tracked>()
 
   constructor(agg: TelemetryAggregator, metrics?: MetricsRegistry) {
     this.#agg = agg
@@ -33,34 +41,60 @@ export class SplitTelemetry implements VariantObserver {
   }
 
   /**
-   * Starts copying the fuel of the slot's two versions into its series. Called for every
-   * slot built; a new epoch's slot over the same two factories takes over the old poller.
+   * Starts copying the fuel of the slot's two versions into its series, and claims their
+   * filter names so the per-filter poller (`MetricsTelemetry`) leaves them out: each
+   * request's fuel and failures are then counted once, per version. Called for every slot
+   * built; a new epoch's slot over the same two factories takes over the old poller.
    */
   track(slot: SplitSlot): void {
+    const key = `${slot.factories[0].name}\u0000${slot.factories[1].name}`
+    let t = this.#tracked.get(key)
+    if (t) {
+      if (t.slots.includes(slot)) return
+      if (t.slots.length === 0) for (const n of t.names) this.#agg.claimSplitFilter(n)
+      t.slots.push(slot)
+      return
+    }
+    // The pipeline counts the slot's failures under the slot's name (A's, normally).
+    t = { slots: [slot], names: [...new Set([slot.name, slot.factories[0].name, slot.factories[1].name])] }
+    this.#tracked.set(key, t)
+    for (const n of t.names) this.#agg.claimSplitFilter(n)
     const m = this.#metrics
     // Two factories of one slot may share a filter name; then fuel cannot be told apart.
     if (!m || slot.factories[0].name === slot.factories[1].name) return
-    const key = `${slot.factories[0].name}\u0000${slot.factories[1].name}`
-    const known = this.#tracked.get(key)
-    if (known) {
-      known.slot = slot
-      return
-    }
     const hist = m.histogram('omnirelay_filter_fuel_used', 'Fuel used per request by a filter', ['filter'])
     const children = slot.factories.map((f) => hist.labels(f.name))
     const last = children.map((c) => ({ count: c.snapshot().count, sum: c.snapshot().sum }))
-    const t = { slot }
-    this.#tracked.set(key, t)
+    const tracked = t
     this.#agg.addPoller(() => {
       for (let v = 0; v < 2; v++) {
         const s = children[v]!.snapshot()
         const dc = s.count - last[v]!.count
         const ds = s.sum - last[v]!.sum
         last[v] = { count: s.count, sum: s.sum }
-        const cell = this.#state(t.slot).cells[v]
-        if (dc > 0 && cell?.live) cell.fuel(ds, dc)
+        // No live slot: the names are released and the metrics poller reports this fuel.
+        if (dc <= 0 || tracked.slots.length === 0) continue
+        this.#fuelCell(tracked.slots, v)?.fuel(ds, dc)
       }
     })
+  }
+
+  /** The slot is closed (its epoch drained or was refused): stops reporting for it. */
+  untrack(slot: SplitSlot): void {
+    const t = this.#tracked.get(`${slot.factories[0].name}\u0000${slot.factories[1].name}`)
+    const i = t ? t.slots.indexOf(slot) : -1
+    if (!t || i < 0) return
+    t.slots.splice(i, 1)
+    if (t.slots.length === 0) for (const n of t.names) this.#agg.releaseSplitFilter(n)
+  }
+
+  // The newest slot's cell of the variant, else an older slot's (requests still draining).
+  #fuelCell(slots: readonly SplitSlot[], v: number): SeriesCell | undefined {
+    for (let i = slots.length - 1; i >= 0; i--) {
+      const c = this.#slots.get(slots[i]!)?.cells[v]
+      if (c?.live) return c
+    }
+    return undefined
   }
 
   failed(slot: SplitSlot, variant: Variant, code: string, info: StreamInfo): void {
