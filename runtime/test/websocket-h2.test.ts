@@ -213,7 +213,12 @@ describe('WebSocket over HTTP/2 (RFC 8441) and Upgrade: h2c', () => {
     const tls = { cert: join(certDir, 'cert.pem'), key: join(certDir, 'key.pem') }
     fx = await startFilterProxy({
       prefix: 'h2ws-',
-      files: { 'deny.js': `export function onRequestHeaders(req, ctx) { return req.headers.get('x-key') === 'ok' ? 0 : ctx.reply(401, 'no key') }` },
+      files: {
+        'deny.js': `export function onRequestHeaders(req, ctx) {
+  if (req.headers.get('x-bad-reply')) return ctx.reply(403, 'x', { connection: 'close' })
+  return req.headers.get('x-key') === 'ok' ? 0 : ctx.reply(401, 'no key')
+}`,
+      },
       config: (upPort) => ({
         allowUnsigned: true,
         accessLog: logFile,
@@ -294,6 +299,10 @@ describe('WebSocket over HTTP/2 (RFC 8441) and Upgrade: h2c', () => {
       expect(denied.headers[':status']).toBe(401)
       expect(await denied.body()).toContain('no key')
       expect(ws.seen.length).toBe(before)
+      // A filter reply naming a connection-scoped header (which HTTP/2 refuses) is still answered.
+      const bad = await openWs(c, '/ws/auth', { 'x-bad-reply': '1' })
+      expect(bad.headers[':status']).toBe(403)
+      expect(bad.headers.connection).toBeUndefined()
       const allowed = await openWs(c, '/ws/auth', { 'x-key': 'ok' })
       expect(allowed.headers[':status']).toBe(200)
       allowed.stream.write(clientFrame('in'))

@@ -159,13 +159,25 @@ function extendedConnect(ctx: ServeContext, req: Http2ServerRequest, res: Http2S
     const h: string[] = []
     for (const [k, v] of reply.headers) h.push(k, v)
     h.push('content-length', String(reply.body.length))
-    res.writeHead(reply.status, h as unknown as Record<string, string>)
+    try {
+      res.writeHead(reply.status, h as unknown as Record<string, string>)
+    } catch {
+      // A filter's reply with a header HTTP/2 refuses (e.g. `connection`): reset rather than throw.
+      stream.close(NGHTTP2_INTERNAL_ERROR)
+      return
+    }
     rec.bytesOut += reply.body.length
     res.end(reply.body)
   }
+  const fail = (err: unknown) => {
+    ctx.log?.error('CONNECT handling failed', { err, requestId: facts.requestId })
+    if (!stream.destroyed) stream.close(NGHTTP2_INTERNAL_ERROR)
+  }
 
-  if (protocol === undefined) return refuse(hostReply(501, ConnectReplyCode.ConnectUnsupported))
-  if (protocol.toLowerCase() !== 'websocket') return refuse(hostReply(501, ConnectReplyCode.ProtocolUnsupported))
+  if (protocol === undefined || protocol.toLowerCase() !== 'websocket') {
+    m.requests.inc()
+    return refuse(hostReply(501, protocol === undefined ? ConnectReplyCode.ConnectUnsupported : ConnectReplyCode.ProtocolUnsupported))
+  }
   const q = url.indexOf('?')
   const route = state.table.match(normalizeHost(facts.authority), q < 0 ? url : url.slice(0, q), 'GET', raw)
   if (route === undefined) {
@@ -205,7 +217,7 @@ function extendedConnect(ctx: ServeContext, req: Http2ServerRequest, res: Http2S
         }
       },
       (err) => refuse(upstreamErrorReply(err)),
-    )
+    ).catch(fail)
   }
   if (rd.chain.entries.length === 0) return open('GET', url, facts.headers)
   // Assigned before it starts: a filter may refuse synchronously, and settle() finishes the run.
