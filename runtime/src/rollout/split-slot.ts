@@ -49,6 +49,9 @@ export class SplitSlot implements FilterFactory {
   readonly #pool: SplitStream[] = []
   readonly #poolSize: number
   readonly #opts: SplitSlotOptions
+  // Per variant, how a fail-closed reply names a failure of it: `filter_failed:<name>:<code>`
+  // from the pipeline (the slot's name) or from the version's own host (its name).
+  readonly #failedPrefixes: readonly [readonly string[], readonly string[]]
 
   constructor(a: FilterFactory, b: FilterFactory, opts: SplitSlotOptions) {
     if (a.failurePolicy !== b.failurePolicy) throw new SplitSpecError(`versions of slot "${opts.slot}" must share a failure policy (${a.failurePolicy} vs ${b.failurePolicy})`)
@@ -64,6 +67,7 @@ export class SplitSlot implements FilterFactory {
     this.#observer = opts.observer
     this.#poolSize = opts.poolSize ?? 1024
     this.#opts = opts
+    this.#failedPrefixes = [[`filter_failed:${this.name}:`, `filter_failed:${a.name}:`], [`filter_failed:${this.name}:`, `filter_failed:${b.name}:`]]
   }
 
   get weightB(): number {
@@ -82,6 +86,7 @@ export class SplitSlot implements FilterFactory {
     w.inner = inner
     w.info = stream.info
     w.variant = v
+    w.reported = false
     return w
   }
 
@@ -94,12 +99,26 @@ export class SplitSlot implements FilterFactory {
 
   /** @internal */
   failed(w: SplitStream, err: unknown): void {
+    w.reported = true
     if (this.#observer && w.info) this.#observer.failed(this, w.variant, err instanceof FilterError ? err.code : FilterErrorCode.Thrown, w.info)
   }
 
   /** @internal */
   done(w: SplitStream): void {
-    if (this.#observer && w.info) this.#observer.done(this, w.variant, w.info)
+    const o = this.#observer
+    const info = w.info
+    if (!o || !info) return
+    // A failure after a pause (async hook, callout, pause timeout) never passes through the
+    // wrapper; fail-closed, it ends the request with a reply naming the filter and the code.
+    const d = info.localReplyDetails
+    if (!w.reported && d !== undefined && d.startsWith('filter_failed:')) {
+      for (const p of this.#failedPrefixes[w.variant]) {
+        if (!d.startsWith(p)) continue
+        o.failed(this, w.variant, d.slice(p.length), info)
+        break
+      }
+    }
+    o.done(this, w.variant, info)
   }
 
   /** The slot does not own A and B: an epoch swap may keep them in the next slot. */
@@ -116,6 +135,8 @@ class SplitStream implements StreamFilter {
   inner: StreamFilter = NOOP
   info: StreamInfo | undefined = undefined
   variant: Variant = 0
+  /** A failure of this request was reported (so its fail-closed reply is not counted again). */
+  reported = false
   readonly #slot: SplitSlot
 
   constructor(slot: SplitSlot) {

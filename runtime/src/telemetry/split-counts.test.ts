@@ -20,9 +20,17 @@ import { SplitTelemetry } from './split-observer.ts'
 const A = { name: 'main.waf', version: '1.0.0', fuel: 1000 }
 const B = { name: 'canary.waf', version: '2.0.0', fuel: 5000 }
 
+interface VersionOpts {
+  throwOnDone?: boolean
+  /** x-hang: the hook pauses and never resumes. x-async: it pauses, then fails like a host's async hook. */
+  pending?: (fail: () => void) => void
+}
+
 // Like a Wasm/QuickJS host: fuel observed under the factory's own name when the stream is done.
-function version(metrics: MetricsRegistry, v: typeof A, opts: { throwOnDone?: boolean } = {}): FilterFactory {
+function version(metrics: MetricsRegistry, v: typeof A, opts: VersionOpts = {}): FilterFactory {
   const fuel = metrics.histogram('omnirelay_filter_fuel_used', 'f', ['filter'], [1e3, 1e6]).labels(v.name)
+  // Hosts count a failure after a pause under their own name (the pipeline never sees it).
+  const asyncFailures = metrics.counter('omnirelay_filter_failures_total', 'f', ['filter', 'code']).labels(v.name, 'trap')
   return {
     name: v.name,
     version: v.version,
@@ -32,6 +40,14 @@ function version(metrics: MetricsRegistry, v: typeof A, opts: { throwOnDone?: bo
     createStream: (s) => ({
       onRequestHeaders: () => {
         if (s.requestHeaders.get('x-boom')) throw new FilterError(v.name, FilterErrorCode.Trap, 'boom')
+        if (s.requestHeaders.get('x-hang')) return FilterStatus.Pause
+        if (s.requestHeaders.get('x-async')) {
+          opts.pending?.(() => {
+            asyncFailures.inc()
+            s.sendLocalReply(500, 'failed', [], `filter_failed:${v.name}:trap`)
+          })
+          return FilterStatus.Pause
+        }
         return FilterStatus.Continue
       },
       onDone: () => {
@@ -43,7 +59,7 @@ function version(metrics: MetricsRegistry, v: typeof A, opts: { throwOnDone?: bo
   }
 }
 
-function setup(opts: { throwOnDone?: boolean } = {}) {
+function setup(opts: VersionOpts = {}) {
   const metrics = new MetricsRegistry()
   const agg = new TelemetryAggregator()
   const observer = new SplitTelemetry(agg, metrics)
@@ -73,11 +89,14 @@ function setup(opts: { throwOnDone?: boolean } = {}) {
     const info = createStreamInfo({ requestId, epoch: 7, routeName: 'api' })
     const stream = new PipelineStream({ info, requestHeaders: HeaderMap.fromPairs([[':method', 'GET'], [':path', '/'], ...headers]) })
     const entry = { factory: f, name: A.name, phases: f.phases, failurePolicy: f.failurePolicy, maxBodyBytes: 1024, stats }
-    const r = new PipelineRun(makeChain([entry]), stream, sink, { maxBodyBytes: 1024, filterPauseTimeoutMs: 1000 })
+    const r = new PipelineRun(makeChain([entry]), stream, sink, { maxBodyBytes: 1024, filterPauseTimeoutMs: 20 })
     r.start(true)
-    info.responseCode = status
-    r.finish()
-    return status
+    const end = () => {
+      info.responseCode = status
+      r.finish()
+      return status
+    }
+    return status ? end() : new Promise<number>((resolve) => setTimeout(() => resolve(end()), 60))
   }
   return { metrics, agg, observer, slot, run, a }
 }
@@ -149,5 +168,29 @@ describe('split and metrics telemetry on one aggregator', () => {
     ;({ series } = agg.drain())
     expect(perVersion(series, A.name, B.version)).toMatchObject({ requests: 1, fuelCount: 1, variants: ['b'] })
     expect(perVersion(series, A.name, A.version).fuelCount).toBe(0)
+  })
+
+  it('a failure after a pause (pause timeout, async hook) counts once, for its variant', async () => {
+    const later: (() => void)[] = []
+    const { agg, slot, run } = setup({ pending: (fail) => later.push(fail) })
+    const s = slot(5000)
+    agg.drain()
+    const hang = (v: typeof A) => run(s, [...pin(v), ['x-hang', '1']], `h${v.version}`)
+    const fail = (v: typeof A) => {
+      const r = run(s, [...pin(v), ['x-async', '1']], `f${v.version}`)
+      for (const f of later.splice(0)) f()
+      return r
+    }
+    expect(await hang(B)).toBe(504)
+    expect(await hang(A)).toBe(504)
+    expect(await fail(B)).toBe(500)
+    expect(await fail(B)).toBe(500)
+    const { series } = agg.drain()
+    expect(perVersion(series, A.name, A.version)).toMatchObject({ requests: 1, traps: 1, localReplies: 1 })
+    expect(perVersion(series, A.name, B.version)).toMatchObject({ requests: 3, traps: 3, localReplies: 3 })
+    const traps = (v: string) => series.filter((x) => x.version === v).map((x) => x.traps)
+    expect(traps(A.version)).toEqual([{ timeout: 1 }])
+    expect(traps(B.version)).toEqual([{ timeout: 1, trap: 2 }])
+    expect(series.filter((x) => x.filter === B.name)).toEqual([])
   })
 })
