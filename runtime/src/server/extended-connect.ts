@@ -14,14 +14,13 @@ import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import http2, { type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2'
 import type { Duplex } from 'node:stream'
-import { statusClass, type RouteMetrics } from '../observability/proxy-metrics.ts'
-import type { PipelineRun } from '../pipeline/executor.ts'
+import { statusClass } from '../observability/proxy-metrics.ts'
 import { hostReply, type LocalReply } from '../pipeline/local-reply.ts'
 import { normalizeHost } from '../routing/route-table.ts'
-import { wallTime } from './clock.ts'
 import { upstreamErrorReply, type ServeContext } from './exchange.ts'
 import { forwardRequestHeaders, forwardResponseHeaders } from './forward-headers.ts'
 import { Action } from './snapshot.ts'
+import { TunnelLog } from './tunnel-log.ts'
 import { upgradeFilterRun, writeReply } from './upgrade.ts'
 
 const { NGHTTP2_NO_ERROR, NGHTTP2_CONNECT_ERROR, NGHTTP2_INTERNAL_ERROR } = http2.constants
@@ -90,7 +89,6 @@ export function handleConnect(ctx: ServeContext, req: Http2ServerRequest | Incom
 function extendedConnect(ctx: ServeContext, req: Http2ServerRequest, res: Http2ServerResponse): void {
   const stream = req.stream
   const state = ctx.state
-  const start = performance.now()
   const remote = stream.session?.socket?.remoteAddress ?? ''
   const protocol = req.headers[':protocol']
   const url = req.url ?? ''
@@ -103,56 +101,10 @@ function extendedConnect(ctx: ServeContext, req: Http2ServerRequest, res: Http2S
   }
   raw.push('connection', 'upgrade', 'upgrade', 'websocket')
   const facts = forwardRequestHeaders(raw, remote, ctx.scheme, ctx.fwd, true)
-  const rec = {
-    status: 0,
-    details: null as string | null,
-    upstream: null as string | null,
-    route: null as string | null,
-    cluster: null as string | null,
-    bytesIn: 0,
-    bytesOut: 0,
-  }
-  let m: RouteMetrics = state.noRoute
-  // As for the HTTP/1.1 tunnel, the epoch is held only until the tunnel is open or refused.
-  state.snapshot.active++
-  let run: PipelineRun | undefined
-  let settled = false
-  const settle = () => {
-    if (settled) return
-    settled = true
-    run?.finish()
-    state.snapshot.release()
-  }
-  stream.once('close', () => {
-    settle()
-    const now = performance.now()
-    m.responses[statusClass(rec.status)]!.inc()
-    m.duration.observe((now - start) / 1000)
-    if (!ctx.accessLog.enabled) return
-    ctx.accessLog.write({
-      time: new Date(wallTime(start)).toISOString(),
-      requestId: facts.requestId,
-      listener: ctx.name,
-      method: 'CONNECT',
-      path: url,
-      authority: facts.authority,
-      protocol: 'HTTP/2',
-      remote,
-      route: rec.route,
-      cluster: rec.cluster,
-      upstream: rec.upstream,
-      status: rec.status,
-      details: rec.details ?? 'upgrade',
-      bytesReceived: rec.bytesIn,
-      bytesSent: rec.bytesOut,
-      ttfbMs: 0,
-      durationMs: Math.round((now - start) * 1000) / 1000,
-      epoch: state.snapshot.epoch,
-      aborted: rec.status === 0,
-    })
-  })
+  const rec = new TunnelLog(ctx, state.noRoute)
+  stream.once('close', () => rec.close({ requestId: facts.requestId, method: 'CONNECT', path: url, authority: facts.authority, protocol: 'HTTP/2', remote }))
   const refuse = (reply: LocalReply) => {
-    settle()
+    rec.settle()
     if (stream.destroyed || stream.closed || stream.headersSent) return
     rec.status = reply.status
     rec.details = reply.details ?? null
@@ -175,18 +127,18 @@ function extendedConnect(ctx: ServeContext, req: Http2ServerRequest, res: Http2S
   }
 
   if (protocol === undefined || protocol.toLowerCase() !== 'websocket') {
-    m.requests.inc()
+    rec.metrics.requests.inc()
     return refuse(hostReply(501, protocol === undefined ? ConnectReplyCode.ConnectUnsupported : ConnectReplyCode.ProtocolUnsupported))
   }
   const q = url.indexOf('?')
   const route = state.table.match(normalizeHost(facts.authority), q < 0 ? url : url.slice(0, q), 'GET', raw)
   if (route === undefined) {
-    m.requests.inc()
+    rec.metrics.requests.inc()
     return refuse(hostReply(404, 'no_route'))
   }
   const rd = route.data
-  m = rd.metrics
-  m.requests.inc()
+  rec.metrics = rd.metrics
+  rd.metrics.requests.inc()
   rec.route = rd.name
   if (rd.action !== Action.Cluster || !rd.cluster) return refuse(hostReply(501, 'upgrade_unsupported_route'))
   rec.cluster = rd.clusterName
@@ -208,7 +160,7 @@ function extendedConnect(ctx: ServeContext, req: Http2ServerRequest, res: Http2S
           up.socket.destroy()
           return refuse(hostReply(502, ConnectReplyCode.UpgradeNotAccepted))
         }
-        settle()
+        rec.settle()
         const relayed = up.statusCode === 101 ? tunnel(ctx, stream, res, up.socket, up.headers, rec) : relayRefusal(ctx, stream, res, up.statusCode, up.headers, up.socket, rec)
         if (!relayed) {
           // A head HTTP/2 cannot carry (e.g. a header value it refuses).
@@ -221,15 +173,8 @@ function extendedConnect(ctx: ServeContext, req: Http2ServerRequest, res: Http2S
   }
   if (rd.chain.entries.length === 0) return open('GET', url, facts.headers)
   // Assigned before it starts: a filter may refuse synchronously, and settle() finishes the run.
-  run = upgradeFilterRun(ctx, rd, facts, 'GET', url, 'HTTP/2', remote, open, refuse)
+  const run = (rec.run = upgradeFilterRun(ctx, rd, facts, 'GET', url, 'HTTP/2', remote, open, refuse))
   run.start(true)
-}
-
-interface TunnelRecord {
-  status: number
-  details: string | null
-  bytesIn: number
-  bytesOut: number
 }
 
 /**
@@ -243,7 +188,7 @@ function relayRefusal(
   status: number,
   headers: string[],
   body: Duplex,
-  rec: TunnelRecord,
+  rec: TunnelLog,
 ): boolean {
   try {
     res.writeHead(status, forwardResponseHeaders(headers, ctx.fwd.via) as unknown as Record<string, string>)
@@ -266,7 +211,7 @@ function relayRefusal(
  * the HTTP/1.1 tunnel); an upstream reset or error is RST_STREAM(CONNECT_ERROR); a client
  * reset destroys the upstream socket. False when HTTP/2 cannot carry the head (nothing was sent).
  */
-function tunnel(ctx: ServeContext, stream: ServerHttp2Stream, res: Http2ServerResponse, sock: Duplex, upHeaders: string[], rec: TunnelRecord): boolean {
+function tunnel(ctx: ServeContext, stream: ServerHttp2Stream, res: Http2ServerResponse, sock: Duplex, upHeaders: string[], rec: TunnelLog): boolean {
   const h = forwardResponseHeaders(upHeaders, ctx.fwd.via)
   // The accept header proves the key we made up; it means nothing to an h2 client (RFC 8441 §5).
   removeHeader(h, 'sec-websocket-accept')

@@ -19,8 +19,7 @@ import { normalizeHost } from '../routing/route-table.ts'
 import { upstreamErrorReply, type ServeContext } from './exchange.ts'
 import { forwardRequestHeaders, type RequestFacts } from './forward-headers.ts'
 import { Action, type RouteData } from './snapshot.ts'
-import { wallTime } from './clock.ts'
-import { statusClass } from '../observability/proxy-metrics.ts'
+import { TunnelLog } from './tunnel-log.ts'
 
 const STATUS_TEXT: Record<number, string> = { 101: 'Switching Protocols' }
 
@@ -103,51 +102,18 @@ export function handleUpgrade(ctx: ServeContext, req: IncomingMessage, socket: D
   }
   const rd = route.data
   const cluster = rd.cluster!
-  // One access-log line and the route's metrics for the whole tunnel, written when it closes.
-  const start = performance.now()
-  const rec = { status: 0, details: null as string | null, upstream: null as string | null }
+  const rec = new TunnelLog(ctx, rd.metrics)
+  rec.route = rd.name
+  rec.cluster = rd.clusterName
   rd.metrics.requests.inc()
-  // The epoch (and its filters) is held only until the tunnel is open or refused: a
-  // WebSocket may live for hours and must not keep an old config's filters alive.
-  state.snapshot.active++
-  let run: PipelineRun | undefined
-  let settled = false
-  const settle = () => {
-    if (settled) return
-    settled = true
-    run?.finish()
-    state.snapshot.release()
-  }
+  const remote = req.socket.remoteAddress ?? ''
   socket.once('close', () => {
-    settle()
-    const now = performance.now()
-    rd.metrics.responses[statusClass(rec.status)]!.inc()
-    rd.metrics.duration.observe((now - start) / 1000)
-    if (!ctx.accessLog.enabled) return
-    ctx.accessLog.write({
-      time: new Date(wallTime(start)).toISOString(),
-      requestId: facts.requestId,
-      listener: ctx.name,
-      method: req.method ?? '',
-      path: url,
-      authority: facts.authority,
-      protocol: 'HTTP/1.1',
-      remote: req.socket.remoteAddress ?? '',
-      route: rd.name,
-      cluster: rd.clusterName,
-      upstream: rec.upstream,
-      status: rec.status,
-      details: rec.details ?? 'upgrade',
-      bytesReceived: (socket as Socket).bytesRead ?? 0,
-      bytesSent: (socket as Socket).bytesWritten ?? 0,
-      ttfbMs: 0,
-      durationMs: Math.round((now - start) * 1000) / 1000,
-      epoch: state.snapshot.epoch,
-      aborted: rec.status === 0,
-    })
+    rec.bytesIn = (socket as Socket).bytesRead ?? 0
+    rec.bytesOut = (socket as Socket).bytesWritten ?? 0
+    rec.close({ requestId: facts.requestId, method: req.method ?? '', path: url, authority: facts.authority, protocol: 'HTTP/1.1', remote })
   })
   const refuse = (reply: LocalReply) => {
-    settle()
+    rec.settle()
     rec.status = reply.status
     rec.details = reply.details ?? null
     writeReply(socket, reply)
@@ -162,7 +128,7 @@ export function handleUpgrade(ctx: ServeContext, req: IncomingMessage, socket: D
           up.socket.destroy()
           return
         }
-        settle()
+        rec.settle()
         rec.status = up.statusCode
         rec.upstream = up.endpoint
         writeHead(socket, up.statusCode, up.headers)
@@ -194,7 +160,7 @@ export function handleUpgrade(ctx: ServeContext, req: IncomingMessage, socket: D
     return
   }
   // Assigned before it starts: a filter may refuse synchronously, and settle() finishes the run.
-  run = upgradeFilterRun(ctx, rd, facts, req.method ?? 'GET', url, 'HTTP/1.1', req.socket.remoteAddress ?? '', open, refuse)
+  const run = (rec.run = upgradeFilterRun(ctx, rd, facts, req.method ?? 'GET', url, 'HTTP/1.1', remote, open, refuse))
   run.start(true)
 }
 
