@@ -222,7 +222,9 @@ export class TrailerCall extends Readable implements UpstreamResponse {
     const s = transport.session().request(headers, { endStream: false, waitForTrailers: true })
     this.#h2 = s
     s.on('error', (err) => this.#onError(err))
-    s.once('ready', () => this.#connected())
+    // On a connected session the stream gets its id inside request(): 'ready' has fired already.
+    if (s.pending) s.once('ready', () => this.#connected())
+    else this.#connected()
     s.once('response', (h) => this.#onHead(Number(h[':status']) || 0, h2Flat(h)))
     s.once('trailers', (t) => {
       this.#trailers = trailersToFlat(t)

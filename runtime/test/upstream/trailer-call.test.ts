@@ -5,6 +5,7 @@
  */
 import http from 'node:http'
 import http2 from 'node:http2'
+import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
@@ -78,9 +79,85 @@ describe('trailer-capable upstream calls', () => {
       expect(JSON.parse(r.text)).toEqual({ 'x-checksum': 'tls' })
       expect(r.res.trailers()).toEqual(['grpc-status', '0'])
       expect(metricValue(metrics, 'omnirelay_upstream_connections_active{cluster="h2s"}')).toBe(1)
+      // A stream on the connected session is open at once: it does not count as pending.
+      const body = new PassThrough()
+      const p = clusters.get('h2s')!.request(post(() => ['x-second', '1'], { headers: ['host', 'test.local'], body }))
+      body.write('hel')
+      await waitFor(() => (clusters.get('h2s') as Cluster).active === 1)
+      await new Promise((ok) => setTimeout(ok, 20))
+      const pending = (clusters.get('h2s') as Cluster).pending
+      body.end('lo')
+      expect(JSON.parse((await fetchText(p)).text)).toEqual({ 'x-second': '1' })
+      expect(pending).toBe(0)
       await clusters.close()
       fx.clusters = undefined
       await waitFor(() => metricValue(metrics, 'omnirelay_upstream_connections_active{cluster="h2s"}') === 0)
+    } finally {
+      server.close()
+    }
+  })
+
+  it('HTTP/1.1 over TLS: the cluster CA and server name are used', async () => {
+    const { cert, key } = selfSigned()
+    const server = https.createServer({ cert, key }, echo)
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
+    try {
+      const { clusters } = manager([clusterConfig('tls1', [(server.address() as AddressInfo).port], { tls: { ca: cert, servername: 'localhost' } })])
+      fx.clusters = clusters
+      const r = await fetchText(clusters.get('tls1')!.request(post(() => ['x-checksum', 'tls1'])))
+      expect([r.status, r.text]).toEqual([200, 'hello|x-checksum=tls1,'])
+      const { clusters: strict } = manager([clusterConfig('strict', [(server.address() as AddressInfo).port], { tls: { servername: 'localhost' } })])
+      try {
+        // Without the CA the self-signed certificate is refused: a connect failure.
+        expect(await codeOf(strict.get('strict')!.request(post(() => [])))).toBe('upstream_connect_failure')
+      } finally {
+        await strict.close()
+      }
+    } finally {
+      server.closeAllConnections()
+      server.close()
+    }
+  })
+
+  it('HTTP/2: a session the server closed is replaced; an aborted upload cancels the upstream stream', async () => {
+    let aborted = 0
+    const server = http2.createServer()
+    server.on('stream', (stream, headers) => {
+      if (headers[':path'] === '/hang') {
+        stream.on('close', () => aborted++)
+        stream.resume()
+        return
+      }
+      stream.resume()
+      stream.on('end', () => {
+        stream.respond({ ':status': 200 })
+        stream.end('ok')
+        // Every session serves one request, then goes away.
+        setTimeout(() => stream.session?.close(), 5)
+      })
+    })
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
+    try {
+      const { clusters } = manager([clusterConfig('h2', [(server.address() as AddressInfo).port], { http2: true })])
+      fx.clusters = clusters
+      for (let i = 0; i < 3; i++) {
+        const r = await fetchText(clusters.get('h2')!.request(post(() => [])))
+        expect([r.status, r.text]).toEqual([200, 'ok'])
+        await new Promise((ok) => setTimeout(ok, 30))
+      }
+      const ac = new AbortController()
+      const body = new PassThrough()
+      const p = clusters.get('h2')!.request(post(() => [], { path: '/hang', headers: ['host', 'test.local'], body, signal: ac.signal }))
+      body.write('partial')
+      try {
+        // Once the stream is open it no longer waits for a connection (maxPending).
+        await waitFor(() => (clusters.get('h2') as Cluster).pending === 0 && (clusters.get('h2') as Cluster).active === 1)
+      } finally {
+        setTimeout(() => ac.abort(), 20)
+      }
+      expect(await codeOf(p)).toBe('upstream_reset')
+      await waitFor(() => aborted === 1)
+      expect(counters(clusters.get('h2') as Cluster)).toEqual([0, 0, 0])
     } finally {
       server.close()
     }
