@@ -126,6 +126,11 @@ export class TrailerCall extends Readable implements UpstreamResponse {
       if (c.config.http2) this.#openH2(ep, transport)
       else this.#openH1(ep, transport)
     } catch (err) {
+      const code = String((err as { code?: unknown }).code)
+      if (code === 'ERR_HTTP2_INVALID_SESSION' || code === 'ERR_HTTP2_GOAWAY_SESSION') {
+        this.#rejectWith(new UpstreamError(UpstreamErrorCode.ConnectFailure, `cluster ${c.name}: session to ${ep.address} is closing`, { cause: err }))
+        return p
+      }
       // node refused to build the request (a header it will not write): not the endpoint's fault.
       this.#rejectWith(new UpstreamError(UpstreamErrorCode.InvalidRequest, 'request cannot be forwarded upstream', { cause: err }))
       return p
