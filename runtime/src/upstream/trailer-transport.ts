@@ -29,7 +29,6 @@ export class TrailerTransport {
   #agent: http.Agent | undefined = undefined
   #session: http2.ClientHttp2Session | undefined = undefined
   #inflight = 0
-  #closed = false
   #onIdle: (() => void) | undefined = undefined
 
   constructor(target: TrailerTarget, cluster: ClusterConfig, connections: GaugeChild) {
@@ -125,7 +124,6 @@ export class TrailerTransport {
 
   /** Closes the connections once the calls using them are done. */
   close(): Promise<void> {
-    this.#closed = true
     if (this.#inflight === 0) {
       this.destroy()
       return Promise.resolve()
@@ -141,16 +139,11 @@ export class TrailerTransport {
 
   /** Closes every connection now; calls still running fail. */
   destroy(): void {
-    this.#closed = true
     this.#agent?.destroy()
     this.#agent = undefined
     const s = this.#session
     this.#session = undefined
     if (s !== undefined && !s.destroyed) s.destroy()
-  }
-
-  get closed(): boolean {
-    return this.#closed
   }
 }
 
