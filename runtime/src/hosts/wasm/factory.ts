@@ -531,6 +531,7 @@ const RESP_TRAILERS: Pick = (f) => f.onResponseTrailers
 class WasmStreamFilter implements StreamFilter, StreamBinding {
   readonly stream: HttpStream
   contextId = 0
+  slot = -1
   fuelLeft: number
   props: Map<string, Uint8Array> | undefined = undefined
   finished = false

@@ -57,14 +57,15 @@ describe('host functions under arbitrary arguments', () => {
     const vm = new WasmVm(prepared, env, true)
     const stream = new PipelineStream({ requestHeaders: HeaderMap.fromPairs([[':method', 'GET'], [':path', '/'], ['x-a', 'b']]) })
     stream.requestBody = new TextEncoder().encode('body')
-    const binding: StreamBinding = { stream, contextId: 2, fuelLeft: 1e9, props: undefined, finished: false, onCalloutFailure: () => {} }
+    const binding: StreamBinding = { stream, contextId: 2, slot: -1, fuelLeft: 1e9, props: undefined, finished: false, onCalloutFailure: () => {} }
     const names = [...Object.keys(PROXY_IMPORTS).map((n) => ['env', n] as const), ...Object.keys(WASI_IMPORTS).filter((n) => n !== 'proc_exit').map((n) => ['wasi_snapshot_preview1', n] as const)]
     for (const [, n] of names) expect(ARITY[n], n).toBeDefined()
     const imports = createImports(vm, names.map(([module, name]) => ({ module, name, kind: 'function' as const })), {})
     fc.assert(
       fc.property(fc.constantFrom(...names), fc.array(u32, { minLength: 12, maxLength: 12 }), fc.boolean(), ([module, name], args, inStream) => {
         vm.current = inStream ? binding : undefined
-        vm.streams.set(2, binding)
+        vm.streams.remove(binding)
+        vm.streams.add(binding)
         const a: (number | bigint)[] = args.slice(0, ARITY[name])
         if (I64[name] !== undefined) a[I64[name]!] = BigInt(args[I64[name]!]!) * 12345n
         const r = (imports[module]![name] as (...x: unknown[]) => unknown)(...a)

@@ -20,6 +20,7 @@ import type { Logger } from '../../observability/logger.ts'
 import { FilterError, FilterErrorCode, type Capability, type HttpStream } from '../../pipeline/filter.ts'
 import { HeaderMap } from '../../pipeline/header-map.ts'
 import { callEnd, callStart } from '../../sandbox/call-clock.ts'
+import { StreamTable, type Slotted } from './stream-table.ts'
 import { FuelMeter, GROW_EXPORT, OutOfFuel, START_EXPORT, fuelImports, isOutOfFuel } from '../../sandbox/fuel.ts'
 import { MAX_PAGES } from '../../sandbox/memory-cap.ts'
 import type { PreparedModule } from '../../sandbox/module-cache.ts'
@@ -56,7 +57,7 @@ export interface FilterEnv {
 }
 
 /** A stream's side of a context: what host calls act on while it is the effective context. */
-export interface StreamBinding {
+export interface StreamBinding extends Slotted {
   readonly stream: HttpStream
   readonly contextId: number
   /** Fuel left for this request (negative once exhausted). */
@@ -129,7 +130,7 @@ export class WasmVm {
   current: StreamBinding | undefined = undefined
   callResponse: CallResponse | undefined = undefined
   readonly rootProps = new Map<string, Uint8Array>()
-  readonly streams = new Map<number, StreamBinding>()
+  readonly streams = new StreamTable<StreamBinding>()
   #nextContextId = ROOT_CONTEXT_ID + 1
   readonly #meter: FuelMeter | undefined
   readonly #grow: WebAssembly.Global | undefined
@@ -334,7 +335,7 @@ export class WasmVm {
 
   /** Creates an HTTP context for `binding` (calls proxy_on_context_create). */
   createContext(binding: StreamBinding & { contextId: number }): void {
-    this.streams.set(binding.contextId, binding)
+    this.streams.add(binding)
     if (this.fns.onContextCreate) this.call(this.fns.onContextCreate, binding, binding.contextId, ROOT_CONTEXT_ID)
   }
 
@@ -348,7 +349,7 @@ export class WasmVm {
     // Almost always empty: skip the iterator (every filter of every request ends here).
     if (this.#callouts.size !== 0) for (const [token, b] of this.#callouts) if (b === binding) this.#callouts.delete(token)
     if (this.broken) {
-      this.streams.delete(id)
+      this.streams.remove(binding)
       return
     }
     try {
@@ -365,7 +366,7 @@ export class WasmVm {
     } catch {
       // Reported through onFailure already; onDone must not throw.
     } finally {
-      this.streams.delete(id)
+      this.streams.remove(binding)
     }
   }
 
