@@ -41,20 +41,6 @@ export const ConnectReplyCode = {
   UpgradeNotAccepted: 'upgrade_not_accepted',
 } as const
 
-/** Open tunnels per HTTP/2 session. */
-const tunnels = new WeakMap<object, number>()
-
-/**
- * Whether an HTTP/2 session carries an open WebSocket tunnel: the listener keeps such a
- * session past its inactivity timeout, as no timeout cuts an HTTP/1.1 tunnel either.
- *
- * @example
- * server.on('timeout', (session) => hasOpenTunnel(session) || session.destroy())
- */
-export function hasOpenTunnel(session: object): boolean {
-  return (tunnels.get(session) ?? 0) > 0
-}
-
 /** How long an upstream socket may take to flush after the downstream stream closed cleanly. */
 const LINGER_MS = 5_000
 
@@ -221,11 +207,6 @@ function tunnel(ctx: ServeContext, stream: ServerHttp2Stream, res: Http2ServerRe
     return false
   }
   rec.status = 200
-  const session = stream.session
-  if (session !== undefined) {
-    tunnels.set(session, (tunnels.get(session) ?? 0) + 1)
-    stream.once('close', () => tunnels.set(session, tunnels.get(session)! - 1))
-  }
   let upstreamFailed = false
   sock.on('error', () => (upstreamFailed = true))
   stream.on('error', () => sock.destroy())

@@ -14,7 +14,7 @@ import type { ListenerConfig } from '../config/types.ts'
 import type { Logger } from '../observability/logger.ts'
 import type { CounterChild, MetricsRegistry } from '../observability/metrics.ts'
 import { handleRequest, type DownstreamRequest, type DownstreamResponse, type ServeContext } from './exchange.ts'
-import { handleConnect, hasOpenTunnel } from './extended-connect.ts'
+import { handleConnect } from './extended-connect.ts'
 import { handleUpgrade } from './upgrade.ts'
 
 type AnyServer = http.Server | https.Server | http2.Http2Server | http2.Http2SecureServer
@@ -106,10 +106,19 @@ export class Listener {
       })
       server.on('sessionError', () => {})
       if ('setTimeout' in server) server.setTimeout(limits.requestTimeoutMs || 0)
-      // Unheard, this timeout destroys a session whose socket was quiet that long. A WebSocket
-      // tunnel may be quiet for longer (no timeout cuts an HTTP/1.1 one): keep its session.
+      // Unheard, this timeout destroys a session whose socket was quiet that long. A session
+      // with a stream open (a slow answer, a quiet gRPC stream, a WebSocket tunnel) is kept:
+      // its streams are bounded by their routes' timeouts; idle limits are for sessions with
+      // no stream, as in Envoy.
+      const open = new WeakMap<object, number>()
+      server.on('stream', (stream: http2.ServerHttp2Stream) => {
+        const s = stream.session
+        if (s === undefined) return
+        open.set(s, (open.get(s) ?? 0) + 1)
+        stream.once('close', () => open.set(s, open.get(s)! - 1))
+      })
       server.on('timeout', (s: http2.Http2Session | Duplex) => {
-        if (!hasOpenTunnel(s)) s.destroy()
+        if (!(open.get(s)! > 0)) s.destroy()
       })
     }
     server.on('tlsClientError', (_err: Error, socket: Socket) => {
