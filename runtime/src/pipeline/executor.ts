@@ -23,6 +23,7 @@ import { FilterError, FilterErrorCode, type StreamFilter } from './filter.ts'
 import { hostReply, type LocalReply } from './local-reply.ts'
 import { FilterStatus, Phase } from './phases.ts'
 import type { PipelineStream, StreamOwner } from './stream.ts'
+import { runBegin, runEnd } from '../sandbox/call-clock.ts'
 
 const EMPTY = new Uint8Array(0)
 /** Internal: iteration ended (local reply sent or request failed). */
@@ -117,65 +118,95 @@ export class PipelineRun implements StreamOwner {
 
   /** Creates the per-request filters and runs the request headers phase. */
   start(endOfStream: boolean): void {
-    this.#reqEnd = endOfStream
-    const es = this.#entries
-    for (let i = 0; i < es.length; i++) {
-      try {
-        this.#filters[i] = es[i]!.factory.createStream(this.stream)
-      } catch (err) {
-        if (this.#fail(i, err) === STOP) return
+    runBegin()
+    try {
+      this.#reqEnd = endOfStream
+      const es = this.#entries
+      for (let i = 0; i < es.length; i++) {
+        try {
+          this.#filters[i] = es[i]!.factory.createStream(this.stream)
+        } catch (err) {
+          if (this.#fail(i, err) === STOP) return
+        }
       }
+      this.#iterate(Phase.RequestHeaders, 0)
+    } finally {
+      runEnd()
     }
-    this.#iterate(Phase.RequestHeaders, 0)
   }
 
   // ---- inputs from the transport ----
 
   /** Request body bytes as they arrive from downstream (chains with body phases only). */
   requestData(chunk: Uint8Array, end: boolean): void {
-    if (this.#replied || this.#finished) return
-    if (end) this.#reqEnd = true
-    if (!this.#reqHeadersDone || this.#reqHeld) {
-      this.#queueReq(chunk, end)
-      return
+    runBegin()
+    try {
+      if (this.#replied || this.#finished) return
+      if (end) this.#reqEnd = true
+      if (!this.#reqHeadersDone || this.#reqHeld) {
+        this.#queueReq(chunk, end)
+        return
+      }
+      this.#reqBody(0, chunk, end)
+    } finally {
+      runEnd()
     }
-    this.#reqBody(0, chunk, end)
   }
 
   /** Request trailers arrived (already in `stream.requestTrailers`). */
   requestTrailers(): void {
-    if (this.#replied || this.#finished) return
-    this.#iterate(Phase.RequestTrailers, 0)
+    runBegin()
+    try {
+      if (this.#replied || this.#finished) return
+      this.#iterate(Phase.RequestTrailers, 0)
+    } finally {
+      runEnd()
+    }
   }
 
   /** The upstream (or app) answered: `flat` is lower-case wire headers without `:status`. */
   responseHeaders(status: number, flat: string[], endOfStream: boolean): void {
-    if (this.#replied || this.#finished) return
-    flat.unshift(':status', String(status))
-    this.stream.responseHeaders.replaceAll(flat)
-    this.stream.info.responseCode = status
-    this.#respEnd = endOfStream
-    this.#iterate(Phase.ResponseHeaders, this.#entries.length - 1)
+    runBegin()
+    try {
+      if (this.#replied || this.#finished) return
+      flat.unshift(':status', String(status))
+      this.stream.responseHeaders.replaceAll(flat)
+      this.stream.info.responseCode = status
+      this.#respEnd = endOfStream
+      this.#iterate(Phase.ResponseHeaders, this.#entries.length - 1)
+    } finally {
+      runEnd()
+    }
   }
 
   responseData(chunk: Uint8Array, end: boolean): void {
-    if (this.#replied || this.#finished) return
-    if (end) this.#respEnd = true
-    if (!this.#respHeadersDone || this.#respHeld) {
-      this.#queueResp(chunk, end)
-      return
+    runBegin()
+    try {
+      if (this.#replied || this.#finished) return
+      if (end) this.#respEnd = true
+      if (!this.#respHeadersDone || this.#respHeld) {
+        this.#queueResp(chunk, end)
+        return
+      }
+      this.#respBody(this.#entries.length - 1, chunk, end)
+    } finally {
+      runEnd()
     }
-    this.#respBody(this.#entries.length - 1, chunk, end)
   }
 
   /** Response trailers arrived (already in `stream.responseTrailers`). */
   responseTrailers(): void {
-    if (this.#replied || this.#finished) return
-    if (!this.#respHeadersDone || this.#respHeld) {
-      this.#pendingRespTrailers = true
-      return
+    runBegin()
+    try {
+      if (this.#replied || this.#finished) return
+      if (!this.#respHeadersDone || this.#respHeld) {
+        this.#pendingRespTrailers = true
+        return
+      }
+      this.#iterate(Phase.ResponseTrailers, this.#entries.length - 1)
+    } finally {
+      runEnd()
     }
-    this.#iterate(Phase.ResponseTrailers, this.#entries.length - 1)
   }
 
   /**
@@ -183,28 +214,33 @@ export class PipelineRun implements StreamOwner {
    * Safe to call more than once; only the first call does anything.
    */
   finish(): void {
-    if (this.#finished) return
-    this.#finished = true
-    this.#clearTimer()
-    const es = this.#entries
-    const fs = this.#filters
-    for (let i = 0; i < es.length; i++) {
-      const f = fs[i]
-      if (!f || this.#disabled[i] || !(es[i]!.phases & Phase.Log) || !f.onLog) continue
-      try {
-        f.onLog()
-      } catch (err) {
-        es[i]!.stats.failure(errorCode(err)).inc()
+    runBegin()
+    try {
+      if (this.#finished) return
+      this.#finished = true
+      this.#clearTimer()
+      const es = this.#entries
+      const fs = this.#filters
+      for (let i = 0; i < es.length; i++) {
+        const f = fs[i]
+        if (!f || this.#disabled[i] || !(es[i]!.phases & Phase.Log) || !f.onLog) continue
+        try {
+          f.onLog()
+        } catch (err) {
+          es[i]!.stats.failure(errorCode(err)).inc()
+        }
       }
-    }
-    for (let i = 0; i < es.length; i++) {
-      try {
-        fs[i]?.onDone?.()
-      } catch (err) {
-        es[i]!.stats.failure(errorCode(err)).inc()
+      for (let i = 0; i < es.length; i++) {
+        try {
+          fs[i]?.onDone?.()
+        } catch (err) {
+          es[i]!.stats.failure(errorCode(err)).inc()
+        }
       }
+      this.stream.owner = undefined
+    } finally {
+      runEnd()
     }
-    this.stream.owner = undefined
   }
 
   // ---- StreamOwner ----
@@ -216,14 +252,19 @@ export class PipelineRun implements StreamOwner {
   }
 
   onResume(): void {
-    if (this.#inHook) {
-      this.#resumeRequested = true
-      return
+    runBegin()
+    try {
+      if (this.#inHook) {
+        this.#resumeRequested = true
+        return
+      }
+      if (this.#replied || this.#finished) return
+      const held = this.#reqHeld ?? this.#respHeld
+      if (!held) return
+      this.#continueHeld(held)
+    } finally {
+      runEnd()
     }
-    if (this.#replied || this.#finished) return
-    const held = this.#reqHeld ?? this.#respHeld
-    if (!held) return
-    this.#continueHeld(held)
   }
 
   // ---- iteration ----
@@ -380,11 +421,16 @@ export class PipelineRun implements StreamOwner {
 
   /** A held filter took too long: treat it as a failure of that filter. */
   pauseTimedOut(held: Held): void {
-    this.#timer = undefined
-    if (this.#replied || this.#finished || (held !== this.#reqHeld && held !== this.#respHeld)) return
-    const name = this.#entries[held.filter]!.name
-    if (this.#fail(held.filter, new FilterError(name, FilterErrorCode.Timeout, 'paused stream was not resumed in time')) === STOP) return
-    this.#continueHeld(held)
+    runBegin()
+    try {
+      this.#timer = undefined
+      if (this.#replied || this.#finished || (held !== this.#reqHeld && held !== this.#respHeld)) return
+      const name = this.#entries[held.filter]!.name
+      if (this.#fail(held.filter, new FilterError(name, FilterErrorCode.Timeout, 'paused stream was not resumed in time')) === STOP) return
+      this.#continueHeld(held)
+    } finally {
+      runEnd()
+    }
   }
 
   #clearTimer(): void {

@@ -2,64 +2,71 @@
  * The watchdog's clock for filter calls.
  *
  * A sandboxed call is timed after the fact (a second line of defence behind fuel), which needs
- * its start and end. `performance.now()` costs ~65 ns, and a request through five Wasm filters
- * makes ~30 calls: two reads each were ~4 µs a request. Calls made one after another in one
- * synchronous run of JS (a phase iterating its filters, `finish()` calling onLog/onDone) take
- * their start from the previous call's end, so each call reads the clock once. The run ends at
- * the next microtask checkpoint, where the shared reading is dropped: a call after an
- * event-loop turn or an await reads a fresh start.
- *
- * What lies between two calls of one run (the executor's bookkeeping, a few µs) counts towards
- * the second call: immaterial against limits of many milliseconds.
+ * its start and end. `performance.now()` costs ~60 ns here, and a request through five Wasm
+ * filters makes ~25 calls: two reads each were ~3 µs a request. Inside a pipeline run — one
+ * entry of the executor (a phase starting, body bytes arriving, `finish()`), marked with
+ * {@link runBegin}/{@link runEnd} — a call starts where the previous call of the run ended,
+ * so each call reads the clock once. What lies between two calls of one run (the executor's
+ * bookkeeping, a sink callback) counts towards the second call: a few µs against limits of
+ * many milliseconds. Outside a run (ticks, callouts, hosts driven directly) every call reads
+ * both ends.
  *
  * A call its host knows to be short (fuel-metered, no host call, little fuel: context
- * create/done/delete, a hook with nothing to do) may skip its end reading: its time then
- * counts into the next measured call's. At most {@link MAX_SHORT_SKIPS} in a row, so the
- * error stays well under a millisecond.
+ * create/done/delete, a hook with nothing to do) may skip its end reading inside a run: its
+ * time then counts into the next measured call's. At most {@link MAX_SHORT_SKIPS} in a row,
+ * so the error stays well under a millisecond.
  *
  * @example
- * const t0 = callStart()
- * runTheCall()
- * if (callEnd() - t0 > limitMs) fail()
+ * runBegin()
+ * try {
+ *   const t0 = callStart()
+ *   runTheCall()
+ *   if (callEnd() - t0 > limitMs) fail()
+ * } finally {
+ *   runEnd()
+ * }
  */
+let depth = 0
 let last = -1
-let scheduled = false
 let skipped = 0
 
 /** Short calls in a row that may skip their end reading. */
 export const MAX_SHORT_SKIPS = 8
 
-function endOfRun(): void {
-  last = -1
-  scheduled = false
-  skipped = 0
+/** A pipeline run starts (runs nest: only the outermost one resets the chain). */
+export function runBegin(): void {
+  if (depth++ === 0) {
+    last = -1
+    skipped = 0
+  }
 }
 
-/** Start time of a call: the end of the previous call of this synchronous run, else now. */
+/** The run that {@link runBegin} started is over. */
+export function runEnd(): void {
+  if (--depth === 0) last = -1
+}
+
+/** Start time of a call: inside a run, the end of the run's previous call; else now. */
 export function callStart(): number {
-  if (last >= 0) return last
-  last = performance.now()
-  if (!scheduled) {
-    scheduled = true
-    queueMicrotask(endOfRun)
-  }
-  return last
+  if (depth > 0 && last >= 0) return last
+  const t = performance.now()
+  if (depth > 0) last = t
+  return t
 }
 
-/** End time of a call; also the start of the next call of this synchronous run. */
+/** End time of a call; inside a run, also the start of its next call. */
 export function callEnd(): number {
-  skipped = 0
-  last = performance.now()
-  if (!scheduled) {
-    scheduled = true
-    queueMicrotask(endOfRun)
+  const t = performance.now()
+  if (depth > 0) {
+    last = t
+    skipped = 0
   }
-  return last
+  return t
 }
 
-/** End time of a call known to be short: the previous reading, unless too many were skipped. */
+/** End time of a call known to be short: inside a run, the previous reading (up to a limit). */
 export function callEndShort(): number {
-  if (last >= 0 && skipped < MAX_SHORT_SKIPS) {
+  if (depth > 0 && last >= 0 && skipped < MAX_SHORT_SKIPS) {
     skipped++
     return last
   }
