@@ -33,6 +33,7 @@ import { Phase } from '../pipeline/phases.ts'
 import { MutableStreamInfo, PipelineStream } from '../pipeline/stream.ts'
 import { normalizeHost } from '../routing/route-table.ts'
 import { createClusterManager, createHttpCaller } from '../upstream/index.ts'
+import { forwardableTrailers } from '../upstream/request-trailers.ts'
 import { Action, Snapshot, type ListenerState, type RouteData } from '../server/snapshot.ts'
 import { randomUUID } from 'node:crypto'
 
@@ -211,6 +212,10 @@ class InProcExchange implements PipelineSink {
     if (hasBody && rd.chain.phases & Phase.RequestBody) {
       req.on('data', (c: Uint8Array) => run.requestData(c, false))
       req.on('end', () => run.requestData(EMPTY, true))
+    } else if (hasBody && rd.chain.phases & Phase.RequestTrailers) {
+      // The app reads the body itself: this listener comes before any of the app's, so the
+      // trailers it finds at 'end' are the filtered ones (a filter that pauses here is too late).
+      req.once('end', () => this.#filterTrailers())
     }
     run.start(!hasBody)
   }
@@ -324,10 +329,36 @@ class InProcExchange implements PipelineSink {
     if (!end) return
     ;(this.#req as IncomingMessage & { body?: Buffer }).body = Buffer.concat(this.#bodyChunks)
     this.#bodyChunks = []
-    this.#app()
+    // The app gets the body and the trailers together: after the RequestTrailers phase.
+    if (!this.#filterTrailers()) this.#app()
   }
 
-  requestTrailersDone(): void {}
+  /**
+   * Runs the RequestTrailers phase on the request's trailers, when there are some and a filter
+   * subscribed; false when there is nothing to run. `requestTrailersDone` takes it from there.
+   */
+  #filterTrailers(): boolean {
+    const raw = this.#req.rawTrailers
+    const run = this.#run
+    if (raw.length === 0 || !(this.#rd.chain.phases & Phase.RequestTrailers) || run.replied || run.finished) return false
+    run.stream.requestTrailers.replaceAll(HeaderMap.fromRaw(raw).flat.slice())
+    run.requestTrailers()
+    return true
+  }
+
+  /** The app plays the upstream: it gets the filtered trailers, under the upstream's rule for them. */
+  requestTrailersDone(): void {
+    const req = this.#req as IncomingMessage & { trailers: Record<string, string>; rawTrailers: string[] }
+    const trailers: Record<string, string> = {}
+    const raw: string[] = []
+    for (const [k, v] of forwardableTrailers(this.#run.stream.requestTrailers.flat)) {
+      raw.push(k, v)
+      trailers[k] = trailers[k] === undefined ? v : `${trailers[k]}, ${v}`
+    }
+    req.trailers = trailers
+    req.rawTrailers = raw
+    if (this.#rd.chain.phases & Phase.RequestBody) this.#app()
+  }
 
   responseHeadersDone(): void {
     const res = this.#res
