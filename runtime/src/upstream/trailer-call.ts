@@ -23,6 +23,7 @@ import http2 from 'node:http2'
 import https from 'node:https'
 import type { Socket } from 'node:net'
 import { Readable, type Writable } from 'node:stream'
+import { CallBase } from './call-base.ts'
 import type { Cluster as UpstreamCluster } from './cluster.ts'
 import { responseClass } from './cluster-metrics.ts'
 import type { Endpoint } from './endpoint.ts'
@@ -37,19 +38,12 @@ const SENT = 2
 const STREAMING = 3
 const DONE = 4
 
-const EMPTY: string[] = []
 const NO_TRAILERS: readonly string[] = []
 
 /** Connection-scoped request headers neither HTTP/2 nor a re-framed HTTP/1.1 body may carry. */
 const H2_DROP = new Set(['host', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings'])
 
-export class TrailerCall extends Readable implements UpstreamResponse {
-  statusCode = 0
-  headers: string[] = EMPTY
-  endpoint = ''
-
-  readonly #cluster: UpstreamCluster
-  readonly #req: UpstreamRequest
+export class TrailerCall extends CallBase {
   readonly #source: NonNullable<UpstreamRequest['trailers']>
   #ep: Endpoint | undefined = undefined
   #transport: TrailerTransport | undefined = undefined
@@ -59,9 +53,6 @@ export class TrailerCall extends Readable implements UpstreamResponse {
   #h2: http2.ClientHttp2Stream | undefined = undefined
   #src: Readable | undefined = undefined
   #onSrcData: ((chunk: Uint8Array) => void) | undefined = undefined
-  #trailers: string[] = EMPTY
-  #resolve: ((r: UpstreamResponse) => void) | undefined = undefined
-  #reject: ((e: Error) => void) | undefined = undefined
   #settled = false
   #finished = false
   #failure: UpstreamError | undefined = undefined
@@ -71,41 +62,17 @@ export class TrailerCall extends Readable implements UpstreamResponse {
   #sentAt = 0
 
   constructor(cluster: UpstreamCluster, req: UpstreamRequest) {
-    super({ highWaterMark: 65_536 })
-    this.#cluster = cluster
-    this.#req = req
+    super(cluster, req)
     this.#source = req.trailers!
-    // Same rule as UpstreamCall: a failure mid-body must not crash an unlistened stream.
-    this.on('error', ignore)
-  }
-
-  get body(): Readable {
-    return this
-  }
-
-  trailers(): string[] {
-    return this.#trailers
   }
 
   /** Sends the request; resolves at response headers. */
   start(): Promise<UpstreamResponse> {
-    const c = this.#cluster
-    c.active++
-    c.m.activeRequests.inc()
+    const c = this.cluster
     c.m.trailerRequests.inc()
-    const p = new Promise<UpstreamResponse>((resolve, reject) => {
-      this.#resolve = resolve
-      this.#reject = reject
-    })
-    const req = this.#req
-    const signal = req.signal
-    if (signal !== undefined) {
-      if (signal.aborted) {
-        this.fail(new UpstreamError(UpstreamErrorCode.Reset, 'request aborted downstream'))
-        return p
-      }
-      signal.addEventListener('abort', this)
-    }
+    const p = this.begin()
+    if (this.#failure !== undefined) return p
+    const req = this.req
     const ep = c.pick()
     if (ep === undefined) {
       this.#rejectWith(new UpstreamError(UpstreamErrorCode.NoHealthyUpstream, `cluster ${c.name}: no healthy endpoint`))
@@ -139,11 +106,6 @@ export class TrailerCall extends Readable implements UpstreamResponse {
     return p
   }
 
-  /** AbortSignal listener: the downstream went away. */
-  handleEvent(): void {
-    this.fail(new UpstreamError(UpstreamErrorCode.Reset, 'request aborted downstream'))
-  }
-
   /** Ends the call from our side (timeout, downstream abort), whatever phase it is in. */
   fail(err: UpstreamError): void {
     if (this.#failure !== undefined || this.#finished) return
@@ -160,7 +122,7 @@ export class TrailerCall extends Readable implements UpstreamResponse {
   // ---- HTTP/1.1 ----
 
   #openH1(ep: Endpoint, transport: TrailerTransport): void {
-    const src = this.#req.headers
+    const src = this.req.headers
     // The body is re-framed as chunked: only chunked encoding has a trailer section.
     const headers: string[] = []
     for (let i = 0; i < src.length; i += 2) {
@@ -172,8 +134,8 @@ export class TrailerCall extends Readable implements UpstreamResponse {
       agent: transport.agent(),
       host: ep.host,
       port: ep.port,
-      method: this.#req.method,
-      path: this.#req.path,
+      method: this.req.method,
+      path: this.req.path,
       headers: headers as unknown as http.OutgoingHttpHeaders,
       setHost: false,
     }
@@ -208,10 +170,10 @@ export class TrailerCall extends Readable implements UpstreamResponse {
   // ---- HTTP/2 ----
 
   #openH2(ep: Endpoint, transport: TrailerTransport): void {
-    const src = this.#req.headers
+    const src = this.req.headers
     const headers: http2.OutgoingHttpHeaders = Object.create(null)
-    headers[':method'] = this.#req.method
-    headers[':path'] = this.#req.path
+    headers[':method'] = this.req.method
+    headers[':path'] = this.req.path
     headers[':scheme'] = transport.tls ? 'https' : 'http'
     headers[':authority'] = ep.address
     for (let i = 0; i < src.length; i += 2) {
@@ -232,10 +194,10 @@ export class TrailerCall extends Readable implements UpstreamResponse {
     else this.#connected()
     s.once('response', (h) => this.#onHead(Number(h[':status']) || 0, h2Flat(h)))
     s.once('trailers', (t) => {
-      this.#trailers = trailersToFlat(t)
+      this.trailerList = trailersToFlat(t)
     })
     s.on('data', (chunk: Buffer) => this.#onData(chunk, s))
-    s.once('end', () => this.#onEnd(this.#trailers))
+    s.once('end', () => this.#onEnd(this.trailerList))
     s.once('close', () => {
       if (this.#phase !== DONE) this.#onError(new Error(`upstream stream closed (code ${s.rstCode})`))
     })
@@ -259,7 +221,7 @@ export class TrailerCall extends Readable implements UpstreamResponse {
 
   #pumpBody(): void {
     const sink = (this.#h1 ?? this.#h2) as Writable
-    const body = this.#req.body
+    const body = this.req.body
     if (body === null || body instanceof Uint8Array) {
       if (body !== null && body.length) sink.write(body)
       return this.#bodyDone()
@@ -314,14 +276,14 @@ export class TrailerCall extends Readable implements UpstreamResponse {
     if (this.#phase !== QUEUED) return
     clearTimeout(this.#connectTimer)
     this.#connectTimer = undefined
-    this.#cluster.pending--
+    this.cluster.pending--
     this.#phase = SENT
   }
 
   #onHead(status: number, headers: string[]): void {
     if (this.#finished || this.#settled) return
     this.#connected()
-    const c = this.#cluster
+    const c = this.cluster
     const ep = this.#ep!
     const od = c.outlier
     if (status >= 500) od?.serverError(ep)
@@ -333,7 +295,7 @@ export class TrailerCall extends Readable implements UpstreamResponse {
     this.endpoint = ep.address
     this.#phase = STREAMING
     this.#settled = true
-    this.#resolve!(this)
+    this.resolve!(this)
   }
 
   #onData(chunk: Buffer, from: Readable): void {
@@ -344,7 +306,7 @@ export class TrailerCall extends Readable implements UpstreamResponse {
 
   #onEnd(trailers: string[]): void {
     if (this.#phase !== STREAMING) return
-    this.#trailers = trailers
+    this.trailerList = trailers
     this.#phase = DONE
     this.#finish()
     this.push(null)
@@ -355,7 +317,7 @@ export class TrailerCall extends Readable implements UpstreamResponse {
     if (this.#finished) return
     const phase = this.#phase
     const ep = this.#ep
-    const c = this.#cluster
+    const c = this.cluster
     const own = this.#failure
     if (phase === STREAMING) {
       const e = own ?? midBodyError(err)
@@ -421,16 +383,16 @@ export class TrailerCall extends Readable implements UpstreamResponse {
       return
     }
     this.#settled = true
-    this.#cluster.m.errors[e.code].inc()
+    this.cluster.m.errors[e.code].inc()
     this.#finish()
-    this.#reject!(e)
+    this.reject!(e)
   }
 
   /** Once per call: releases the cluster's and endpoint's counters, timers and listeners. */
   #finish(): void {
     if (this.#finished) return
     this.#finished = true
-    const c = this.#cluster
+    const c = this.cluster
     c.active--
     c.m.activeRequests.dec()
     const ep = this.#ep
@@ -443,11 +405,10 @@ export class TrailerCall extends Readable implements UpstreamResponse {
     clearTimeout(this.#connectTimer)
     clearTimeout(this.#idle)
     this.#timer = this.#connectTimer = this.#idle = undefined
-    this.#req.signal?.removeEventListener('abort', this)
+    this.req.signal?.removeEventListener('abort', this)
   }
 }
 
-function ignore(): void {}
 
 function onCallTimeout(call: TrailerCall, ms: number): void {
   call.fail(new UpstreamError(UpstreamErrorCode.Timeout, `upstream request timed out after ${ms} ms`))

@@ -8,13 +8,13 @@
  * a connection) -> STREAMING (headers handed out) -> DONE. Retries go back to IDLE and only
  * happen before STREAMING: once the proxy holds the response, nothing is replayed.
  */
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import type { Cluster as UpstreamCluster } from './cluster.ts'
+import { CallBase } from './call-base.ts'
 import { responseClass } from './cluster-metrics.ts'
 import type { Endpoint } from './endpoint.ts'
 import { rawToFlat, trailersToFlat } from './raw-headers.ts'
-import { UpstreamError, UpstreamErrorCode, type UpstreamRequest, type UpstreamResponse } from './types.ts'
+import { UpstreamError, UpstreamErrorCode, type UpstreamResponse } from './types.ts'
 
 const IDLE = 0
 const QUEUED = 1
@@ -22,28 +22,18 @@ const SENT = 2
 const STREAMING = 3
 const DONE = 4
 
-const EMPTY: string[] = []
 /** Abort reason for a try we drop to retry it; never surfaces. */
 const RETRY_ABORT = new Error('retrying')
 
 const RETRY_CONNECT = 'connect-failure'
 const RETRY_RESET = 'reset'
 
-export class UpstreamCall extends Readable implements UpstreamResponse {
-  statusCode = 0
-  headers: string[] = EMPTY
-  endpoint = ''
-
-  readonly #cluster: UpstreamCluster
-  readonly #req: UpstreamRequest
-  #trailers: string[] = EMPTY
+export class UpstreamCall extends CallBase {
   #ep: Endpoint | undefined = undefined
   #phase = IDLE
   #tries = 0
   #abort: ((err?: Error) => void) | undefined = undefined
   #resume: (() => void) | undefined = undefined
-  #resolve: ((r: UpstreamResponse) => void) | undefined = undefined
-  #reject: ((e: Error) => void) | undefined = undefined
   #settled = false
   #finished = false
   #discard = false
@@ -59,50 +49,15 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
   /** True while inside `pool.dispatch()`: an error then comes from building the request. */
   #dispatching = false
 
-  constructor(cluster: UpstreamCluster, req: UpstreamRequest) {
-    super({ highWaterMark: 65_536 })
-    this.#cluster = cluster
-    this.#req = req
-    // An upstream failing mid-body must never crash the process because the consumer had
-    // not attached an 'error' listener yet; consumers that listen still get the error.
-    this.on('error', ignore)
-  }
-
-  get body(): Readable {
-    return this
-  }
-
-  trailers(): string[] {
-    return this.#trailers
-  }
-
   /** Starts the first try; resolves at response headers. */
   start(): Promise<UpstreamResponse> {
-    const c = this.#cluster
-    c.active++
-    c.m.activeRequests.inc()
-    const p = new Promise<UpstreamResponse>((resolve, reject) => {
-      this.#resolve = resolve
-      this.#reject = reject
-    })
-    const req = this.#req
-    const signal = req.signal
-    if (signal !== undefined) {
-      if (signal.aborted) {
-        this.fail(new UpstreamError(UpstreamErrorCode.Reset, 'request aborted downstream'))
-        return p
-      }
-      signal.addEventListener('abort', this)
-    }
+    const p = this.begin()
+    if (this.#failure !== undefined) return p
+    const req = this.req
     const ms = req.policy.requestTimeoutMs
     if (ms > 0) this.#timer = setTimeout(onCallTimeout, ms, this, ms)
     this.#dispatch()
     return p
-  }
-
-  /** AbortSignal listener (an object listener: no closure per request). */
-  handleEvent(): void {
-    this.fail(new UpstreamError(UpstreamErrorCode.Reset, 'request aborted downstream'))
   }
 
   /** Ends the call from our side (timeout, downstream abort), whatever phase it is in. */
@@ -130,13 +85,13 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
   }
 
   #dispatch(): void {
-    const c = this.#cluster
+    const c = this.cluster
     const ep = c.pick()
     if (ep === undefined) {
       this.#rejectWith(new UpstreamError(UpstreamErrorCode.NoHealthyUpstream, `cluster ${c.name}: no healthy endpoint`))
       return
     }
-    const req = this.#req
+    const req = this.req
     this.#ep = ep
     ep.inflight++
     c.pending++
@@ -175,7 +130,7 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
 
   onConnect(abort: (err?: Error) => void): void {
     if (this.#phase !== QUEUED) return
-    this.#cluster.pending--
+    this.cluster.pending--
     this.#phase = SENT
     this.#abort = abort
     if (this.#failure !== undefined) {
@@ -183,17 +138,17 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
       return
     }
     const t = this.#streamIdle
-    if (t !== undefined && this.#onUploadData === undefined && typeof (this.#req.body as Readable).on === 'function') {
+    if (t !== undefined && this.#onUploadData === undefined && typeof (this.req.body as Readable).on === 'function') {
       // Attached here, synchronously before undici attaches its own 'data' listener: flowing
       // starts on the next tick, so both see every chunk (earlier, we would eat the first).
       this.#onUploadData = () => t.refresh()
-      ;(this.#req.body as Readable).on('data', this.#onUploadData)
+      ;(this.req.body as Readable).on('data', this.#onUploadData)
     }
   }
 
   onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
     if (status < 200 || this.#phase !== SENT) return true
-    const c = this.#cluster
+    const c = this.cluster
     const ep = this.#ep!
     const od = c.outlier
     if (status >= 500) {
@@ -216,7 +171,7 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
     this.#resume = resume
     this.#phase = STREAMING
     this.#settled = true
-    this.#resolve!(this)
+    this.resolve!(this)
     return true
   }
 
@@ -228,7 +183,7 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
 
   onComplete(trailers: unknown): void {
     if (this.#phase !== STREAMING) return
-    this.#trailers = trailersToFlat(trailers)
+    this.trailerList = trailersToFlat(trailers)
     this.#endAttempt()
     this.#phase = DONE
     this.#finish()
@@ -244,7 +199,7 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
     const phase = this.#phase
     const ep = this.#ep
     this.#endAttempt()
-    const c = this.#cluster
+    const c = this.cluster
     if (phase === STREAMING) {
       this.#phase = DONE
       const e = this.#failure ?? midBodyError(err)
@@ -307,7 +262,7 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
   // ---- internals ----
 
   #canRetry(kind: string): boolean {
-    const req = this.#req
+    const req = this.req
     const p = req.policy.retry
     if (p === undefined || this.#tries > p.maxRetries || this.#failure !== undefined) return false
     if (req.body !== null && !(req.body instanceof Uint8Array)) return false
@@ -315,19 +270,19 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
     const on = p.retryOn
     if (!on.includes(kind as never) && !(kind === 'gateway-error' && on.includes('5xx'))) return false
     if (this.#retrying) return true // already holds a slot of the budget
-    const c = this.#cluster
+    const c = this.cluster
     const limit = Math.max(p.minRetryConcurrency, (c.active * p.budgetPercent) / 100)
     return c.retriesInFlight < limit
   }
 
   #scheduleRetry(): void {
-    const c = this.#cluster
+    const c = this.cluster
     if (!this.#retrying) {
       this.#retrying = true
       c.retriesInFlight++
     }
     c.m.retries.inc()
-    const base = this.#req.policy.retry!.backoffMs * 2 ** (this.#tries - 1)
+    const base = this.req.policy.retry!.backoffMs * 2 ** (this.#tries - 1)
     // Equal jitter: half fixed, half random, so retries spread without collapsing to zero.
     const delay = base > 0 ? base / 2 + Math.random() * (base / 2) : 0
     this.#backoff = setTimeout(retryCall, delay, this)
@@ -336,7 +291,7 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
   #endAttempt(): void {
     const ep = this.#ep
     if (ep === undefined) return
-    if (this.#phase === QUEUED) this.#cluster.pending--
+    if (this.#phase === QUEUED) this.cluster.pending--
     ep.inflight--
     this.#ep = undefined
     this.#abort = undefined
@@ -348,7 +303,7 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
     clearTimeout(this.#streamIdle)
     this.#streamIdle = undefined
     if (this.#onUploadData !== undefined) {
-      ;(this.#req.body as Readable).off('data', this.#onUploadData)
+      ;(this.req.body as Readable).off('data', this.#onUploadData)
       this.#onUploadData = undefined
     }
   }
@@ -356,16 +311,16 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
   #rejectWith(e: UpstreamError): void {
     if (this.#settled) return
     this.#settled = true
-    this.#cluster.m.errors[e.code].inc()
+    this.cluster.m.errors[e.code].inc()
     this.#finish()
-    this.#reject!(e)
+    this.reject!(e)
   }
 
   /** Once per call: releases the cluster's counters, timers and the abort listener. */
   #finish(): void {
     if (this.#finished) return
     this.#finished = true
-    const c = this.#cluster
+    const c = this.cluster
     c.active--
     c.m.activeRequests.dec()
     if (this.#retrying) c.retriesInFlight--
@@ -373,11 +328,10 @@ export class UpstreamCall extends Readable implements UpstreamResponse {
     if (this.#backoff !== undefined) clearTimeout(this.#backoff)
     this.#timer = this.#backoff = undefined
     if (this.#streamIdle !== undefined) this.#stopStreamIdle()
-    this.#req.signal?.removeEventListener('abort', this)
+    this.req.signal?.removeEventListener('abort', this)
   }
 }
 
-function ignore(): void {}
 
 function onCallTimeout(call: UpstreamCall, ms: number): void {
   call.fail(new UpstreamError(UpstreamErrorCode.Timeout, `upstream request timed out after ${ms} ms`))
