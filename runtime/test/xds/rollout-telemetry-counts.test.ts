@@ -9,18 +9,14 @@
  * twice, once per variant by the split observer and once per filter by the metrics poller,
  * because central sums a version's rows over variants.
  */
-import { mkdir, writeFile } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { publishBundle } from '@meshkit/registry'
-import { startCentralWithRollouts, type RunningCentralWithRollouts } from '@meshkit/control/src/rollout/serve.ts'
-import { api, converged, dataPlane, echoUpstream, tempDir, TOKEN, TRUST_POLICY, until } from '@meshkit/control/test/central/helpers.ts'
-import { buildBundle, readSigningKey, signBundle } from '../../src/bundles/index.ts'
+import type { RunningCentralWithRollouts } from '@meshkit/control/src/rollout/serve.ts'
+import { api, converged, dataPlane, tempDir, until } from '@meshkit/control/test/central/helpers.ts'
 import type { XdsProxy } from '../../src/xds/apply/index.ts'
 import { request } from '../helpers/servers.ts'
+import { guardCentral } from './helpers.ts'
 
-const KEY = join(dirname(fileURLToPath(import.meta.url)), '../../../examples/bundles/build/dev-publisher.key.json')
 const CAPS = ['headers:read', 'headers:write', 'local-reply'] as const
 const VERSIONS = ['1.0.0', '2.0.0'] as const
 const INTERVAL_MS = 150
@@ -39,34 +35,7 @@ const filterSource = (version: string) => `export function onRequestHeaders(req,
 beforeAll(async () => {
   const tmp = await tempDir()
   cleanup.push(tmp.cleanup)
-  central = await startCentralWithRollouts({
-    dataDir: join(tmp.dir, 'central'),
-    trustPolicy: TRUST_POLICY,
-    tokens: [{ id: 'ci', token: TOKEN, scopes: ['read', 'publish', 'admin'] }],
-    registry: { admissionIsolation: 'inline' },
-  })
-  cleanup.push(() => central.close())
-  const key = await readSigningKey(KEY)
-  for (const version of VERSIONS) {
-    const dir = join(tmp.dir, `guard-${version}`)
-    await mkdir(dir)
-    await writeFile(join(dir, 'filter.js'), filterSource(version))
-    const built = await buildBundle({ source: join(dir, 'filter.js'), name: 'guard', version, sourceUrl: undefined, capabilities: [...CAPS] })
-    await writeFile(join(dir, 'guard.orb'), await signBundle(built.file, key))
-    await publishBundle(central.registryUrl, TOKEN, join(dir, 'guard.orb'))
-  }
-  const up = await echoUpstream()
-  cleanup.push(up.close)
-  const put = await api(central, 'PUT', '/v1/groups/edge', {
-    selector: { role: 'edge' },
-    config: {
-      listeners: [{ name: 'edge', address: '127.0.0.1', port: 0 }],
-      clusters: [{ name: 'app', endpoints: [`127.0.0.1:${up.port}`] }],
-      routes: [{ name: 'app', match: { prefix: '/' }, cluster: 'app', filterChain: 'main' }],
-      filterChains: [{ name: 'main', filters: [{ name: 'guard', bundle: 'guard@1.0.0', capabilities: [...CAPS], failurePolicy: 'fail-closed' }] }],
-    },
-  })
-  expect(put.status, JSON.stringify(put.body)).toBe(200)
+  central = await guardCentral(tmp.dir, cleanup, { capabilities: CAPS, source: filterSource, failurePolicy: 'fail-closed' })
   for (const [id, workers] of [
     ['single', 1],
     ['workers', 2],
