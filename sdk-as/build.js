@@ -16,6 +16,7 @@
 //   only `env.proxy_*`: no `env.abort`, no WASI.
 // - the SDK's transform drops entry points of hooks no class overrides.
 import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { readFile as fsReadFile, writeFile as fsWriteFile, mkdir, rename } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve, sep } from 'node:path'
@@ -26,13 +27,14 @@ const SDK_ROOT = dirname(fileURLToPath(import.meta.url))
 const SDK_MARK = `${sep}node_modules${sep}@omnirelay${sep}sdk-as${sep}`
 const LIB = '~lib/@omnirelay/sdk-as/assembly/abort'
 const ASC_VERSION = createRequire(import.meta.url)('assemblyscript/package.json').version
+/** The transform decides which entry points a module keeps: a changed transform is a changed build. */
+const TRANSFORM_DIGEST = createHash('sha256').update(readFileSync(join(SDK_ROOT, 'transform.js'))).digest('hex')
 
 /** Entry points every module built with this SDK exports. */
 export const REQUIRED_EXPORTS = Object.freeze([
   'proxy_abi_version_0_2_1',
   'proxy_on_memory_allocate',
   'proxy_on_context_create',
-  'proxy_on_done',
   'proxy_on_delete',
   '_initialize',
   'memory',
@@ -93,7 +95,7 @@ export async function buildFilter({ entry, outFile, optimize = true, cache = fal
     throw new FilterBuildError('SDK_AS_ENTRY_NOT_FOUND', `entry file not found: ${entryPath}`)
   }
   const stampFile = cache && outFile ? `${resolve(outFile)}.inputs.json` : undefined
-  const settings = JSON.stringify({ asc: ASC_VERSION, args: ascArgs(entryPath, { optimize }) })
+  const settings = JSON.stringify({ asc: ASC_VERSION, transform: TRANSFORM_DIGEST, args: ascArgs(entryPath, { optimize }) })
   if (stampFile) {
     const cached = await fromCache(outFile, stampFile, settings)
     if (cached) return { wasm: cached, ...inspect(cached, entryPath) }

@@ -19,6 +19,8 @@ export const HOOK_EXPORTS = Object.freeze({
   proxy_on_response_trailers: 'onResponseTrailers',
   proxy_on_http_call_response: 'onHttpCallResponse',
   proxy_on_log: 'onLog',
+  // Hosts take a missing on_done as "done" (the SDK's default): one call less per request.
+  proxy_on_done: 'onDone',
 })
 
 const SDK_BASES = /(^|\/)assembly\/context\/(BaseContext|RootContext|HttpContext)$/

@@ -34,7 +34,7 @@ interface Exports {
   proxy_on_request_headers?(id: number, n: number, eos: number): number
   proxy_on_response_headers?(id: number, n: number, eos: number): number
   proxy_on_http_call_response?(id: number, token: number, nh: number, bs: number, nt: number): void
-  proxy_on_done(id: number): number
+  proxy_on_done?(id: number): number
   proxy_on_log?(id: number): void
   proxy_on_delete(id: number): void
 }
@@ -105,7 +105,7 @@ export class AbiHarness {
 
   finish(id: number): void {
     this.#active = id
-    if (this.#ex.proxy_on_done(id) === 1) {
+    if ((this.#ex.proxy_on_done?.(id) ?? 1) === 1) {
       this.#ex.proxy_on_log?.(id)
       this.#ex.proxy_on_delete(id)
     }

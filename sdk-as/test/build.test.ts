@@ -41,6 +41,13 @@ describe('compiled example filters', () => {
     expect(names(examples['path-deny']!)).not.toContain('proxy_on_http_call_response')
     expect(names(examples['add-headers']!)).toContain('proxy_on_response_headers')
     expect(names(examples['callout-auth']!)).toContain('proxy_on_http_call_response')
+    // on_done: hosts take a missing one as "done"; kept where a class overrides onDone.
+    expect(names(examples['add-headers']!)).not.toContain('proxy_on_done')
+  })
+
+  it('keeps proxy_on_done when a context overrides onDone', async () => {
+    const built = await buildFilter({ entry: fixture('kitchen-sink') })
+    expect(WebAssembly.Module.exports(new WebAssembly.Module(built.wasm)).map((e) => e.name)).toContain('proxy_on_done')
   })
 
   it('imports exactly what each filter uses', () => {
