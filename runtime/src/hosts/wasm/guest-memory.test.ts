@@ -23,4 +23,24 @@ describe('GuestMemory views', () => {
     m.setU64(8, 2n ** 64n + 5n)
     expect(new DataView(memory.buffer).getBigUint64(8, true)).toBe(5n)
   })
+
+  it('string() decodes exactly as a fresh decode, whatever the cache holds (collisions, rewrites, invalid UTF-8)', () => {
+    const memory = new WebAssembly.Memory({ initial: 1 })
+    const m = new GuestMemory(memory)
+    const u8 = new Uint8Array(memory.buffer)
+    let seed = 42
+    const rnd = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+      return seed % n
+    }
+    // A small alphabet (with bytes >= 0x80) makes equal lengths, hash collisions and
+    // slot reuse common; rewriting the same offsets checks a hit is never stale.
+    const alphabet = [0x61, 0x62, 0x2d, 0x3a, 0xc3, 0xa9, 0xff, 0x80]
+    for (let n = 0; n < 20_000; n++) {
+      const ptr = 64 * rnd(8)
+      const len = rnd(40)
+      for (let i = 0; i < len; i++) u8[ptr + i] = alphabet[rnd(alphabet.length)]!
+      expect(m.string(ptr, len)).toBe(Buffer.from(u8.subarray(ptr, ptr + len)).toString('utf8'))
+    }
+  })
 })

@@ -9,6 +9,11 @@
  * (what Envoy's host does).
  */
 
+/** Strings up to this many bytes go through the decode cache. */
+const CACHED_STRING_BYTES = 32
+/** Slots of the direct-mapped decode cache (a power of two). */
+const CACHE_SLOTS = 64
+
 export class GuestMemory {
   readonly #memory: WebAssembly.Memory
   #buffer: ArrayBuffer
@@ -18,6 +23,14 @@ export class GuestMemory {
   readonly #shared: boolean
   /** The module's allocator, bound once exports are known. */
   alloc: ((size: number) => number) | undefined
+  /**
+   * Recently decoded short strings by their bytes. A filter passes the same header names and
+   * values (from its config, the SDK's own) on every request: a hit costs a hash and a compare
+   * instead of a decode, and hands back the same string (no garbage, hash already computed
+   * for the Map lookups it goes on to).
+   */
+  readonly #cacheKeys: (Uint8Array | undefined)[] = new Array(CACHE_SLOTS).fill(undefined)
+  readonly #cacheValues: string[] = new Array(CACHE_SLOTS).fill('')
 
   constructor(memory: WebAssembly.Memory) {
     this.#memory = memory
@@ -70,7 +83,21 @@ export class GuestMemory {
   /** UTF-8 string at [ptr, ptr+len). Caller checks bounds. */
   string(ptr: number, len: number): string {
     this.#sync()
-    return this.#node.toString('utf8', ptr, ptr + len)
+    if (len > CACHED_STRING_BYTES) return this.#node.toString('utf8', ptr, ptr + len)
+    const u8 = this.#u8
+    let h = len
+    for (let i = 0; i < len; i++) h = (Math.imul(h, 31) + u8[ptr + i]!) | 0
+    const slot = (h ^ (h >>> 16)) & (CACHE_SLOTS - 1)
+    const key = this.#cacheKeys[slot]
+    if (key !== undefined && key.length === len) {
+      let i = 0
+      while (i < len && key[i] === u8[ptr + i]) i++
+      if (i === len) return this.#cacheValues[slot]!
+    }
+    const s = this.#node.toString('utf8', ptr, ptr + len)
+    this.#cacheKeys[slot] = u8.slice(ptr, ptr + len)
+    this.#cacheValues[slot] = s
+    return s
   }
 
   u32(ptr: number): number {

@@ -109,6 +109,21 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
   const grants = env.grants
   const m = () => vm.mem
   const str = (ptr: number, len: number) => m().string(ptr, len)
+  /**
+   * Shared data keys are namespaced per VM. Filters use a few keys on every request: keeping
+   * the joined key (its hash computed once) saves building and hashing a new string per call.
+   */
+  const dataKeys = new Map<string, string>()
+  const dataKey = (ptr: number, len: number): string => {
+    const k = str(ptr, len)
+    let key = dataKeys.get(k)
+    if (key === undefined) {
+      if (dataKeys.size >= 256) dataKeys.clear()
+      key = `${env.vmId}\0${k}`
+      dataKeys.set(k, key)
+    }
+    return key
+  }
   /** Resumes the current stream (continue_stream and its 0.2.0 forms). */
   const resume = (): number => {
     const s = vm.current?.stream
@@ -352,7 +367,7 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
 
     proxy_get_shared_data(kPtr: number, kLen: number, retPtr: number, retSize: number, retCas: number) {
       if (!m().ok(kPtr, kLen) || !m().ok(retCas, 4)) return R.InvalidMemoryAccess
-      const e = env.services.sharedData.get(`${env.vmId}\0${str(kPtr, kLen)}`)
+      const e = env.services.sharedData.get(dataKey(kPtr, kLen))
       if (!e) return R.NotFound
       if (!m().returnValue(e.value, retPtr, retSize)) return R.InvalidMemoryAccess
       m().setU32(retCas, e.cas)
@@ -361,7 +376,7 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
     proxy_set_shared_data(kPtr: number, kLen: number, vPtr: number, vLen: number, cas: number) {
       if (!m().ok(kPtr, kLen) || !m().ok(vPtr, vLen)) return R.InvalidMemoryAccess
       try {
-        const ok = env.services.sharedData.set(`${env.vmId}\0${str(kPtr, kLen)}`, m().bytes(vPtr, vLen), cas >>> 0)
+        const ok = env.services.sharedData.set(dataKey(kPtr, kLen), m().bytes(vPtr, vLen), cas >>> 0)
         return ok ? R.Ok : R.CasMismatch
       } catch {
         return R.InternalFailure
