@@ -3,12 +3,13 @@
 // examples build and by `omnirelay bundle build`.
 //
 // Decisions (why these flags):
-// - runtime "incremental": proxy-wasm hosts (Envoy, and OmniRelay's `shared` isolation) keep
-//   one instance for the life of the plugin, so memory must be reclaimed. "stub" never frees
-//   (a shared instance would grow until it hits its memory cap); "minimal" needs __collect
-//   called from outside at safe points, which no proxy-wasm host does. Incremental GC runs in
-//   small steps inside allocations, costs ~3 KB, and its shadow stack keeps host-returned data
-//   safe across calls.
+// - runtime "minimal" (two-colour mark & sweep), collected by the SDK itself when an entry
+//   point returns to the host (assembly/gc.ts): proxy-wasm hosts (Envoy, and OmniRelay's
+//   `shared` isolation) keep one instance for the life of the plugin, so memory must be
+//   reclaimed, and "stub" never frees. "incremental" collects on its own at any point, but
+//   pays for it on every call (a shadow stack of references, a write barrier per pointer
+//   store, GC steps inside allocations): the five example filters cost 17 % less per request
+//   with "minimal" (in process, 9.7 -> 8.0 µs), and the modules are up to 40 % smaller.
 // - exportStart "_initialize": top-level code (registerRootContext) runs when the host calls
 //   `_initialize` (spec: Integration), after it has the module's exports (memory), not
 //   during instantiation where host calls would have no memory to read.
@@ -60,7 +61,7 @@ export function ascArgs(entry, { optimize = true } = {}) {
   const args = [
     entry,
     '--outFile', 'filter.wasm',
-    '--runtime', 'incremental',
+    '--runtime', 'minimal',
     '--exportStart', '_initialize',
     '--use', `abort=${LIB}/proxyAbort`,
     '--use', `trace=${LIB}/proxyTrace`,

@@ -3,10 +3,13 @@
 //   export * from "@omnirelay/sdk-as/exports";
 //
 // Each dispatches to the context the host names. A callback for an unknown context id is
-// ignored (the host's mistake must not trap the filter).
+// ignored (the host's mistake must not trap the filter). Each brackets its work with
+// enter()/leave(): when the outermost one returns, no Wasm frame holds a reference, the one
+// moment the `minimal` runtime's collector may run (see gc.ts).
 
 import "./abort";
 import { createRoot, HttpContext, pendingCalls, RootContext, roots, streams } from "./context";
+import { enter, leave } from "./gc";
 import { setEffectiveContext } from "./hostcalls";
 import { Action } from "./types";
 
@@ -44,6 +47,12 @@ function stream(contextId: u32): HttpContext | null {
 }
 
 export function proxy_on_context_create(contextId: u32, parentContextId: u32): void {
+  enter();
+  on_context_create(contextId, parentContextId);
+  leave();
+}
+
+function on_context_create(contextId: u32, parentContextId: u32): void {
   if (parentContextId == 0) {
     lastRoot = createRoot(contextId);
     lastRootId = contextId;
@@ -58,12 +67,26 @@ export function proxy_on_context_create(contextId: u32, parentContextId: u32): v
 }
 
 export function proxy_on_vm_start(rootContextId: u32, vmConfigurationSize: u32): u32 {
+  enter();
+  const r = on_vm_start(rootContextId, vmConfigurationSize);
+  leave(true);
+  return r;
+}
+
+function on_vm_start(rootContextId: u32, vmConfigurationSize: u32): u32 {
   const r = root(rootContextId);
   if (r === null) return 1;
   return r.onVmStart(vmConfigurationSize) ? 1 : 0;
 }
 
 export function proxy_on_configure(rootContextId: u32, pluginConfigurationSize: u32): u32 {
+  enter();
+  const r = on_configure(rootContextId, pluginConfigurationSize);
+  leave(true);
+  return r;
+}
+
+function on_configure(rootContextId: u32, pluginConfigurationSize: u32): u32 {
   const r = root(rootContextId);
   if (r === null) return 0;
   r.configSize = pluginConfigurationSize;
@@ -73,41 +96,95 @@ export function proxy_on_configure(rootContextId: u32, pluginConfigurationSize: 
 }
 
 export function proxy_on_tick(rootContextId: u32): void {
+  enter();
+  on_tick(rootContextId);
+  leave(true);
+}
+
+function on_tick(rootContextId: u32): void {
   const r = root(rootContextId);
   if (r !== null) r.onTick();
 }
 
 export function proxy_on_queue_ready(rootContextId: u32, queueId: u32): void {
+  enter();
+  on_queue_ready(rootContextId, queueId);
+  leave(true);
+}
+
+function on_queue_ready(rootContextId: u32, queueId: u32): void {
   const r = root(rootContextId);
   if (r !== null) r.onQueueReady(queueId);
 }
 
 export function proxy_on_request_headers(contextId: u32, numHeaders: u32, endOfStream: u32): u32 {
+  enter();
+  const r = on_request_headers(contextId, numHeaders, endOfStream);
+  leave();
+  return r;
+}
+
+function on_request_headers(contextId: u32, numHeaders: u32, endOfStream: u32): u32 {
   const s = stream(contextId);
   return s === null ? Action.Continue : s.onRequestHeaders(numHeaders, endOfStream != 0);
 }
 
 export function proxy_on_request_body(contextId: u32, bodySize: u32, endOfStream: u32): u32 {
+  enter();
+  const r = on_request_body(contextId, bodySize, endOfStream);
+  leave();
+  return r;
+}
+
+function on_request_body(contextId: u32, bodySize: u32, endOfStream: u32): u32 {
   const s = stream(contextId);
   return s === null ? Action.Continue : s.onRequestBody(bodySize, endOfStream != 0);
 }
 
 export function proxy_on_request_trailers(contextId: u32, numTrailers: u32): u32 {
+  enter();
+  const r = on_request_trailers(contextId, numTrailers);
+  leave();
+  return r;
+}
+
+function on_request_trailers(contextId: u32, numTrailers: u32): u32 {
   const s = stream(contextId);
   return s === null ? Action.Continue : s.onRequestTrailers(numTrailers);
 }
 
 export function proxy_on_response_headers(contextId: u32, numHeaders: u32, endOfStream: u32): u32 {
+  enter();
+  const r = on_response_headers(contextId, numHeaders, endOfStream);
+  leave();
+  return r;
+}
+
+function on_response_headers(contextId: u32, numHeaders: u32, endOfStream: u32): u32 {
   const s = stream(contextId);
   return s === null ? Action.Continue : s.onResponseHeaders(numHeaders, endOfStream != 0);
 }
 
 export function proxy_on_response_body(contextId: u32, bodySize: u32, endOfStream: u32): u32 {
+  enter();
+  const r = on_response_body(contextId, bodySize, endOfStream);
+  leave();
+  return r;
+}
+
+function on_response_body(contextId: u32, bodySize: u32, endOfStream: u32): u32 {
   const s = stream(contextId);
   return s === null ? Action.Continue : s.onResponseBody(bodySize, endOfStream != 0);
 }
 
 export function proxy_on_response_trailers(contextId: u32, numTrailers: u32): u32 {
+  enter();
+  const r = on_response_trailers(contextId, numTrailers);
+  leave();
+  return r;
+}
+
+function on_response_trailers(contextId: u32, numTrailers: u32): u32 {
   const s = stream(contextId);
   return s === null ? Action.Continue : s.onResponseTrailers(numTrailers);
 }
@@ -119,6 +196,12 @@ export function proxy_on_response_trailers(contextId: u32, numTrailers: u32): u3
  * response) act on its stream.
  */
 export function proxy_on_http_call_response(contextId: u32, token: u32, numHeaders: u32, bodySize: u32, numTrailers: u32): void {
+  enter();
+  on_http_call_response(contextId, token, numHeaders, bodySize, numTrailers);
+  leave();
+}
+
+function on_http_call_response(contextId: u32, token: u32, numHeaders: u32, bodySize: u32, numTrailers: u32): void {
   let target = contextId;
   if (pendingCalls.has(token)) {
     target = pendingCalls.get(token);
@@ -135,6 +218,13 @@ export function proxy_on_http_call_response(contextId: u32, token: u32, numHeade
 }
 
 export function proxy_on_done(contextId: u32): u32 {
+  enter();
+  const r = on_done(contextId);
+  leave();
+  return r;
+}
+
+function on_done(contextId: u32): u32 {
   const s = stream(contextId);
   if (s !== null) return s.onDone() ? 1 : 0;
   const r = root(contextId);
@@ -143,6 +233,12 @@ export function proxy_on_done(contextId: u32): u32 {
 }
 
 export function proxy_on_log(contextId: u32): void {
+  enter();
+  on_log(contextId);
+  leave();
+}
+
+function on_log(contextId: u32): void {
   const s = stream(contextId);
   if (s !== null) {
     s.onLog();
@@ -153,6 +249,12 @@ export function proxy_on_log(contextId: u32): void {
 }
 
 export function proxy_on_delete(contextId: u32): void {
+  enter();
+  on_delete(contextId);
+  leave();
+}
+
+function on_delete(contextId: u32): void {
   const s = stream(contextId);
   if (s !== null) {
     s.onDelete();

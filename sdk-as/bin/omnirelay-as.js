@@ -52,7 +52,7 @@ function scaffold(dir) {
           debug: { outFile: 'build/filter.debug.wasm', debug: true },
         },
         options: {
-          runtime: 'incremental',
+          runtime: 'minimal',
           exportStart: '_initialize',
           use: [
             'abort=~lib/@omnirelay/sdk-as/assembly/abort/proxyAbort',

@@ -1,6 +1,10 @@
+import { fileURLToPath } from 'node:url'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { buildExamples } from '../../examples/filters/build.js'
+import { buildFilter } from '../build.js'
 import { AbiHarness } from './abi-harness.ts'
+
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}/assembly/index.ts`, import.meta.url))
 
 let modules: Record<string, Uint8Array>
 beforeAll(async () => {
@@ -32,5 +36,16 @@ describe('a long-lived (shared) instance', () => {
     h.callResponse(h.callouts[0]!.token, [[':status', '200']])
     expect(h.continued).toEqual([])
     expect(h.exports.memory.buffer.byteLength).toBeLessThanOrEqual(before + 4 * 65536)
+  })
+
+  it('collects after root-context callbacks that allocate, with no stream ever ending', async () => {
+    // json-echo parses and re-serializes its configuration on every proxy_on_configure: tens
+    // of KiB of garbage per call, and no proxy_on_delete ever runs.
+    const h = await AbiHarness.load((await buildFilter({ entry: fixture('json-echo') })).wasm)
+    const config = { items: Array.from({ length: 300 }, (_, i) => ({ id: i, name: `item-${i}`, tags: ['a', 'b', 'c'] })) }
+    expect(h.configure(config)).toBe(true)
+    const before = h.exports.memory.buffer.byteLength
+    for (let i = 0; i < 1_000; i++) expect(h.configure(config)).toBe(true)
+    expect(h.exports.memory.buffer.byteLength).toBeLessThanOrEqual(before + 8 * 65536)
   })
 })
