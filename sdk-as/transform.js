@@ -12,6 +12,7 @@ export const HOOK_EXPORTS = Object.freeze({
   proxy_on_tick: 'onTick',
   proxy_on_queue_ready: 'onQueueReady',
   proxy_on_request_headers: 'onRequestHeaders',
+  omnirelay_on_context_create_request_headers: 'onRequestHeaders',
   proxy_on_request_body: 'onRequestBody',
   proxy_on_request_trailers: 'onRequestTrailers',
   proxy_on_response_headers: 'onResponseHeaders',

@@ -129,6 +129,18 @@ function on_request_headers(contextId: u32, numHeaders: u32, endOfStream: u32): 
   return s === null ? Action.Continue : s.onRequestHeaders(numHeaders, endOfStream != 0);
 }
 
+/**
+ * OmniRelay's host calls this instead of proxy_on_context_create + proxy_on_request_headers
+ * when a stream starts (one call into the module instead of two); other hosts call the two.
+ */
+export function omnirelay_on_context_create_request_headers(contextId: u32, rootContextId: u32, numHeaders: u32, endOfStream: u32): u32 {
+  enter();
+  on_context_create(contextId, rootContextId);
+  const r = on_request_headers(contextId, numHeaders, endOfStream);
+  leave();
+  return r;
+}
+
 export function proxy_on_request_body(contextId: u32, bodySize: u32, endOfStream: u32): u32 {
   enter();
   const r = on_request_body(contextId, bodySize, endOfStream);

@@ -43,6 +43,8 @@ describe('compiled example filters', () => {
     expect(names(examples['callout-auth']!)).toContain('proxy_on_http_call_response')
     // on_done: hosts take a missing one as "done"; kept where a class overrides onDone.
     expect(names(examples['add-headers']!)).not.toContain('proxy_on_done')
+    // OmniRelay's one-call stream start goes with the request headers hook.
+    expect(names(examples['add-headers']!)).toContain('omnirelay_on_context_create_request_headers')
   })
 
   it('keeps proxy_on_done when a context overrides onDone', async () => {

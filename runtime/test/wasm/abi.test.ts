@@ -3,7 +3,7 @@ import { host } from '../../src/hosts/wasm/index.ts'
 import { FilterStatus } from '../../src/pipeline/phases.ts'
 import { CAPABILITIES, type Capability } from '../../src/pipeline/filter.ts'
 import { wat } from './wat.ts'
-import { PRELUDE, makeArtifact, makeDef, makeServices, makeStream } from './fixtures.ts'
+import { PRELUDE, data, makeArtifact, makeDef, makeServices, makeStream } from './fixtures.ts'
 import { cppLike, lifecycleFilter, bodyFilter, calloutFilter, denyFilter, goLike, headerFilter, misuseFilter, rustLike, stateFilter, tickFilter } from './modules.ts'
 
 const dec = new TextDecoder()
@@ -31,6 +31,27 @@ describe('wasm host: proxy-wasm ABI', () => {
     expect(services.lines.some((l) => l.msg === 'hello from wasm' && l.filter === 't')).toBe(true)
     expect(services.metrics.render()).toMatch(/omnirelay_filter_fuel_used_count\{filter="t"\} 1/)
     await factory.close()
+  })
+
+  it('starts a stream with one call when the module exports create + request headers as one entry point', async () => {
+    // Each entry point logs its name; the fused one answers Pause, so its result is the hook's.
+    const mod = (fused: boolean) => `(module (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+      ${PRELUDE}
+      ${data(1024, 'create')} ${data(1040, 'headers')} ${data(1056, 'both')}
+      (func (export "proxy_on_context_create") (param i32 i32) (drop (call $log (i32.const 2) (i32.const 1024) (i32.const 6))))
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (drop (call $log (i32.const 2) (i32.const 1040) (i32.const 7))) (i32.const 0))
+      ${fused ? '(func (export "omnirelay_on_context_create_request_headers") (param i32 i32 i32 i32) (result i32) (drop (call $log (i32.const 2) (i32.const 1056) (i32.const 4))) (i32.const 1))' : ''})`
+    const run = async (fused: boolean) => {
+      const { factory, services } = await load(mod(fused))
+      services.lines.length = 0 // the root context's creation at start
+      const f = factory.createStream(makeStream())
+      const status = f.onRequestHeaders!(true)
+      f.onDone!()
+      await factory.close()
+      return { status, calls: services.lines.map((l) => l.msg) }
+    }
+    expect(await run(true)).toEqual({ status: FilterStatus.Pause, calls: ['both'] })
+    expect(await run(false)).toEqual({ status: FilterStatus.Continue, calls: ['create', 'headers'] })
   })
 
   it('shared isolation keeps state across requests; per-request restores the snapshot', async () => {

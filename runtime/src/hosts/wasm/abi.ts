@@ -77,3 +77,10 @@ export const ABI_MARKERS = ['proxy_abi_version_0_2_1', 'proxy_abi_version_0_2_0'
 
 /** The root (plugin) context id this host gives every VM. Stream contexts count up from 2. */
 export const ROOT_CONTEXT_ID = 1
+
+/**
+ * OmniRelay's one addition to the exports a module may have: proxy_on_context_create followed
+ * by proxy_on_request_headers, as one entry point `(context_id, root_context_id, num_headers,
+ * end_of_stream) -> action` (sdk-as exports it). Other hosts ignore it and call the two.
+ */
+export const CREATE_AND_REQUEST_HEADERS = 'omnirelay_on_context_create_request_headers'

@@ -594,6 +594,7 @@ class WasmStreamFilter implements StreamFilter, StreamBinding {
         vm = this.#f.acquire()
         this.#vm = vm
         this.contextId = vm.nextContextId()
+        if (pick === REQ_HEADERS) return vm.createContextWithRequestHeaders(this, a, b) === 0 ? FilterStatus.Continue : FilterStatus.Pause
         vm.createContext(this)
       }
       const fn = pick(vm.fns)

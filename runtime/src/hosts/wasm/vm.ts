@@ -24,7 +24,7 @@ import { FuelMeter, GROW_EXPORT, OutOfFuel, START_EXPORT, fuelImports, isOutOfFu
 import { MAX_PAGES } from '../../sandbox/memory-cap.ts'
 import type { PreparedModule } from '../../sandbox/module-cache.ts'
 import type { HostServices, HttpCallRequest, HttpCallResponse } from '../host-services.ts'
-import { LogLevel, ROOT_CONTEXT_ID } from './abi.ts'
+import { CREATE_AND_REQUEST_HEADERS, LogLevel, ROOT_CONTEXT_ID } from './abi.ts'
 import { GuestMemory } from './guest-memory.ts'
 import type { GuestMetrics } from './guest-metrics.ts'
 import { createImports } from './hostcalls.ts'
@@ -87,6 +87,8 @@ type Export = (...args: number[]) => number | undefined
 /** The module's callbacks, looked up once per instance. */
 export interface Callbacks {
   onContextCreate?: Export
+  /** sdk-as modules: proxy_on_context_create then proxy_on_request_headers, in one call. */
+  onContextCreateRequestHeaders?: Export
   onVmStart?: Export
   onConfigure?: Export
   onRequestHeaders?: Export
@@ -171,6 +173,7 @@ export class WasmVm {
     if (alloc) this.mem.alloc = (size) => alloc(size) as number
     this.fns = {
       onContextCreate: fn('proxy_on_context_create'),
+      onContextCreateRequestHeaders: fn(CREATE_AND_REQUEST_HEADERS),
       onVmStart: fn('proxy_on_vm_start'),
       onConfigure: fn('proxy_on_configure'),
       onRequestHeaders: fn('proxy_on_request_headers'),
@@ -341,6 +344,21 @@ export class WasmVm {
   createContext(binding: StreamBinding & { contextId: number }): void {
     this.streams.add(binding)
     if (this.fns.onContextCreate) this.call(this.fns.onContextCreate, binding, binding.contextId, ROOT_CONTEXT_ID)
+  }
+
+  /**
+   * Creates an HTTP context for `binding` and runs its request headers hook, in one call when
+   * the module exports the pair as one entry point (sdk-as does: one JS->Wasm crossing less
+   * per filter per request). Returns the hook's action.
+   */
+  createContextWithRequestHeaders(binding: StreamBinding & { contextId: number }, numHeaders: number, endOfStream: number): number {
+    const both = this.fns.onContextCreateRequestHeaders
+    if (both === undefined) {
+      this.createContext(binding)
+      return this.fns.onRequestHeaders ? this.call(this.fns.onRequestHeaders, binding, binding.contextId, numHeaders, endOfStream) : 0
+    }
+    this.streams.add(binding)
+    return this.call(both, binding, binding.contextId, ROOT_CONTEXT_ID, numHeaders, endOfStream)
   }
 
   nextContextId(): number {
