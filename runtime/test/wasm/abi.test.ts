@@ -209,6 +209,37 @@ describe('wasm host: proxy-wasm ABI', () => {
     expect(dec.decode(services.sharedQueues.dequeue(q) as Uint8Array)).toBe('x-hits')
   })
 
+  it('shared data keys of any length are namespaced per filter, the long ones too', async () => {
+    // Sets "short" under a 1-byte key and "long" under a 200-byte one, then reads the long one
+    // back into a header (long keys skip the host's key cache).
+    const long = 'L'.repeat(200)
+    const mod = `(module
+      (import "env" "proxy_get_shared_data" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+      (import "env" "proxy_set_shared_data" (func $set (param i32 i32 i32 i32 i32) (result i32)))
+      (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+      ${PRELUDE}
+      ${data(1024, 'k')} ${data(1032, 'short')} ${data(1040, 'long')} ${data(1048, 'x-long')} ${data(1100, long)}
+      (func (export "proxy_on_context_create") (param i32 i32))
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (drop (call $set (i32.const 1024) (i32.const 1) (i32.const 1032) (i32.const 5) (i32.const 0)))
+        (drop (call $set (i32.const 1100) (i32.const 200) (i32.const 1040) (i32.const 4) (i32.const 0)))
+        (drop (call $get (i32.const 1100) (i32.const 200) (i32.const 2048) (i32.const 2052) (i32.const 2056)))
+        (drop (call $add (i32.const 0) (i32.const 1048) (i32.const 6) (i32.load (i32.const 2048)) (i32.load (i32.const 2052))))
+        (i32.const 0)))`
+    const services = makeServices()
+    const { factory } = await load(mod, {}, services)
+    for (let i = 0; i < 2; i++) {
+      const s = makeStream()
+      const f = factory.createStream(s)
+      f.onRequestHeaders!(true)
+      f.onDone!()
+      expect(s.requestHeaders.get('x-long')).toBe('long')
+    }
+    expect(dec.decode(services.sharedData.get('t\0k')!.value)).toBe('short')
+    expect(dec.decode(services.sharedData.get(`t\0${long}`)!.value)).toBe('long')
+    await factory.close()
+  })
+
   it('answers misuse with the spec status codes, never a host exception', async () => {
     const caps = CAPABILITIES.filter((c) => c !== 'body:read')
     const { factory } = await load(misuseFilter, { capabilities: caps }, makeServices(), caps)

@@ -100,6 +100,10 @@ function writableMap(vm: WasmVm, type: number): HeaderMap | null | undefined {
   return mapFor(vm, type)
 }
 
+/** Shared-data keys whose namespaced form an instance keeps (see `dataKey`). */
+const MAX_CACHED_DATA_KEYS = 256
+const MAX_CACHED_DATA_KEY_BYTES = 128
+
 let clockMs = -1
 let clockNs = 0n
 
@@ -110,15 +114,18 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
   const m = () => vm.mem
   const str = (ptr: number, len: number) => m().string(ptr, len)
   /**
-   * Shared data keys are namespaced per VM. Filters use a few keys on every request: keeping
-   * the joined key (its hash computed once) saves building and hashing a new string per call.
+   * Shared data keys are namespaced per VM. Filters use a few short keys on every request:
+   * keeping the joined key (its hash computed once) saves building and hashing a new string
+   * per call. Only short keys, and a bounded number: a module must not make the host hold its
+   * memory's worth of keys.
    */
   const dataKeys = new Map<string, string>()
   const dataKey = (ptr: number, len: number): string => {
     const k = str(ptr, len)
+    if (len > MAX_CACHED_DATA_KEY_BYTES) return `${env.vmId}\0${k}`
     let key = dataKeys.get(k)
     if (key === undefined) {
-      if (dataKeys.size >= 256) dataKeys.clear()
+      if (dataKeys.size >= MAX_CACHED_DATA_KEYS) dataKeys.clear()
       key = `${env.vmId}\0${k}`
       dataKeys.set(k, key)
     }
