@@ -67,6 +67,14 @@ export abstract class CallBase extends Readable implements UpstreamResponse {
     }
     return p
   }
+
+  /** The other half of `begin()`, once per call: no longer active, no longer following the abort signal. */
+  protected release(): void {
+    const c = this.cluster
+    c.active--
+    c.m.activeRequests.dec()
+    this.req.signal?.removeEventListener('abort', this)
+  }
 }
 
 function ignore(): void {}

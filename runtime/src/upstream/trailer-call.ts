@@ -392,12 +392,10 @@ export class TrailerCall extends CallBase {
   #finish(): void {
     if (this.#finished) return
     this.#finished = true
-    const c = this.cluster
-    c.active--
-    c.m.activeRequests.dec()
+    this.release()
     const ep = this.#ep
     if (ep !== undefined) {
-      if (this.#phase === QUEUED) c.pending--
+      if (this.#phase === QUEUED) this.cluster.pending--
       ep.inflight--
     }
     this.#transport?.release()
@@ -405,7 +403,6 @@ export class TrailerCall extends CallBase {
     clearTimeout(this.#connectTimer)
     clearTimeout(this.#idle)
     this.#timer = this.#connectTimer = this.#idle = undefined
-    this.req.signal?.removeEventListener('abort', this)
   }
 }
 

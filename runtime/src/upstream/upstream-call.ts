@@ -320,15 +320,12 @@ export class UpstreamCall extends CallBase {
   #finish(): void {
     if (this.#finished) return
     this.#finished = true
-    const c = this.cluster
-    c.active--
-    c.m.activeRequests.dec()
-    if (this.#retrying) c.retriesInFlight--
+    this.release()
+    if (this.#retrying) this.cluster.retriesInFlight--
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     if (this.#backoff !== undefined) clearTimeout(this.#backoff)
     this.#timer = this.#backoff = undefined
     if (this.#streamIdle !== undefined) this.#stopStreamIdle()
-    this.req.signal?.removeEventListener('abort', this)
   }
 }
 
