@@ -5,7 +5,7 @@
 import { isIP } from 'node:net'
 import { Pool } from 'undici'
 import { canonical } from '../config/canonical.ts'
-import type { ClusterConfig, EndpointConfig } from './types.ts'
+import { tlsClientOptions, type ClusterConfig, type EndpointConfig } from './types.ts'
 import type { GaugeChild } from '../observability/metrics.ts'
 import { TrailerTransport } from './trailer-transport.ts'
 
@@ -101,17 +101,8 @@ export function endpointPoolKey(cfg: EndpointConfig, cluster: ClusterConfig): st
 /** undici options shared by the traffic pool and the health-check client of an endpoint. */
 export function poolOptions(cluster: ClusterConfig): Pool.Options {
   const tls = cluster.tls
-  const connect: Record<string, unknown> = {}
-  if (tls) {
-    if (tls.servername !== undefined) connect.servername = tls.servername
-    if (tls.ca !== undefined) connect.ca = tls.ca
-    if (tls.cert !== undefined) connect.cert = tls.cert
-    if (tls.key !== undefined) connect.key = tls.key
-    if (tls.rejectUnauthorized !== undefined) connect.rejectUnauthorized = tls.rejectUnauthorized
-  } else if (cluster.http2) {
-    // Cleartext HTTP/2 with prior knowledge (h2c): there is no ALPN to negotiate it.
-    connect.useH2c = true
-  }
+  // Cleartext HTTP/2 is h2c with prior knowledge: there is no ALPN to negotiate it.
+  const connect: Record<string, unknown> = tls ? { ...tlsClientOptions(tls, tls.servername) } : cluster.http2 ? { useH2c: true } : {}
   return {
     connections: Math.max(1, cluster.maxConnectionsPerEndpoint),
     // On HTTP/2 one connection carries many streams; on HTTP/1.1 no pipelining (head-of-line).

@@ -9,7 +9,7 @@ import http2 from 'node:http2'
 import https from 'node:https'
 import type { Socket } from 'node:net'
 import type { GaugeChild } from '../observability/metrics.ts'
-import type { ClusterConfig } from './types.ts'
+import { tlsClientOptions, type ClusterConfig } from './types.ts'
 
 /** Idle keep-alive connections close after this long, as the undici pools' do. */
 const IDLE_MS = 4_000
@@ -58,13 +58,11 @@ export class TrailerTransport {
   agent(): http.Agent {
     if (this.#agent !== undefined) return this.#agent
     const tls = this.#cluster.tls
-    const opts: https.AgentOptions = { keepAlive: true, maxSockets: Math.max(1, this.#cluster.maxConnectionsPerEndpoint), timeout: IDLE_MS }
-    if (tls) {
-      if (tls.ca !== undefined) opts.ca = tls.ca
-      if (tls.cert !== undefined) opts.cert = tls.cert
-      if (tls.key !== undefined) opts.key = tls.key
-      if (tls.rejectUnauthorized !== undefined) opts.rejectUnauthorized = tls.rejectUnauthorized
-      if (this.#target.servername !== undefined) opts.servername = this.#target.servername
+    const opts: https.AgentOptions = {
+      keepAlive: true,
+      maxSockets: Math.max(1, this.#cluster.maxConnectionsPerEndpoint),
+      timeout: IDLE_MS,
+      ...(tls ? tlsClientOptions(tls, this.#target.servername) : {}),
     }
     const agent = tls ? new https.Agent(opts) : new http.Agent(opts)
     const create = agent.createConnection as (...args: unknown[]) => Socket | undefined
@@ -87,14 +85,7 @@ export class TrailerTransport {
     if (cur !== undefined && !cur.closed && !cur.destroyed) return cur
     const tls = this.#cluster.tls
     const t = this.#target
-    const opts: http2.SecureClientSessionOptions = {}
-    if (tls) {
-      if (tls.ca !== undefined) opts.ca = tls.ca
-      if (tls.cert !== undefined) opts.cert = tls.cert
-      if (tls.key !== undefined) opts.key = tls.key
-      if (tls.rejectUnauthorized !== undefined) opts.rejectUnauthorized = tls.rejectUnauthorized
-      if (t.servername !== undefined) opts.servername = t.servername
-    }
+    const opts: http2.SecureClientSessionOptions = tls ? tlsClientOptions(tls, t.servername) : {}
     const s = http2.connect(`${tls ? 'https' : 'http'}://${t.address}`, opts)
     this.#session = s
     // Streams get the session's failure as their own error; the session must not crash us.

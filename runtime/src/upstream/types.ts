@@ -51,7 +51,7 @@ export interface ClusterConfig {
   /** Speak HTTP/2 to the endpoints (required for gRPC), else HTTP/1.1 keep-alive. */
   http2: boolean
   /** TLS to the endpoints. */
-  tls?: { servername?: string; ca?: string; rejectUnauthorized?: boolean; cert?: string; key?: string }
+  tls?: UpstreamTls
   /** Connections per endpoint. */
   maxConnectionsPerEndpoint: number
   connectTimeoutMs: number
@@ -170,4 +170,28 @@ export interface ClusterManager {
    * cannot hang on an endless stream.
    */
   close(graceMs?: number): Promise<void>
+}
+
+/** TLS to a cluster's endpoints, as configured. */
+export interface UpstreamTls {
+  servername?: string
+  ca?: string
+  rejectUnauthorized?: boolean
+  cert?: string
+  key?: string
+}
+
+/**
+ * The TLS client options every upstream connection path passes to node (undici's connector,
+ * the https agent and http2 sessions of the trailer path): only what is configured, with
+ * `servername` the endpoint's SNI name when there is one.
+ */
+export function tlsClientOptions(tls: UpstreamTls, servername: string | undefined): UpstreamTls {
+  const o: UpstreamTls = {}
+  if (servername !== undefined) o.servername = servername
+  if (tls.ca !== undefined) o.ca = tls.ca
+  if (tls.cert !== undefined) o.cert = tls.cert
+  if (tls.key !== undefined) o.key = tls.key
+  if (tls.rejectUnauthorized !== undefined) o.rejectUnauthorized = tls.rejectUnauthorized
+  return o
 }
