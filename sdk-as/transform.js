@@ -1,5 +1,5 @@
 // AssemblyScript compiler transform: drops the proxy-wasm entry points of hooks no filter
-// class overrides. A missing callback means "continue" to every proxy-wasm host, so the
+// class overrides (and OmniRelay's deferred-delete marker when one overrides onDelete). A missing callback means "continue" to every proxy-wasm host, so the
 // module behaves the same, but the host never calls into it (or subscribes a phase, or
 // buffers a body) for nothing, and the module imports only what it really uses.
 //
@@ -22,6 +22,12 @@ export const HOOK_EXPORTS = Object.freeze({
   proxy_on_log: 'onLog',
   // Hosts take a missing on_done as "done" (the SDK's default): one call less per request.
   proxy_on_done: 'onDone',
+})
+
+/** Exports dropped when a class DOES override the method (they promise it is not). */
+export const UNLESS_OVERRIDDEN = Object.freeze({
+  // The host may defer proxy_on_delete to the next stream start only if onDelete is the SDK's.
+  omnirelay_deferred_delete: 'onDelete',
 })
 
 const SDK_BASES = /(^|\/)assembly\/context\/(BaseContext|RootContext|HttpContext)$/
@@ -47,6 +53,9 @@ export default class PruneUnusedHooks extends Transform {
   afterCompile(module) {
     for (const [exportName, hook] of Object.entries(HOOK_EXPORTS)) {
       if (!this.#used.has(hook) && module.getExport(exportName)) module.removeExport(exportName)
+    }
+    for (const [exportName, hook] of Object.entries(UNLESS_OVERRIDDEN)) {
+      if (this.#used.has(hook) && module.getExport(exportName)) module.removeExport(exportName)
     }
   }
 }

@@ -132,9 +132,12 @@ function on_request_headers(contextId: u32, numHeaders: u32, endOfStream: u32): 
 /**
  * OmniRelay's host calls this instead of proxy_on_context_create + proxy_on_request_headers
  * when a stream starts (one call into the module instead of two); other hosts call the two.
+ * `deletedContextId` (0: none) is a finished stream whose proxy_on_delete the host left for
+ * now (see omnirelay_deferred_delete).
  */
-export function omnirelay_on_context_create_request_headers(contextId: u32, rootContextId: u32, numHeaders: u32, endOfStream: u32): u32 {
+export function omnirelay_on_context_create_request_headers(contextId: u32, rootContextId: u32, numHeaders: u32, endOfStream: u32, deletedContextId: u32): u32 {
   enter();
+  if (deletedContextId != 0) on_delete(deletedContextId);
   on_context_create(contextId, rootContextId);
   const r = on_request_headers(contextId, numHeaders, endOfStream);
   leave();
@@ -259,6 +262,13 @@ function on_log(contextId: u32): void {
   const r = root(contextId);
   if (r !== null) r.onLog();
 }
+
+/**
+ * Marker for OmniRelay (never called): no context overrides `onDelete`, so deleting a context
+ * only frees it here and may wait for the next stream start's `deletedContextId`. The build
+ * drops it when a class overrides `onDelete`.
+ */
+export function omnirelay_deferred_delete(): void {}
 
 export function proxy_on_delete(contextId: u32): void {
   enter();

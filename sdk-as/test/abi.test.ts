@@ -73,9 +73,10 @@ const MODULE: Record<string, [string[], string[]]> = {
   proxy_on_delete: [n(1), []],
 }
 
-/** OmniRelay's one optional export (runtime/src/hosts/wasm/abi.ts); other hosts ignore it. */
+/** OmniRelay's optional exports (runtime/src/hosts/wasm/abi.ts); other hosts ignore them. */
 const EXTENSIONS: Record<string, [string[], string[]]> = {
-  omnirelay_on_context_create_request_headers: [n(4), [I]],
+  omnirelay_on_context_create_request_headers: [n(5), [I]],
+  omnirelay_deferred_delete: [[], []],
 }
 const EXPORTED = { ...MODULE, ...EXTENSIONS }
 

@@ -43,13 +43,17 @@ describe('compiled example filters', () => {
     expect(names(examples['callout-auth']!)).toContain('proxy_on_http_call_response')
     // on_done: hosts take a missing one as "done"; kept where a class overrides onDone.
     expect(names(examples['add-headers']!)).not.toContain('proxy_on_done')
-    // OmniRelay's one-call stream start goes with the request headers hook.
+    // OmniRelay's one-call stream start goes with the request headers hook; no class
+    // overrides onDelete, so the host may defer deletes.
     expect(names(examples['add-headers']!)).toContain('omnirelay_on_context_create_request_headers')
+    expect(names(examples['add-headers']!)).toContain('omnirelay_deferred_delete')
   })
 
-  it('keeps proxy_on_done when a context overrides onDone', async () => {
+  it('keeps proxy_on_done when a context overrides onDone; no deferred deletes when one overrides onDelete', async () => {
     const built = await buildFilter({ entry: fixture('kitchen-sink') })
-    expect(WebAssembly.Module.exports(new WebAssembly.Module(built.wasm)).map((e) => e.name)).toContain('proxy_on_done')
+    const exported = WebAssembly.Module.exports(new WebAssembly.Module(built.wasm)).map((e) => e.name)
+    expect(exported).toContain('proxy_on_done')
+    expect(exported).not.toContain('omnirelay_deferred_delete')
   })
 
   it('imports exactly what each filter uses', () => {

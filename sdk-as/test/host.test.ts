@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createSharedData, createSharedQueues } from '../../runtime/src/hosts/shared-state/index.ts'
 import type { HostServices } from '../../runtime/src/hosts/host-services.ts'
+import type { WasmFilterFactory } from '../../runtime/src/hosts/wasm/factory.ts'
 import { host } from '../../runtime/src/hosts/wasm/index.ts'
 import { createLogger } from '../../runtime/src/observability/logger.ts'
 import { MetricsRegistry } from '../../runtime/src/observability/metrics.ts'
@@ -91,6 +92,32 @@ describe('the SDK in the Wasm host', () => {
     f.onDone?.()
     expect(metric(metrics, 'omnirelay_wasm_ks_body_bytes_count{filter="kitchen-sink"}')).toBe(1)
     expect(logs.map((l) => l.msg)).toEqual(expect.arrayContaining(['kitchen-sink configured, random ok', 'done /items?id=1']))
+  })
+
+  it('runs an overridden onDelete when its stream ends (no deferred delete)', async () => {
+    const { factory, logs } = await load('kitchen-sink', {}, ALL)
+    const f = factory.createStream(new PipelineStream({ requestHeaders: HeaderMap.fromPairs([[':path', '/']]) }))
+    f.onRequestHeaders!(true)
+    logs.length = 0
+    f.onDone?.()
+    expect(logs.map((l) => l.msg)).toEqual(['on_done 2', 'on_delete 2'])
+  })
+
+  it('frees contexts whose deletes ride on later stream starts: 20k streams, no growth', async () => {
+    const { factory } = await load('noop', {}, ['log'])
+    const run = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const f = factory.createStream(new PipelineStream({ requestHeaders: HeaderMap.fromPairs([[':path', '/']]) }))
+        f.onRequestHeaders!(true)
+        f.onDone?.()
+      }
+    }
+    run(100)
+    const stats = () => (factory as WasmFilterFactory).stats().linearMemoryBytes
+    const before = stats()
+    // Twenty thousand contexts never deleted would take several more pages.
+    run(20_000)
+    expect(stats()).toBe(before)
   })
 
   it('reports a trap through proxy_log (file and line) before the host applies the failure policy', async () => {

@@ -54,6 +54,46 @@ describe('wasm host: proxy-wasm ABI', () => {
     expect(await run(false)).toEqual({ status: FilterStatus.Continue, calls: ['create', 'headers'] })
   })
 
+  it('defers a finished stream\'s delete to the next stream start when the module allows it', async () => {
+    // Counters sum the ids each entry point deleted: "direct" (proxy_on_delete) and "deferred"
+    // (the fused start's fifth parameter). The marker export allows deferring.
+    const mod = (marker: boolean) => `(module
+      (import "env" "proxy_define_metric" (func $def (param i32 i32 i32 i32) (result i32)))
+      (import "env" "proxy_increment_metric" (func $inc (param i32 i64) (result i32)))
+      ${PRELUDE}
+      ${data(1024, 'direct')} ${data(1040, 'deferred')}
+      (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+        (drop (call $def (i32.const 0) (i32.const 1024) (i32.const 6) (i32.const 2000)))
+        (drop (call $def (i32.const 0) (i32.const 1040) (i32.const 8) (i32.const 2004)))
+        (i32.const 1))
+      (func (export "proxy_on_context_create") (param i32 i32))
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+      (func (export "omnirelay_on_context_create_request_headers") (param i32 i32 i32 i32 i32) (result i32)
+        (if (local.get 4) (then (drop (call $inc (i32.load (i32.const 2004)) (i64.extend_i32_u (local.get 4))))))
+        (i32.const 0))
+      (func (export "proxy_on_delete") (param i32) (drop (call $inc (i32.load (i32.const 2000)) (i64.extend_i32_u (local.get 0)))))
+      ${marker ? '(func (export "omnirelay_deferred_delete"))' : ''})`
+    const run = async (marker: boolean, isolation: 'shared' | 'per-request', batches: number[]) => {
+      const { factory, services } = await load(mod(marker), { isolation })
+      for (const n of batches) {
+        const fs = Array.from({ length: n }, () => factory.createStream(makeStream()))
+        for (const f of fs) f.onRequestHeaders!(true)
+        for (const f of fs) f.onDone!()
+      }
+      await factory.close()
+      const sum = (name: string) => Number(new RegExp(`^omnirelay_wasm_${name}\\{filter="t"\\} (\\d+)$`, 'm').exec(services.metrics.render())?.[1] ?? 0)
+      return { direct: sum('direct'), deferred: sum('deferred') }
+    }
+    // Stream ids count up from 2. One at a time: 2 is deleted when 3 starts, 3 when 4 starts.
+    expect(await run(true, 'shared', [1, 1, 1])).toEqual({ direct: 0, deferred: 2 + 3 })
+    // Ten finish at once (ids 2..11): eight wait, the last two are deleted at once; the next
+    // start takes the latest waiting one (9).
+    expect(await run(true, 'shared', [10, 1])).toEqual({ direct: 10 + 11, deferred: 9 })
+    // No marker, or per-request instances (restored from a snapshot between streams): at once.
+    expect(await run(false, 'shared', [1, 1, 1])).toEqual({ direct: 2 + 3 + 4, deferred: 0 })
+    expect((await run(true, 'per-request', [1, 1, 1])).deferred).toBe(0)
+  })
+
   it('shared isolation keeps state across requests; per-request restores the snapshot', async () => {
     const shared = (await load(headerFilter)).factory
     const per = (await load(headerFilter, { isolation: 'per-request' })).factory

@@ -79,8 +79,18 @@ export const ABI_MARKERS = ['proxy_abi_version_0_2_1', 'proxy_abi_version_0_2_0'
 export const ROOT_CONTEXT_ID = 1
 
 /**
- * OmniRelay's one addition to the exports a module may have: proxy_on_context_create followed
- * by proxy_on_request_headers, as one entry point `(context_id, root_context_id, num_headers,
- * end_of_stream) -> action` (sdk-as exports it). Other hosts ignore it and call the two.
+ * OmniRelay's addition to the exports a module may have: proxy_on_context_create followed by
+ * proxy_on_request_headers, as one entry point `(context_id, root_context_id, num_headers,
+ * end_of_stream, deleted_context_id) -> action` (sdk-as exports it). Other hosts ignore it and
+ * call the two. `deleted_context_id`, when not 0, is an earlier context to delete first (as
+ * proxy_on_delete would), see {@link DEFERRED_DELETE}; modules with four parameters get none.
  */
 export const CREATE_AND_REQUEST_HEADERS = 'omnirelay_on_context_create_request_headers'
+
+/**
+ * A marker export (never called): the module's proxy_on_delete does nothing the stream could
+ * still observe, so the host may hand a finished stream's delete to the next stream start
+ * ({@link CREATE_AND_REQUEST_HEADERS}'s last parameter) instead of calling into the module
+ * once more per request. sdk-as exports it unless a context overrides `onDelete`.
+ */
+export const DEFERRED_DELETE = 'omnirelay_deferred_delete'

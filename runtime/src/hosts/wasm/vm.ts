@@ -24,7 +24,7 @@ import { FuelMeter, GROW_EXPORT, OutOfFuel, START_EXPORT, fuelImports, isOutOfFu
 import { MAX_PAGES } from '../../sandbox/memory-cap.ts'
 import type { PreparedModule } from '../../sandbox/module-cache.ts'
 import type { HostServices, HttpCallRequest, HttpCallResponse } from '../host-services.ts'
-import { CREATE_AND_REQUEST_HEADERS, LogLevel, ROOT_CONTEXT_ID } from './abi.ts'
+import { CREATE_AND_REQUEST_HEADERS, DEFERRED_DELETE, LogLevel, ROOT_CONTEXT_ID } from './abi.ts'
 import { GuestMemory } from './guest-memory.ts'
 import type { GuestMetrics } from './guest-metrics.ts'
 import { createImports } from './hostcalls.ts'
@@ -114,6 +114,12 @@ export const HOSTCALL_FUEL = 1000
 const SHORT_CALL_FUEL = 20_000
 /** Contexts a module may keep open after their stream ended (proxy_on_done returned false). */
 const MAX_PENDING_DONE = 4096
+/**
+ * Finished streams whose proxy_on_delete may wait for a later stream start (see
+ * DEFERRED_DELETE): beyond this many, deletes are called at once, so a burst of finishing
+ * streams keeps at most this many contexts alive in the module.
+ */
+const MAX_DEFERRED_DELETES = 8
 const EMPTY = new Uint8Array(0)
 
 export class WasmVm {
@@ -145,6 +151,10 @@ export class WasmVm {
   #nextToken = 1
   readonly #callouts = new Map<number, StreamBinding | undefined>()
   readonly #pendingDone = new Set<number>()
+  /** Whether stream deletes may ride on the next stream start (shared instances only). */
+  readonly #deferDeletes: boolean
+  /** Contexts finished but not yet deleted in the module. */
+  readonly #deletes: number[] = []
   #tick: ReturnType<typeof setInterval> | undefined
   /** Stream operations (resume, local reply) requested inside a callback that runs outside any hook. */
   #deferred: (() => void)[] | undefined
@@ -190,6 +200,9 @@ export class WasmVm {
       onHttpCallResponse: fn('proxy_on_http_call_response'),
     }
     this.#meter = prepared.metered ? new FuelMeter(instance.exports) : undefined
+    // Per-request instances are restored from a snapshot between streams: a delete carried
+    // over would name a context the restored memory never had.
+    this.#deferDeletes = isRoot && this.fns.onContextCreateRequestHeaders !== undefined && this.fns.onDelete !== undefined && fn(DEFERRED_DELETE) !== undefined
     this.#grow = e[GROW_EXPORT] instanceof WebAssembly.Global ? (e[GROW_EXPORT] as WebAssembly.Global) : undefined
     this.#maxPages = prepared.memories[0]?.maximum ?? MAX_PAGES
   }
@@ -349,7 +362,8 @@ export class WasmVm {
   /**
    * Creates an HTTP context for `binding` and runs its request headers hook, in one call when
    * the module exports the pair as one entry point (sdk-as does: one JS->Wasm crossing less
-   * per filter per request). Returns the hook's action.
+   * per filter per request), which also deletes a finished stream's context when one waits.
+   * Returns the hook's action.
    */
   createContextWithRequestHeaders(binding: StreamBinding & { contextId: number }, numHeaders: number, endOfStream: number): number {
     const both = this.fns.onContextCreateRequestHeaders
@@ -358,14 +372,19 @@ export class WasmVm {
       return this.fns.onRequestHeaders ? this.call(this.fns.onRequestHeaders, binding, binding.contextId, numHeaders, endOfStream) : 0
     }
     this.streams.add(binding)
-    return this.call(both, binding, binding.contextId, ROOT_CONTEXT_ID, numHeaders, endOfStream)
+    const deleted = this.#deletes.length !== 0 ? this.#deletes.pop()! : 0
+    return this.call(both, binding, binding.contextId, ROOT_CONTEXT_ID, numHeaders, endOfStream, deleted)
   }
 
   nextContextId(): number {
     return this.#nextContextId++
   }
 
-  /** Ends a context: proxy_on_done, then proxy_on_delete unless the module asked to finish later. */
+  /**
+   * Ends a context: proxy_on_done, then proxy_on_delete unless the module asked to finish
+   * later — or, when the module allows it (DEFERRED_DELETE), leaves the delete to the next
+   * stream start: one call into the module less per request.
+   */
   finishContext(binding: StreamBinding): void {
     const id = binding.contextId
     // Almost always empty: skip the iterator (every filter of every request ends here).
@@ -377,9 +396,8 @@ export class WasmVm {
     try {
       const done = this.fns.onDone ? this.call(this.fns.onDone, binding, id) : 1
       if (done) {
-        if (this.fns.onDelete) {
-          this.call(this.fns.onDelete, binding, id)
-        }
+        if (this.#deferDeletes && this.#deletes.length < MAX_DEFERRED_DELETES) this.#deletes.push(id)
+        else if (this.fns.onDelete) this.call(this.fns.onDelete, binding, id)
       } else {
         // The module finishes later (proxy_done). Keep only the id: the stream is over.
         this.#pendingDone.add(id)
