@@ -43,4 +43,27 @@ describe('GuestMemory views', () => {
       expect(m.string(ptr, len)).toBe(Buffer.from(u8.subarray(ptr, ptr + len)).toString('utf8'))
     }
   })
+
+  it('headerName() and headerValue() agree with the header syntax, whatever the caches hold', () => {
+    const memory = new WebAssembly.Memory({ initial: 1 })
+    const m = new GuestMemory(memory)
+    const u8 = new Uint8Array(memory.buffer)
+    const NAME = /^:?[!#$%&'*+\-.^_`|~0-9a-z]+$/
+    let seed = 7
+    const rnd = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+      return seed % n
+    }
+    // Letters of both cases, ':' anywhere, separators, controls and non-ASCII bytes.
+    const alphabet = [0x61, 0x41, 0x2d, 0x3a, 0x20, 0x0d, 0x0a, 0x00, 0x7e, 0xc3, 0xa9, 0x5a, 0x31]
+    for (let n = 0; n < 20_000; n++) {
+      const ptr = 64 * rnd(8)
+      const len = rnd(40)
+      for (let i = 0; i < len; i++) u8[ptr + i] = alphabet[rnd(alphabet.length)]!
+      const text = Buffer.from(u8.subarray(ptr, ptr + len)).toString('utf8')
+      const lowered = text.toLowerCase()
+      expect(m.headerName(ptr, len)).toBe(NAME.test(lowered) ? lowered : undefined)
+      expect(m.headerValue(ptr, len)).toBe(/[\r\n\0]/.test(text) ? undefined : text)
+    }
+  })
 })

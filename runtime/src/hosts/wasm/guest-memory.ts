@@ -1,3 +1,5 @@
+import { CACHED_STRING_BYTES, ShortStringCache } from './short-string-cache.ts'
+
 /**
  * Reading and writing a module's linear memory from host calls, with bounds checks on every
  * pointer the module hands us (a bad pointer is an `InvalidMemoryAccess` status, never a host
@@ -9,10 +11,12 @@
  * (what Envoy's host does).
  */
 
-/** Strings up to this many bytes go through the decode cache. */
-const CACHED_STRING_BYTES = 32
-/** Slots of the direct-mapped decode cache (a power of two). */
-const CACHE_SLOTS = 64
+/**
+ * Bytes allowed in a header name (RFC 9110 token characters; upper-case letters are accepted
+ * and lower-cased). A pseudo-header's leading ':' is checked apart.
+ */
+const NAME_BYTE = new Uint8Array(128)
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") NAME_BYTE[c.charCodeAt(0)] = 1
 
 export class GuestMemory {
   readonly #memory: WebAssembly.Memory
@@ -23,14 +27,9 @@ export class GuestMemory {
   readonly #shared: boolean
   /** The module's allocator, bound once exports are known. */
   alloc: ((size: number) => number) | undefined
-  /**
-   * Recently decoded short strings by their bytes. A filter passes the same header names and
-   * values (from its config, the SDK's own) on every request: a hit costs a hash and a compare
-   * instead of a decode, and hands back the same string (no garbage, hash already computed
-   * for the Map lookups it goes on to).
-   */
-  readonly #cacheKeys: (Uint8Array | undefined)[] = new Array(CACHE_SLOTS).fill(undefined)
-  readonly #cacheValues: string[] = new Array(CACHE_SLOTS).fill('')
+  /** Recently decoded short strings, and recently read header names (lower-cased, valid). */
+  readonly #strings = new ShortStringCache()
+  readonly #names = new ShortStringCache()
 
   constructor(memory: WebAssembly.Memory) {
     this.#memory = memory
@@ -85,19 +84,47 @@ export class GuestMemory {
     this.#sync()
     if (len > CACHED_STRING_BYTES) return this.#node.toString('utf8', ptr, ptr + len)
     const u8 = this.#u8
-    let h = len
-    for (let i = 0; i < len; i++) h = (Math.imul(h, 31) + u8[ptr + i]!) | 0
-    const slot = (h ^ (h >>> 16)) & (CACHE_SLOTS - 1)
-    const key = this.#cacheKeys[slot]
-    if (key !== undefined && key.length === len) {
-      let i = 0
-      while (i < len && key[i] === u8[ptr + i]) i++
-      if (i === len) return this.#cacheValues[slot]!
-    }
-    const s = this.#node.toString('utf8', ptr, ptr + len)
-    this.#cacheKeys[slot] = u8.slice(ptr, ptr + len)
-    this.#cacheValues[slot] = s
+    let s = this.#strings.get(u8, ptr, len)
+    if (s === undefined) this.#strings.put(u8, ptr, len, (s = this.#node.toString('utf8', ptr, ptr + len)))
     return s
+  }
+
+  /**
+   * The header name at [ptr, ptr+len), lower-cased, or undefined when it is not one (empty,
+   * or a byte outside the token characters; `:` only first, for pseudo-headers). Checked on
+   * the bytes, without a regular expression or a second lower-casing pass; cached like
+   * strings. Caller checks bounds.
+   */
+  headerName(ptr: number, len: number): string | undefined {
+    this.#sync()
+    const u8 = this.#u8
+    const cacheable = len <= CACHED_STRING_BYTES
+    if (cacheable) {
+      const hit = this.#names.get(u8, ptr, len)
+      if (hit !== undefined) return hit
+    }
+    let upper = false
+    for (let i = 0; i < len; i++) {
+      const b = u8[ptr + i]!
+      if (b >= 128 || (NAME_BYTE[b] === 0 && !(b === 58 /* : */ && i === 0))) return undefined
+      if (b >= 65 && b <= 90) upper = true
+    }
+    if (len === 0 || (len === 1 && u8[ptr] === 58)) return undefined
+    let name = this.#node.toString('latin1', ptr, ptr + len)
+    if (upper) name = name.toLowerCase()
+    if (cacheable) this.#names.put(u8, ptr, len, name)
+    return name
+  }
+
+  /** A header value at [ptr, ptr+len), or undefined when it holds CR, LF or NUL. Caller checks bounds. */
+  headerValue(ptr: number, len: number): string | undefined {
+    this.#sync()
+    const u8 = this.#u8
+    for (let i = ptr; i < ptr + len; i++) {
+      const b = u8[i]!
+      if (b === 13 || b === 10 || b === 0) return undefined
+    }
+    return this.string(ptr, len)
   }
 
   u32(ptr: number): number {

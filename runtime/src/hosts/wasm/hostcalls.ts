@@ -145,9 +145,9 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
     if (!m().ok(kPtr, kLen) || !m().ok(vPtr, vLen)) return R.InvalidMemoryAccess
     if (map === null) return R.NotFound
     if (vLen > HOST_LIMITS.maxHeaderValueBytes || map.size >= HOST_LIMITS.maxHeaders) return R.BadArgument
-    const k = str(kPtr, kLen).toLowerCase()
-    const v = str(vPtr, vLen)
-    if (!validHeader(k, v)) return R.BadArgument
+    const k = m().headerName(kPtr, kLen)
+    const v = m().headerValue(vPtr, vLen)
+    if (k === undefined || v === undefined) return R.BadArgument
     if (replace) map.set(k, v)
     else map.add(k, v)
     return R.Ok
@@ -274,7 +274,9 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
       if (map === undefined) return R.BadArgument
       if (!m().ok(kPtr, kLen)) return R.InvalidMemoryAccess
       if (map === null) return R.NotFound
-      const v = map.get(str(kPtr, kLen).toLowerCase())
+      // Not a header name: not in the map either.
+      const k = m().headerName(kPtr, kLen)
+      const v = k === undefined ? undefined : map.get(k)
       if (v === undefined) return R.NotFound
       return m().returnValue(v, retPtr, retSize) ? R.Ok : R.InvalidMemoryAccess
     },
@@ -300,7 +302,8 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
       if (map === undefined) return R.BadArgument
       if (!m().ok(kPtr, kLen)) return R.InvalidMemoryAccess
       if (map === null) return R.NotFound
-      map.remove(str(kPtr, kLen).toLowerCase())
+      const k = m().headerName(kPtr, kLen)
+      if (k !== undefined) map.remove(k)
       return R.Ok
     },
 
