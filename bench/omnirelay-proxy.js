@@ -1,6 +1,7 @@
 // OmniRelay for the benchmark: access log off, one route to the upstream, and optionally
 // the example AssemblyScript filters (metered, shared instances) on that route.
-// Usage: node omnirelay-proxy.js UPSTREAM_PORT WORKERS [none|one|five|native5]  -> prints {"port":N} when listening.
+// Usage: node omnirelay-proxy.js UPSTREAM_PORT WORKERS [none|one|one-unmetered|five|native5]  -> prints {"port":N} when listening.
+// one-unmetered: the same filter without fuel instrumentation (startProxy's `meter: false`).
 import { register } from 'tsx/esm/api'
 import { fileURLToPath } from 'node:url'
 register()
@@ -23,7 +24,7 @@ const FILTERS = [
 ]
 // The pipeline's own cost: five native filters with empty header hooks (no sandbox).
 const NOOP = [1, 2, 3, 4, 5].map((i) => ({ name: `noop-${i}`, kind: 'native', module: fileURLToPath(new URL('./noop-filter.mjs', import.meta.url)), capabilities: ['headers:read', 'headers:write'] }))
-const filters = chain === 'five' ? FILTERS : chain === 'one' ? FILTERS.slice(0, 1) : chain === 'native5' ? NOOP : []
+const filters = chain === 'five' ? FILTERS : chain === 'one' || chain === 'one-unmetered' ? FILTERS.slice(0, 1) : chain === 'native5' ? NOOP : []
 
 const proxy = await startProxy(
   {
@@ -37,7 +38,7 @@ const proxy = await startProxy(
     filters,
     routes: [{ name: 'all', match: { prefix: '/' }, cluster: 'up', filters: filters.map((f) => f.name) }],
   },
-  { workers: true },
+  { workers: true, meter: chain !== 'one-unmetered' },
 )
 process.stdout.write(JSON.stringify({ port: proxy.address('main').port }) + '\n')
 process.on('SIGTERM', () => void proxy.close().finally(() => process.exit(0)))

@@ -118,6 +118,7 @@ async function main() {
     { name: 'baseline (node:http + undici Pool)', start: () => startNode('baseline-proxy.js', [String(upstreamPort)]) },
     { name: 'OmniRelay, no filters, 1 worker', start: () => startNode('omnirelay-proxy.js', [String(upstreamPort), '1']) },
     { name: 'OmniRelay, no filters, workers: auto', start: () => startNode('omnirelay-proxy.js', [String(upstreamPort), 'auto']) },
+    { name: 'OmniRelay, 1 AS header filter (unmetered), 1 worker', start: () => startNode('omnirelay-proxy.js', [String(upstreamPort), '1', 'one-unmetered']) },
     { name: 'OmniRelay, 1 AS header filter (metered), 1 worker', start: () => startNode('omnirelay-proxy.js', [String(upstreamPort), '1', 'one']) },
     { name: 'OmniRelay, chain of 5 AS filters (metered), 1 worker', start: () => startNode('omnirelay-proxy.js', [String(upstreamPort), '1', 'five']) },
     { name: 'OmniRelay, chain of 5 empty native filters, 1 worker', start: () => startNode('omnirelay-proxy.js', [String(upstreamPort), '1', 'native5']) },
@@ -183,6 +184,12 @@ async function main() {
   for (const r of rows.filter((x) => /chain of|header filter/.test(x.name))) {
     const rounds = pair(r, one)
     console.log(`${r.name}: +${(r.cpuUs - one.cpuUs).toFixed(1)} µs CPU/request, ${(median(rounds.map((x) => x.rps)) * 100).toFixed(0)} % of no-filter req/s (rounds: ${fmt(rounds)})`)
+  }
+  const metered = rows.find((r) => r.name.includes('(metered), 1 worker') && r.name.includes('header filter'))
+  const unmetered = rows.find((r) => r.name.includes('(unmetered)'))
+  if (metered && unmetered) {
+    const rounds = pair(metered, unmetered)
+    console.log(`fuel metering, 1 AS header filter: +${(metered.cpuUs - unmetered.cpuUs).toFixed(1)} µs CPU/request, ${(median(rounds.map((x) => x.rps)) * 100).toFixed(0)} % of unmetered req/s`)
   }
 }
 

@@ -43,6 +43,11 @@ export interface StartOptions {
   workers?: boolean
   /** Overrides `workers` from the config (the CLI's `--workers`). */
   workersOverride?: 'auto' | number
+  /**
+   * Fuel-instrument Wasm and QuickJS filters (default true). `false` is for benchmarks and
+   * trusted filters only: no CPU quota. One process only (not with forked workers).
+   */
+  meter?: boolean
 }
 
 /** A running proxy. */
@@ -106,7 +111,7 @@ export async function startProxy(configOrPath: string | object, opts: StartOptio
     const { startPrimary } = await import('./server/workers.ts')
     return startPrimary(config, { path, log: opts.log, watch: opts.watch, sighup: opts.sighup })
   }
-  const proxy = await Proxy.start(config, { log: opts.log, metrics: opts.metrics })
+  const proxy = await Proxy.start(config, { log: opts.log, metrics: opts.metrics, meter: opts.meter })
   let watcher: ConfigWatcher | undefined
   const reload = async (next?: unknown): Promise<number> => {
     let cfg: ProxyConfig

@@ -72,6 +72,12 @@ export interface FactoryOptions {
    *   failure policy (see hosts/start-failure.ts): what the proxy does.
    */
   startFailure?: 'reject' | 'serve'
+  /**
+   * Instrument filters for fuel (Wasm, QuickJS). Default true. False only for benchmarks and
+   * trusted code: no CPU quota at all, so a runaway filter holds its worker until the
+   * watchdog's after-the-fact check, which never comes for a call that does not return.
+   */
+  meter?: boolean
 }
 
 /** One kind of extension host (wasm, quickjs, native): builds factories from definitions. */

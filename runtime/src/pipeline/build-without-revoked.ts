@@ -6,7 +6,7 @@
 import type { LoadArtifactOptions } from '../bundles/load-artifact.ts'
 import type { RevokedFilters } from '../bundles/revoked-filters.ts'
 import type { ProxyConfig } from '../config/types.ts'
-import type { HostServices } from '../hosts/host-services.ts'
+import type { FactoryOptions, HostServices } from '../hosts/host-services.ts'
 import { buildFilters, type BuiltFilter, type BuiltFilters } from './build-filters.ts'
 import { revokedEntry } from './revoked-filter.ts'
 
@@ -20,9 +20,10 @@ export async function buildFiltersWithout(
   previous: BuiltFilters,
   revoked: RevokedFilters,
   load: Pick<LoadArtifactOptions, 'revocations'>,
+  factory?: FactoryOptions,
 ): Promise<BuiltFilters> {
-  if (revoked.size === 0) return buildFilters(config, services, previous, load)
-  const built = await buildFilters({ ...config, filters: config.filters.filter((f) => !revoked.has(f.name)) }, services, previous, load)
+  if (revoked.size === 0) return buildFilters(config, services, previous, load, factory)
+  const built = await buildFilters({ ...config, filters: config.filters.filter((f) => !revoked.has(f.name)) }, services, previous, load, factory)
   const out = new Map<string, BuiltFilter>(built)
   for (const def of config.filters) {
     const code = revoked.get(def.name)

@@ -10,7 +10,7 @@ import { ConfigError, ConfigErrorCode } from '../config/errors.ts'
 import { redactConfig } from '../config/redact.ts'
 import type { ListenerConfig, ProxyConfig } from '../config/types.ts'
 import { AdminServer } from '../admin/admin-server.ts'
-import type { HostServices, SharedData, SharedQueues } from '../hosts/host-services.ts'
+import type { FactoryOptions, HostServices, SharedData, SharedQueues } from '../hosts/host-services.ts'
 import { createAccessLog, type AccessLog } from '../observability/access-log.ts'
 import { createLogger, type Logger } from '../observability/logger.ts'
 import { MetricsRegistry } from '../observability/metrics.ts'
@@ -25,6 +25,9 @@ import type { ServeContext } from './exchange.ts'
 import type { ForwardOptions } from './forward-headers.ts'
 import { Listener } from './listener.ts'
 import { Snapshot } from './snapshot.ts'
+
+/** How filters build for `meter: false`: as usual (failed starts served by policy), without fuel. */
+const UNMETERED: FactoryOptions = { startFailure: 'serve', meter: false }
 
 export interface ProxyOptions {
   log?: Logger
@@ -50,6 +53,8 @@ export interface ProxyOptions {
    * already run this config. Default false.
    */
   startWithoutRevoked?: boolean
+  /** Fuel-instrument Wasm and QuickJS filters (default true); see FactoryOptions.meter. */
+  meter?: boolean
 }
 
 const VIA = '1.1 omnirelay'
@@ -228,7 +233,7 @@ export class Proxy {
       allowNative: config.allowNative,
     }
     const load = this.#revocations ? { revocations: this.#revocations.list } : {}
-    const built = await buildFiltersWithout(config, services, old?.filters ?? NO_FILTERS, revoked, load)
+    const built = await buildFiltersWithout(config, services, old?.filters ?? NO_FILTERS, revoked, load, this.#opts.meter === false ? UNMETERED : undefined)
     const filters = applyFilterSplits(built, config.filterSplits ?? [], this.#opts.splitObserver ? { observer: this.#opts.splitObserver } : {})
     if (old) this.#clusters.update(config.clusters)
     const snap = new Snapshot(nextEpoch, config, filters, this.#clusters, this.pm)

@@ -55,10 +55,8 @@ export const QUICKJS_DEFAULTS = {
 const FUEL_BUCKETS = [1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9]
 const OP_NAMES = ['requestHeaders', 'requestBody', 'requestTrailers', 'responseHeaders', 'responseBody', 'responseTrailers', 'log']
 
-export interface QuickJsHostOptions extends FactoryOptions {
-  /** Meter the engine for fuel. Default true; false only for benchmarks (no fuel quota at all). */
-  meter?: boolean
-}
+/** `meter: false` runs the engine without fuel (benchmarks). */
+export type QuickJsHostOptions = FactoryOptions
 
 /**
  * A QuickJS filter refused at load. `code`: invalid_quota, capability_denied (the module's

@@ -79,8 +79,6 @@ interface FailedStart {
 }
 
 export interface WasmHostOptions extends FactoryOptions {
-  /** Instrument for fuel. Default true; false only for trusted modules and benchmarks. */
-  meter?: boolean
   cache?: ModuleCache
 }
 
