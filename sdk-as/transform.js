@@ -1,7 +1,8 @@
 // AssemblyScript compiler transform: drops the proxy-wasm entry points of hooks no filter
-// class overrides (and OmniRelay's deferred-delete marker when one overrides onDelete). A missing callback means "continue" to every proxy-wasm host, so the
-// module behaves the same, but the host never calls into it (or subscribes a phase, or
-// buffers a body) for nothing, and the module imports only what it really uses.
+// class overrides (and OmniRelay's deferred-delete marker when one overrides onDelete). A
+// missing callback means "continue" to every proxy-wasm host, so the module behaves the same,
+// but the host never calls into it (or subscribes a phase, or buffers a body) for nothing,
+// and the module imports only what it really uses.
 //
 // Used by build.js; with plain asc: `asc ... --transform @omnirelay/sdk-as/transform`.
 import { Transform } from 'assemblyscript/transform'

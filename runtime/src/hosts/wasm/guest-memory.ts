@@ -92,8 +92,8 @@ export class GuestMemory {
   /**
    * The header name at [ptr, ptr+len), lower-cased, or undefined when it is not one (empty,
    * or a byte outside the token characters; `:` only first, for pseudo-headers). Checked on
-   * the bytes, without a regular expression or a second lower-casing pass; cached like
-   * strings. Caller checks bounds.
+   * the bytes, without a regular expression, and lower-cased only when it has upper-case
+   * letters; cached like strings. Caller checks bounds.
    */
   headerName(ptr: number, len: number): string | undefined {
     this.#sync()
