@@ -9,6 +9,10 @@ import { CACHED_STRING_BYTES, ShortStringCache } from './short-string-cache.ts'
  * (`proxy_on_memory_allocate`, else `malloc`), copies the bytes in, and stores pointer and
  * size at the module's return pointers. An empty value is returned as pointer 0, size 0
  * (what Envoy's host does).
+ *
+ * Header names and values cross as bytes, one character per byte (latin1), both ways: what
+ * node reads from and writes to the wire, so a module sees and sets exactly the bytes a peer
+ * sent or will get (a UTF-8 value stays UTF-8), as under Envoy. Other strings are UTF-8.
  */
 
 /**
@@ -27,9 +31,10 @@ export class GuestMemory {
   readonly #shared: boolean
   /** The module's allocator, bound once exports are known. */
   alloc: ((size: number) => number) | undefined
-  /** Recently decoded short strings, and recently read header names (lower-cased, valid). */
+  /** Recently decoded short strings, header names (lower-cased, valid) and header values. */
   readonly #strings = new ShortStringCache()
   readonly #names = new ShortStringCache()
+  readonly #values = new ShortStringCache()
 
   constructor(memory: WebAssembly.Memory) {
     this.#memory = memory
@@ -116,15 +121,22 @@ export class GuestMemory {
     return name
   }
 
-  /** A header value at [ptr, ptr+len), or undefined when it holds CR, LF or NUL. Caller checks bounds. */
+  /**
+   * The header value at [ptr, ptr+len) (latin1: one character per byte), or undefined when it
+   * holds a control character other than HTAB, or DEL: never valid in a field value (RFC 9110
+   * §5.5), and node would refuse to send it. Caller checks bounds.
+   */
   headerValue(ptr: number, len: number): string | undefined {
     this.#sync()
     const u8 = this.#u8
     for (let i = ptr; i < ptr + len; i++) {
       const b = u8[i]!
-      if (b === 13 || b === 10 || b === 0) return undefined
+      if ((b < 0x20 && b !== 0x09) || b === 0x7f) return undefined
     }
-    return this.string(ptr, len)
+    if (len > CACHED_STRING_BYTES) return this.#node.toString('latin1', ptr, ptr + len)
+    let s = this.#values.get(u8, ptr, len)
+    if (s === undefined) this.#values.put(u8, ptr, len, (s = this.#node.toString('latin1', ptr, ptr + len)))
+    return s
   }
 
   u32(ptr: number): number {
@@ -144,19 +156,20 @@ export class GuestMemory {
   }
 
   /**
-   * Copies `value` into module-allocated memory and writes pointer/size to the return slots.
-   * Returns false when a return slot is out of bounds or the module's allocator failed.
+   * Copies `value` into module-allocated memory and writes pointer/size to the return slots
+   * (a string as UTF-8, or as latin1 for header names and values). Returns false when a return
+   * slot is out of bounds or the module's allocator failed.
    */
-  returnValue(value: string | Uint8Array, ptrPtr: number, sizePtr: number): boolean {
+  returnValue(value: string | Uint8Array, ptrPtr: number, sizePtr: number, encoding: 'utf8' | 'latin1' = 'utf8'): boolean {
     if (!this.ok(ptrPtr, 4) || !this.ok(sizePtr, 4)) return false
-    const size = typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length
+    const size = typeof value === 'string' ? Buffer.byteLength(value, encoding) : value.length
     let ptr = 0
     if (size > 0) {
       if (!this.alloc) return false
       // The allocator runs module code: it may grow memory (views resync) or trap (propagates).
       ptr = this.alloc(size) >>> 0
       if (ptr === 0 || !this.ok(ptr, size)) return false
-      if (typeof value === 'string') this.#node.write(value, ptr, size, 'utf8')
+      if (typeof value === 'string') this.#node.write(value, ptr, size, encoding)
       else this.#u8.set(value, ptr)
     }
     this.setU32(ptrPtr, ptr)
@@ -164,12 +177,12 @@ export class GuestMemory {
     return true
   }
 
-  /** Serializes a flat `[name, value, ...]` list as a proxy-wasm map into module memory. */
+  /** Serializes a flat `[name, value, ...]` header list (latin1) as a proxy-wasm map into module memory. */
   returnPairs(flat: readonly string[], ptrPtr: number, sizePtr: number): boolean {
     if (!this.ok(ptrPtr, 4) || !this.ok(sizePtr, 4)) return false
     const n = flat.length >>> 1
     let size = 4 + n * 8
-    for (let i = 0; i < flat.length; i++) size += Buffer.byteLength(flat[i]!, 'utf8') + 1
+    for (let i = 0; i < flat.length; i++) size += flat[i]!.length + 1
     if (!this.alloc) return false
     const ptr = this.alloc(size) >>> 0
     if (ptr === 0 || !this.ok(ptr, size)) return false
@@ -179,7 +192,7 @@ export class GuestMemory {
     let lp = ptr + 4
     let dp = ptr + 4 + n * 8
     for (let i = 0; i < flat.length; i++, lp += 4) {
-      const written = node.write(flat[i]!, dp, 'utf8')
+      const written = node.write(flat[i]!, dp, 'latin1')
       dv.setUint32(lp, written, true)
       node[dp + written] = 0
       dp += written + 1
@@ -190,8 +203,8 @@ export class GuestMemory {
   }
 
   /**
-   * Parses a proxy-wasm serialized map at [ptr, ptr+len) into a flat list with lower-cased
-   * names. Undefined when malformed. An empty map may be 0 bytes or one 0x00 byte.
+   * Parses a proxy-wasm serialized header map at [ptr, ptr+len) (latin1) into a flat list
+   * with lower-cased names. Undefined when malformed. An empty map may be 0 bytes or one 0x00 byte.
    */
   pairs(ptr: number, len: number): string[] | undefined {
     if (len < 4) return len <= 1 ? [] : undefined
@@ -206,7 +219,7 @@ export class GuestMemory {
     for (let i = 0; i < n * 2; i++, lp += 4) {
       const l = dv.getUint32(lp, true)
       if (dp + l + 1 > end) return undefined
-      const s = this.#node.toString('utf8', dp, dp + l)
+      const s = this.#node.toString('latin1', dp, dp + l)
       out[i] = i % 2 === 0 ? s.toLowerCase() : s
       dp += l + 1
     }

@@ -38,7 +38,8 @@ export const HOST_LIMITS = {
 type HostFn = (...args: any[]) => number | bigint | void
 
 const HEADER_NAME = /^:?[!#$%&'*+\-.^_`|~0-9a-z]+$/
-const BAD_VALUE = /[\r\n\0]/
+/** Control characters but HTAB, and DEL (as GuestMemory.headerValue). */
+const BAD_VALUE = /[\u0000-\u0008\u000a-\u001f\u007f]/
 
 function validHeader(name: string, value: string): boolean {
   return HEADER_NAME.test(name) && !BAD_VALUE.test(value)
@@ -260,7 +261,7 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
       if (map === undefined) return R.BadArgument
       if (!m().ok(retSize, 4)) return R.InvalidMemoryAccess
       let size = 4
-      if (map) for (const s of map.flat) size += Buffer.byteLength(s, 'utf8') + 5
+      if (map) for (const s of map.flat) size += s.length + 5
       m().setU32(retSize, map ? size : 0)
       return R.Ok
     },
@@ -278,7 +279,7 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
       const k = m().headerName(kPtr, kLen)
       const v = k === undefined ? undefined : map.get(k)
       if (v === undefined) return R.NotFound
-      return m().returnValue(v, retPtr, retSize) ? R.Ok : R.InvalidMemoryAccess
+      return m().returnValue(v, retPtr, retSize, 'latin1') ? R.Ok : R.InvalidMemoryAccess
     },
     proxy_set_header_map_pairs(type: number, ptr: number, len: number) {
       const map = writableMap(vm, type)
