@@ -104,6 +104,20 @@ describe('native filters', () => {
     expect((await drive([open.f])).status).toBe('upstream')
   })
 
+  it('header values node would refuse on the wire are refused at the call (the filter catches a TypeError)', async () => {
+    const { f } = await build(
+      `export function onRequestHeaders(req) {
+        for (const [k, v] of [['x-ctl', 'a\\u0001b'], ['x-del', 'a\\u007fb'], ['x-wide', 'price: \\u20ac5'], ['x-ok', 'caf\\u00e9\\tok']]) {
+          try { req.headers.set(k, v) } catch (e) { req.headers.set(k + '-refused', e.constructor.name) }
+        }
+      }`,
+      { name: 'values' },
+    )
+    const h = (await drive([f])).stream.requestHeaders
+    expect([h.get('x-ctl-refused'), h.get('x-del-refused'), h.get('x-wide-refused')]).toEqual(['TypeError', 'TypeError', 'TypeError'])
+    expect([h.get('x-ctl'), h.get('x-del'), h.get('x-wide'), h.get('x-ok')]).toEqual([undefined, undefined, undefined, 'caf\u00e9\tok'])
+  })
+
   it('reload gives a fresh module instance (state starts over)', async () => {
     const { f } = await build(`let n = 0; export function onRequestHeaders(req) { n++; if (req.path === '/boom') throw new Error('x'); req.headers.set('x-n', String(n)) }`, {
       name: 'rl',

@@ -101,6 +101,9 @@ describe('hostile QuickJS filters', () => {
   it('header injection never reaches the stream, even with the prelude\'s built-ins tampered with', async () => {
     await expectContained('crlf', `req.headers.set('x-a', 'v\\r\\nx-evil: 1')`, 'thrown')
     await expectContained('badname', `req.headers.set('bad name', 'v')`, 'thrown')
+    // What node would refuse on the wire: refused at the call, the filter's policy answers.
+    await expectContained('ctlvalue', `req.headers.set('x-a', 'a\\u0001b')`, 'thrown')
+    await expectContained('widevalue', `req.headers.set('x-a', 'price: \\u20ac5')`, 'thrown')
     const { f, services } = await hostile(
       'tamper',
       `const join = Array.prototype.join

@@ -14,7 +14,8 @@ import { getProperty, splitPropertyPath } from '../properties.ts'
 import { MetricType } from '../wasm/abi.ts'
 import type { GuestMetrics } from '../wasm/guest-metrics.ts'
 
-const BAD = /[\u0000-\u0002\r\n]/
+/** Never valid in a header name or value (as in the QuickJS host): control characters but HTAB, DEL, above U+00FF. */
+const BAD = /[\u0000-\u0008\u000a-\u001f\u007f\u0100-\uffff]/
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 

@@ -56,14 +56,18 @@ export class HostcallError extends Error {
 
 /** A lower-case HTTP token, optionally a pseudo-header (`:path`). */
 const HEADER_NAME = /^:?[!#$%&'*+\-.^_`|~0-9a-z]+$/
-/** Control characters other than HTAB: never valid in a header value. */
-const BAD_VALUE = /[\u0000-\u0008\u000a-\u001f\u007f]/
+/**
+ * Never valid in a header value: control characters other than HTAB, DEL (RFC 9110 §5.5),
+ * and characters above U+00FF, which node (one byte per character on the wire) refuses to
+ * send: refused here, they cannot fail the request later as the client's or upstream's fault.
+ */
+const BAD_VALUE = /[\u0000-\u0008\u000a-\u001f\u007f\u0100-\uffff]/
 
 /**
  * A whole flat header list joined by U+0001, checked in one regex pass (the hot path: one
  * test per hook instead of two per header). Same rules as `checkHeaderFields`.
  */
-const FLAT_LIST = /^(?::?[!#$%&'*+\-.^_`|~0-9a-z]+\u0001[^\u0000-\u0008\u000a-\u001f\u007f]*(?:\u0001:?[!#$%&'*+\-.^_`|~0-9a-z]+\u0001[^\u0000-\u0008\u000a-\u001f\u007f]*)*)?$/
+const FLAT_LIST = /^(?::?[!#$%&'*+\-.^_`|~0-9a-z]+\u0001[^\u0000-\u0008\u000a-\u001f\u007f\u0100-\uffff]*(?:\u0001:?[!#$%&'*+\-.^_`|~0-9a-z]+\u0001[^\u0000-\u0008\u000a-\u001f\u007f\u0100-\uffff]*)*)?$/
 
 /** Validates and splits a joined flat header list from the sandbox. */
 export function splitHeaderList(joined: string): string[] {
