@@ -8,14 +8,13 @@
  */
 import type { Capability, HttpStream } from '../../pipeline/filter.ts'
 import type { HeaderMap } from '../../pipeline/header-map.ts'
+import { BAD_HEADER_VALUE } from '../../pipeline/header-syntax.ts'
 import type { HostServices } from '../host-services.ts'
 import type { Logger } from '../../observability/logger.ts'
 import { getProperty, splitPropertyPath } from '../properties.ts'
 import { MetricType } from '../wasm/abi.ts'
 import type { GuestMetrics } from '../wasm/guest-metrics.ts'
 
-/** Never valid in a header name or value (as in the QuickJS host): control characters but HTAB, DEL, above U+00FF. */
-const BAD = /[\u0000-\u0008\u000a-\u001f\u007f\u0100-\uffff]/
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
@@ -32,7 +31,7 @@ export interface NativeEnv {
 }
 
 function check(s: string, what: string): string {
-  if (BAD.test(s)) throw new TypeError(`invalid header ${what}`)
+  if (BAD_HEADER_VALUE.test(s)) throw new TypeError(`invalid header ${what}`)
   return s
 }
 

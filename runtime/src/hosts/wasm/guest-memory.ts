@@ -123,8 +123,9 @@ export class GuestMemory {
 
   /**
    * The header value at [ptr, ptr+len) (latin1: one character per byte), or undefined when it
-   * holds a control character other than HTAB, or DEL: never valid in a field value (RFC 9110
-   * §5.5), and node would refuse to send it. Caller checks bounds.
+   * holds a control character other than HTAB, or DEL: `BAD_HEADER_VALUE`
+   * (pipeline/header-syntax.ts) checked on the bytes, which are at most U+00FF here. Caller
+   * checks bounds.
    */
   headerValue(ptr: number, len: number): string | undefined {
     this.#sync()

@@ -13,6 +13,7 @@
  */
 import type { Capability } from '../../pipeline/filter.ts'
 import type { HeaderMap } from '../../pipeline/header-map.ts'
+import { BAD_HEADER_VALUE, HEADER_NAME } from '../../pipeline/header-syntax.ts'
 import { hostReply } from '../../pipeline/local-reply.ts'
 import { getProperty, splitPropertyPath } from '../properties.ts'
 import { BufferType, LogLevel, MapType, StreamType, WasmResult } from './abi.ts'
@@ -37,12 +38,9 @@ export const HOST_LIMITS = {
 } as const
 type HostFn = (...args: any[]) => number | bigint | void
 
-const HEADER_NAME = /^:?[!#$%&'*+\-.^_`|~0-9a-z]+$/
-/** Control characters but HTAB, and DEL (as GuestMemory.headerValue). */
-const BAD_VALUE = /[\u0000-\u0008\u000a-\u001f\u007f]/
 
 function validHeader(name: string, value: string): boolean {
-  return HEADER_NAME.test(name) && !BAD_VALUE.test(value)
+  return HEADER_NAME.test(name) && !BAD_HEADER_VALUE.test(value)
 }
 
 function validPairs(flat: readonly string[]): boolean {
