@@ -2,11 +2,13 @@
  * Property paths (proxy-wasm `proxy_get_property`, and the QuickJS host's `properties.get`)
  * resolved from a stream, serialized the way Envoy's proxy-wasm host does:
  *
- * - strings: raw UTF-8 bytes;
+ * - strings: raw UTF-8 bytes, except values read from headers (see {@link fromHeaders}): those
+ *   are the header's own bytes, held as one character per byte (node's convention);
  * - integers (ports, codes, sizes, the epoch): 8-byte little-endian int64;
  * - booleans: one byte, 0 or 1;
  * - timestamps and durations: int64 nanoseconds, little-endian;
- * - header maps: the proxy-wasm map serialization (count, lengths, NUL-terminated bytes).
+ * - header maps: the proxy-wasm map serialization (count, lengths, NUL-terminated bytes), of
+ *   the headers' own bytes.
  *
  * Paths arrive as segments separated by NUL (what the Rust/Go/C++ SDKs send:
  * `request\0headers\0x-foo`) or, when no NUL is present, by dots (`request.headers.x-foo`).
@@ -36,7 +38,6 @@ export interface PropertyContext {
 export type PropertyValue = string | Uint8Array
 
 const textDecoder = new TextDecoder()
-const textEncoder = new TextEncoder()
 
 /** Splits a raw path: NUL-separated segments, else dot-separated. Trailing empty segments are dropped. */
 export function splitPropertyPath(raw: string | Uint8Array): string[] {
@@ -56,10 +57,20 @@ export function bool(b: boolean): Uint8Array {
   return Uint8Array.of(b ? 1 : 0)
 }
 
-/** proxy-wasm map serialization of `[name, value]` pairs from a flat array. */
+/**
+ * Whether the string value of `path` is read from a header map (or is ASCII): a host that hands
+ * out bytes encodes it as latin1, giving the header's bytes back, as for header map reads.
+ * Every `request.*` and `response.*` string is, but `response.code_details` (local reply
+ * details, which may carry filter and config names in any script).
+ */
+export function fromHeaders(path: readonly string[]): boolean {
+  return path[0] === 'request' || (path[0] === 'response' && path[1] !== 'code_details')
+}
+
+/** proxy-wasm map serialization of `[name, value]` pairs from a header map's flat array (latin1: the headers' bytes). */
 export function serializePairs(flat: readonly string[]): Uint8Array {
   const n = flat.length >>> 1
-  const encoded = flat.map((s) => textEncoder.encode(s))
+  const encoded = flat.map((s) => Buffer.from(s, 'latin1'))
   let size = 4 + n * 8
   for (const e of encoded) size += e.length + 1
   const out = new Uint8Array(size)

@@ -44,6 +44,35 @@ const echo = `(module
       (then (drop (call $log (i32.const 2) (i32.load (i32.const 2048)) (i32.load (i32.const 2052))))))
     (i32.const 0)))`
 
+/** Logs the property request.headers.x-in, and the x-in entry of the serialized map request.headers, as the module got them. */
+const echoProperty = `(module
+  (import "env" "proxy_get_property" (func $prop (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  ${PRELUDE}
+  ${data(1024, 'request.headers.x-in')} ${data(1056, 'request.headers')}
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (local $p i32) (local $n i32) (local $i i32)
+    (if (i32.eqz (call $prop (i32.const 1024) (i32.const 20) (i32.const 2048) (i32.const 2052)))
+      (then (drop (call $log (i32.const 2) (i32.load (i32.const 2048)) (i32.load (i32.const 2052))))))
+    ;; the map: count, then (name length, value length) per pair, then NUL-terminated names and values
+    (if (i32.eqz (call $prop (i32.const 1056) (i32.const 15) (i32.const 2048) (i32.const 2052)))
+      (then
+        (local.set $n (i32.load (i32.load (i32.const 2048))))
+        (local.set $p (i32.add (i32.add (i32.load (i32.const 2048)) (i32.const 4)) (i32.mul (local.get $n) (i32.const 8))))
+        (block $done (loop $next
+          (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+          ;; a 4-byte name "x-in": log the value that follows it
+          (if (i32.and (i32.eq (i32.load (i32.add (i32.add (i32.load (i32.const 2048)) (i32.const 4)) (i32.mul (local.get $i) (i32.const 8)))) (i32.const 4))
+                       (i32.eq (i32.load (local.get $p)) (i32.const 0x6e692d78)))
+            (then (drop (call $log (i32.const 2) (i32.add (local.get $p) (i32.const 5))
+              (i32.load (i32.add (i32.add (i32.load (i32.const 2048)) (i32.const 8)) (i32.mul (local.get $i) (i32.const 8))))))))
+          (local.set $p (i32.add (local.get $p) (i32.add (i32.load (i32.add (i32.add (i32.load (i32.const 2048)) (i32.const 4)) (i32.mul (local.get $i) (i32.const 8)))) (i32.const 1))))
+          (local.set $p (i32.add (local.get $p) (i32.add (i32.load (i32.add (i32.add (i32.load (i32.const 2048)) (i32.const 8)) (i32.mul (local.get $i) (i32.const 8)))) (i32.const 1))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $next)))))
+    (i32.const 0)))`
+
 const lines: { msg: string }[] = []
 
 const VALUES: [string, string, boolean][] = [
@@ -63,6 +92,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'omnirelay-hv-'))
   for (const [name, value] of VALUES) await writeFile(join(dir, `${name}.wasm`), await wat(setter(value)))
   await writeFile(join(dir, 'echo.wasm'), await wat(echo))
+  await writeFile(join(dir, 'echoprop.wasm'), await wat(echoProperty))
   up = await startUpstream()
   proxy = await startProxy(
     {
@@ -70,8 +100,8 @@ beforeAll(async () => {
       accessLog: 'off',
       allowUnsigned: true,
       clusters: [{ name: 'app', endpoints: [`127.0.0.1:${up.port}`] }],
-      filters: [...VALUES.map(([name]) => name), 'echo'].map((name) => ({ name, kind: 'wasm', module: `${name}.wasm`, capabilities: ['headers:read', 'headers:write', 'log'] })),
-      routes: [...VALUES.map(([name]) => name), 'echo'].map((name) => ({ name, match: { prefix: '/', host: `${name}.test` }, cluster: 'app', filters: [name] })),
+      filters: [...VALUES.map(([name]) => name), 'echo', 'echoprop'].map((name) => ({ name, kind: 'wasm', module: `${name}.wasm`, capabilities: ['headers:read', 'headers:write', 'log', 'properties'] })),
+      routes: [...VALUES.map(([name]) => name), 'echo', 'echoprop'].map((name) => ({ name, match: { prefix: '/', host: `${name}.test` }, cluster: 'app', filters: [name] })),
     },
     { log: createLogger({ level: 'info', write: (l) => lines.push(JSON.parse(l)) }), baseDir: dir },
   )
@@ -100,5 +130,16 @@ describe('header values set by a Wasm filter', () => {
     const r = await request(proxy.address().port, { headers: { host: 'echo.test', 'x-in': utf8 } })
     expect(r.status).toBe(200)
     expect(lines.map((l) => l.msg)).toContain('naïve café €')
+  })
+})
+
+describe('properties read from headers', () => {
+  it('a module reads the bytes a client sent, as a property and in the serialized map', async () => {
+    lines.length = 0
+    const utf8 = Buffer.from('grüße €', 'utf8').toString('latin1')
+    const r = await request(proxy.address().port, { headers: { host: 'echoprop.test', 'x-in': utf8 } })
+    expect(r.status).toBe(200)
+    // both log lines: the host decodes them as UTF-8, so double-encoded bytes would read "grÃ¼Ã"
+    expect(lines.map((l) => l.msg).filter((m) => m === 'grüße €')).toHaveLength(2)
   })
 })

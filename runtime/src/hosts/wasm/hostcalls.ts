@@ -15,7 +15,7 @@ import type { Capability } from '../../pipeline/filter.ts'
 import type { HeaderMap } from '../../pipeline/header-map.ts'
 import { BAD_HEADER_VALUE, HEADER_NAME } from '../../pipeline/header-syntax.ts'
 import { hostReply } from '../../pipeline/local-reply.ts'
-import { getProperty, splitPropertyPath } from '../properties.ts'
+import { fromHeaders, getProperty, splitPropertyPath } from '../properties.ts'
 import { BufferType, LogLevel, MapType, StreamType, WasmResult } from './abi.ts'
 import type { WasmVm } from './vm.ts'
 import { wasiImports, assemblyScriptImports } from './wasi.ts'
@@ -333,7 +333,8 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
     proxy_get_property(pPtr: number, pLen: number, retPtr: number, retSize: number) {
       if (!m().ok(pPtr, pLen)) return R.InvalidMemoryAccess
       const cur = vm.current
-      const value = getProperty(splitPropertyPath(m().bytes(pPtr, pLen)), {
+      const path = splitPropertyPath(m().bytes(pPtr, pLen))
+      const value = getProperty(path, {
         stream: cur?.stream,
         pluginName: env.name,
         vmId: env.vmId,
@@ -342,7 +343,7 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
         epoch: env.services.epoch,
       })
       if (value === undefined) return R.NotFound
-      return m().returnValue(value, retPtr, retSize) ? R.Ok : R.InvalidMemoryAccess
+      return m().returnValue(value, retPtr, retSize, fromHeaders(path) ? 'latin1' : 'utf8') ? R.Ok : R.InvalidMemoryAccess
     },
     proxy_set_property(pPtr: number, pLen: number, vPtr: number, vLen: number) {
       if (!m().ok(pPtr, pLen) || !m().ok(vPtr, vLen)) return R.InvalidMemoryAccess
