@@ -3,7 +3,8 @@
  * byte for byte (a UTF-8 value stays UTF-8). Bytes HTTP never allows in a value (control
  * characters but HTAB, DEL) are refused at the host call (BadArgument, header not set), so
  * the request is served instead of failing later on the wire as the client's or upstream's
- * fault.
+ * fault. Properties read from headers (`request.headers.<name>`, the serialized map) are the
+ * same bytes.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
