@@ -31,7 +31,7 @@ export type BuiltFilters = ReadonlyMap<string, BuiltFilter>
 export const NO_FILTERS: BuiltFilters = new Map()
 
 /** What the proxy asks of every host: a filter that fails to start gets its policy's answer. */
-const SERVE_FAILED_STARTS: FactoryOptions = { startFailure: 'serve' }
+export const SERVE_FAILED_STARTS: FactoryOptions = { startFailure: 'serve' }
 
 /**
  * @param previous the running epoch's filters (for reuse), if any

@@ -15,7 +15,7 @@ import { createAccessLog, type AccessLog } from '../observability/access-log.ts'
 import { createLogger, type Logger } from '../observability/logger.ts'
 import { MetricsRegistry } from '../observability/metrics.ts'
 import { ProxyMetrics } from '../observability/proxy-metrics.ts'
-import { NO_FILTERS, retiredFactories } from '../pipeline/build-filters.ts'
+import { NO_FILTERS, retiredFactories, SERVE_FAILED_STARTS } from '../pipeline/build-filters.ts'
 import { buildFiltersWithout } from '../pipeline/build-without-revoked.ts'
 import { pollerForConfig, type RevocationPoller } from '../bundles/revocation-poller.ts'
 import { findRevokedFilters, type RevokedFilters } from '../bundles/revoked-filters.ts'
@@ -27,7 +27,7 @@ import { Listener } from './listener.ts'
 import { Snapshot } from './snapshot.ts'
 
 /** How filters build for `meter: false`: as usual (failed starts served by policy), without fuel. */
-const UNMETERED: FactoryOptions = { startFailure: 'serve', meter: false }
+const UNMETERED: FactoryOptions = { ...SERVE_FAILED_STARTS, meter: false }
 
 export interface ProxyOptions {
   log?: Logger

@@ -55,7 +55,6 @@ export class HostcallError extends Error {
   }
 }
 
-
 /**
  * A whole flat header list joined by U+0001, checked in one regex pass (the hot path: one
  * test per hook instead of two per header). Same rules as `checkHeaderFields`.

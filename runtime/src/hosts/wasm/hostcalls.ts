@@ -38,7 +38,6 @@ export const HOST_LIMITS = {
 } as const
 type HostFn = (...args: any[]) => number | bigint | void
 
-
 function validHeader(name: string, value: string): boolean {
   return HEADER_NAME.test(name) && !BAD_HEADER_VALUE.test(value)
 }
