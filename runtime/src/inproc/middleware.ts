@@ -15,6 +15,7 @@
  * http.createServer(omni.wrap((req, res) => res.end('hello'))).listen(3000)
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import { loadConfigFile } from '../config/load.ts'
 import type { ProxyConfig } from '../config/types.ts'
 import { validateConfig } from '../config/validate.ts'

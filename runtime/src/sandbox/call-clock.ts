@@ -26,6 +26,9 @@
  *   runEnd()
  * }
  */
+// The global `performance` is a lazy accessor on globalThis (a getter per read): import it.
+import { performance } from 'node:perf_hooks'
+
 let depth = 0
 let last = -1
 let skipped = 0

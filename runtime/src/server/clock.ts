@@ -3,6 +3,7 @@
  * offset between the two clocks is refreshed once a second, so NTP adjustments reach the
  * access log within a second.
  */
+import { performance } from 'node:perf_hooks'
 let offset = Date.now() - performance.now()
 setInterval(() => {
   offset = Date.now() - performance.now()

@@ -12,6 +12,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
+import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
 import type { Limits } from '../config/types.ts'
@@ -78,6 +79,31 @@ function onBodyError(this: Tagged<Readable>, err: unknown): void {
   this[kEx]!.onUpstreamBodyError(err)
 }
 
+/** A downstream connection's addresses. */
+interface Connection {
+  readonly remoteAddress: string
+  readonly remotePort: number
+  readonly localAddress: string
+  readonly localPort: number
+}
+const NO_CONNECTION: Connection = { remoteAddress: '', remotePort: 0, localAddress: '', localPort: 0 }
+/** Where a connection's addresses are kept: on the socket (HTTP/1.1) or the session (HTTP/2). */
+const kConn = Symbol('omnirelay.connection')
+
+/**
+ * The addresses of the request's connection, read from the socket once per connection:
+ * each of node's socket address getters is a call into the socket handle.
+ */
+function connectionOf(req: DownstreamRequest): Connection {
+  const owner = (req.httpVersionMajor === 2 ? (req as Http2ServerRequest).stream.session : req.socket) as { [kConn]?: Connection } | undefined
+  let c = owner?.[kConn]
+  if (c !== undefined) return c
+  const s = req.socket
+  c = s ? { remoteAddress: s.remoteAddress ?? '', remotePort: s.remotePort ?? 0, localAddress: s.localAddress ?? '', localPort: s.localPort ?? 0 } : NO_CONNECTION
+  if (owner) owner[kConn] = c
+  return c
+}
+
 /** UpstreamError code -> downstream status. */
 const UPSTREAM_STATUS: Record<string, number> = {
   no_healthy_upstream: 503,
@@ -117,6 +143,7 @@ class Exchange implements PipelineSink {
   m!: RouteMetrics
   cluster: Cluster | undefined
   clusterName: string | null = null
+  conn: Connection = NO_CONNECTION
   requestId = ''
   authority = ''
   headers: string[] = []
@@ -155,8 +182,8 @@ class Exchange implements PipelineSink {
     res.on('close', onResClose)
     if (ctx.draining && res.shouldKeepAlive !== undefined) res.shouldKeepAlive = false
 
-    const remote = req.socket?.remoteAddress ?? ''
-    const facts = forwardRequestHeaders(req.rawHeaders, remote, ctx.scheme, ctx.fwd)
+    const conn = (this.conn = connectionOf(req))
+    const facts = forwardRequestHeaders(req.rawHeaders, conn.remoteAddress, ctx.scheme, ctx.fwd)
     this.headers = facts.headers
     this.authority = facts.authority
     this.requestId = facts.requestId
@@ -427,12 +454,12 @@ class Exchange implements PipelineSink {
     info.startTime = wallTime(this.startMono)
     info.protocol = req.httpVersionMajor === 2 ? 'HTTP/2' : 'HTTP/1.1'
     info.scheme = ctx.scheme
-    const sock = req.socket
-    info.downstreamRemoteAddress = sock?.remoteAddress ?? ''
-    info.downstreamRemotePort = sock?.remotePort ?? 0
-    info.downstreamLocalAddress = sock?.localAddress ?? ''
-    info.downstreamLocalPort = sock?.localPort ?? 0
-    if (ctx.scheme === 'https') info.tls = tlsInfo(sock as TLSSocket)
+    const conn = this.conn
+    info.downstreamRemoteAddress = conn.remoteAddress
+    info.downstreamRemotePort = conn.remotePort
+    info.downstreamLocalAddress = conn.localAddress
+    info.downstreamLocalPort = conn.localPort
+    if (ctx.scheme === 'https') info.tls = tlsInfo(req.socket as TLSSocket)
     info.epoch = this.state.snapshot.epoch
     info.routeName = this.rd!.name
     info.clusterName = this.clusterName ?? undefined
@@ -576,7 +603,7 @@ class Exchange implements PipelineSink {
       path: req.url ?? '',
       authority: this.authority,
       protocol: req.httpVersionMajor === 2 ? 'HTTP/2' : 'HTTP/1.1',
-      remote: req.socket?.remoteAddress ?? '',
+      remote: this.conn.remoteAddress,
       route: this.rd?.name ?? null,
       cluster: this.clusterName,
       upstream: this.upstreamEndpoint,

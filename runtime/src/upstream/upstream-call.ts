@@ -8,6 +8,7 @@
  * a connection) -> STREAMING (headers handed out) -> DONE. Retries go back to IDLE and only
  * happen before STREAMING: once the proxy holds the response, nothing is replayed.
  */
+import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { CallBase } from './call-base.ts'

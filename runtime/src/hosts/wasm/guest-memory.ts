@@ -25,6 +25,8 @@ for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL
 export class GuestMemory {
   readonly #memory: WebAssembly.Memory
   #buffer: ArrayBuffer
+  /** `#buffer.byteLength`, kept: the getter is a builtin call, and every pointer check needs it. */
+  #size: number
   #u8: Uint8Array
   #dv: DataView
   #node: Buffer
@@ -39,6 +41,7 @@ export class GuestMemory {
   constructor(memory: WebAssembly.Memory) {
     this.#memory = memory
     this.#buffer = memory.buffer
+    this.#size = this.#buffer.byteLength
     this.#shared = typeof SharedArrayBuffer !== 'undefined' && this.#buffer instanceof SharedArrayBuffer
     this.#u8 = new Uint8Array(this.#buffer)
     this.#dv = new DataView(this.#buffer)
@@ -57,6 +60,7 @@ export class GuestMemory {
     const b = this.#memory.buffer
     if (b === this.#buffer) return
     this.#buffer = b
+    this.#size = b.byteLength
     this.#u8 = new Uint8Array(b)
     this.#dv = new DataView(b)
     this.#node = Buffer.from(b)
@@ -69,13 +73,13 @@ export class GuestMemory {
 
   get byteLength(): number {
     this.#sync()
-    return this.#buffer.byteLength
+    return this.#size
   }
 
   /** Whether [ptr, ptr+len) lies inside memory. Pointers and sizes are u32 from the module. */
   ok(ptr: number, len: number): boolean {
     this.#sync()
-    return ptr >>> 0 === ptr && len >>> 0 === len && ptr + len <= this.#buffer.byteLength
+    return ptr >>> 0 === ptr && len >>> 0 === len && ptr + len <= this.#size
   }
 
   /** A copy of the bytes (the module may overwrite its memory later). Caller checks bounds. */

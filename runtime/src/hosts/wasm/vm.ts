@@ -137,6 +137,11 @@ export class WasmVm {
   /** Used since the last snapshot restore. */
   dirty = false
   effective = ROOT_CONTEXT_ID
+  /**
+   * The stream of the call in progress (undefined for root callbacks). Between calls it may
+   * still hold the last call's stream: storing a per-request object into this long-lived one
+   * costs a write barrier, so consecutive calls for one stream store it once.
+   */
   current: StreamBinding | undefined = undefined
   callResponse: CallResponse | undefined = undefined
   readonly rootProps = new Map<string, Uint8Array>()
@@ -147,7 +152,10 @@ export class WasmVm {
   readonly #maxPages: number
   #rootFuel: number
   #cleanExit = false
-  #fuelOwner: StreamBinding | undefined = undefined
+  /** Calls in progress (host calls may call back in: a nested call restores the outer stream). */
+  #depth = 0
+  /** Context id of the stream whose fuel the fuel global holds (0: none); an id, not the binding: no write barrier. */
+  #fuelOwner = 0
   #nextToken = 1
   readonly #callouts = new Map<number, StreamBinding | undefined>()
   readonly #pendingDone = new Set<number>()
@@ -261,14 +269,15 @@ export class WasmVm {
     const prevEffective = this.effective
     const prevCurrent = this.current
     this.effective = ctx
-    this.current = binding
+    if (prevCurrent !== binding) this.current = binding
+    this.#depth++
     this.dirty = true
     const meter = this.#meter
-    // After a call for `binding` the global holds exactly binding.fuelLeft: skip the BigInt write
+    // After a call for `binding` the global holds exactly binding.fuelLeft: skip the write
     // when the same stream calls again (the common case: several hooks of one request in a row).
     const fuelIn = binding ? binding.fuelLeft : this.#rootFuel
-    if (meter && (binding === undefined || binding !== this.#fuelOwner)) meter.set(fuelIn)
-    this.#fuelOwner = binding
+    if (meter && (binding === undefined || binding.contextId !== this.#fuelOwner)) meter.set(fuelIn)
+    this.#fuelOwner = binding ? binding.contextId : 0
     const prevHostcalls = this.hostcalls
     const prevLimit = this.hostcallLimit
     this.hostcalls = 0
@@ -282,7 +291,7 @@ export class WasmVm {
       this.hostcalls = prevHostcalls
       this.hostcallLimit = prevLimit
       this.effective = prevEffective
-      this.current = prevCurrent
+      if (--this.#depth !== 0) this.current = prevCurrent
       if (this.#cleanExit && e instanceof ProcExit && e.exitCode === 0) return 0
       const err = this.#classify(e)
       this.#fail(err, binding)
@@ -294,7 +303,7 @@ export class WasmVm {
     this.hostcalls = prevHostcalls
     this.hostcallLimit = prevLimit
     this.effective = prevEffective
-    this.current = prevCurrent
+    if (--this.#depth !== 0) this.current = prevCurrent
     const ms = (short ? callEndShort() : callEnd()) - t0
     if (ms > this.env.timeoutMs) {
       const err = new FilterError(this.env.name, FilterErrorCode.Timeout, `call ran ${ms.toFixed(1)} ms, over the ${this.env.timeoutMs} ms watchdog limit`)
@@ -310,7 +319,7 @@ export class WasmVm {
     if (!meter || !binding) return
     binding.fuelLeft = meter.remaining() - this.hostcalls * HOSTCALL_FUEL
     // The global no longer equals fuelLeft: the next call must write it.
-    if (this.hostcalls !== 0) this.#fuelOwner = undefined
+    if (this.hostcalls !== 0) this.#fuelOwner = 0
   }
 
   /** Called by a host call past the allowance: stops the module as running out of fuel does. */
@@ -390,7 +399,7 @@ export class WasmVm {
     // Almost always empty: skip the iterator (every filter of every request ends here).
     if (this.#callouts.size !== 0) for (const [token, b] of this.#callouts) if (b === binding) this.#callouts.delete(token)
     if (this.broken) {
-      this.streams.remove(binding)
+      this.#forget(binding)
       return
     }
     try {
@@ -406,8 +415,14 @@ export class WasmVm {
     } catch {
       // Reported through onFailure already; onDone must not throw.
     } finally {
-      this.streams.remove(binding)
+      this.#forget(binding)
     }
+  }
+
+  /** The stream is over: no table entry, and no reference left in `current` to keep it alive. */
+  #forget(binding: StreamBinding): void {
+    this.streams.remove(binding)
+    if (this.current === binding) this.current = undefined
   }
 
   /** proxy_done: the effective context finished what it asked to finish later. */
