@@ -146,8 +146,9 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
     const k = m().headerName(kPtr, kLen)
     const v = m().headerValue(vPtr, vLen)
     if (k === undefined || v === undefined) return R.BadArgument
-    if (replace) map.set(k, v)
-    else map.add(k, v)
+    // headerName() lower-cased the name already.
+    if (replace) map.setLowerCase(k, v)
+    else map.addLowerCase(k, v)
     return R.Ok
   }
 
@@ -301,7 +302,7 @@ function proxyImports(vm: WasmVm): Record<string, HostFn> {
       if (!m().ok(kPtr, kLen)) return R.InvalidMemoryAccess
       if (map === null) return R.NotFound
       const k = m().headerName(kPtr, kLen)
-      if (k !== undefined) map.remove(k)
+      if (k !== undefined) map.removeLowerCase(k)
       return R.Ok
     },
 
