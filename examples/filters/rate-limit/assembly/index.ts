@@ -20,6 +20,8 @@ class RateLimitRoot extends RootContext {
   refillPerSecond: f64 = 5;
   bucket: string = "default";
   keyHeader: string = "";
+  /** The shared-data key of the bucket (per header value, this plus ":" and the value). */
+  key: string = "rate-limit:default";
   limited: Counter | null = null;
   /** Scratch for the state we write; one instance runs one callback at a time. */
   state: ArrayBuffer = new ArrayBuffer(STATE_SIZE);
@@ -33,6 +35,7 @@ class RateLimitRoot extends RootContext {
     if (!(this.refillPerSecond > 0) || !isFinite(this.refillPerSecond)) return reject("refillPerSecond must be a number > 0");
     this.bucket = cfg.getString("bucket", this.bucket);
     this.keyHeader = lowerAscii(cfg.getString("keyHeader", ""));
+    this.key = "rate-limit:" + this.bucket;
     this.limited = Counter.define("rate_limit_limited_total");
     return true;
   }
@@ -72,7 +75,7 @@ class RateLimitRoot extends RootContext {
 class RateLimit extends HttpContext {
   onRequestHeaders(numHeaders: u32, endOfStream: bool): Action {
     const root = this.root as RateLimitRoot;
-    let key = "rate-limit:" + root.bucket;
+    let key = root.key;
     if (root.keyHeader.length > 0) {
       const v = this.requestHeaders.get(root.keyHeader);
       key += ":" + (v === null ? "" : v);
