@@ -35,6 +35,7 @@ import { MutableStreamInfo, PipelineStream } from '../pipeline/stream.ts'
 import { normalizeHost } from '../routing/route-table.ts'
 import { createClusterManager, createHttpCaller } from '../upstream/index.ts'
 import { forwardableTrailers } from '../upstream/request-trailers.ts'
+import { connectionOf } from '../server/connection.ts'
 import { Action, Snapshot, type ListenerState, type RouteData } from '../server/snapshot.ts'
 import { randomUUID } from 'node:crypto'
 
@@ -186,10 +187,11 @@ class InProcExchange implements PipelineSink {
     info.startTime = Date.now()
     info.protocol = req.httpVersionMajor === 2 ? 'HTTP/2' : 'HTTP/1.1'
     info.scheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
-    info.downstreamRemoteAddress = req.socket.remoteAddress ?? ''
-    info.downstreamRemotePort = req.socket.remotePort ?? 0
-    info.downstreamLocalAddress = req.socket.localAddress ?? ''
-    info.downstreamLocalPort = req.socket.localPort ?? 0
+    const conn = connectionOf(req)
+    info.downstreamRemoteAddress = conn.remoteAddress
+    info.downstreamRemotePort = conn.remotePort
+    info.downstreamLocalAddress = conn.localAddress
+    info.downstreamLocalPort = conn.localPort
     info.epoch = snap.epoch
     info.routeName = rd.name
     info.clusterName = 'in-proc'

@@ -29,6 +29,7 @@ import { normalizeHost } from '../routing/route-table.ts'
 import { UpstreamError, type Cluster, type UpstreamResponse } from '../upstream/types.ts'
 import { AbortLatch } from './abort-latch.ts'
 import { BodyFeed } from './body-feed.ts'
+import { connectionOf, NO_CONNECTION, type Connection } from './connection.ts'
 import { wallTime } from './clock.ts'
 import { forwardRequestHeaders, forwardResponseHeaders, stripHopByHop, type ForwardOptions } from './forward-headers.ts'
 import { Action, type ListenerState, type RouteData } from './snapshot.ts'
@@ -77,31 +78,6 @@ function onBodyEnd(this: Tagged<Readable>): void {
 }
 function onBodyError(this: Tagged<Readable>, err: unknown): void {
   this[kEx]!.onUpstreamBodyError(err)
-}
-
-/** A downstream connection's addresses. */
-interface Connection {
-  readonly remoteAddress: string
-  readonly remotePort: number
-  readonly localAddress: string
-  readonly localPort: number
-}
-const NO_CONNECTION: Connection = { remoteAddress: '', remotePort: 0, localAddress: '', localPort: 0 }
-/** Where a connection's addresses are kept: on the socket (HTTP/1.1) or the session (HTTP/2). */
-const kConn = Symbol('omnirelay.connection')
-
-/**
- * The addresses of the request's connection, read from the socket once per connection:
- * each of node's socket address getters is a call into the socket handle.
- */
-function connectionOf(req: DownstreamRequest): Connection {
-  const owner = (req.httpVersionMajor === 2 ? (req as Http2ServerRequest).stream.session : req.socket) as { [kConn]?: Connection } | undefined
-  let c = owner?.[kConn]
-  if (c !== undefined) return c
-  const s = req.socket
-  c = s ? { remoteAddress: s.remoteAddress ?? '', remotePort: s.remotePort ?? 0, localAddress: s.localAddress ?? '', localPort: s.localPort ?? 0 } : NO_CONNECTION
-  if (owner) owner[kConn] = c
-  return c
 }
 
 /** UpstreamError code -> downstream status. */
